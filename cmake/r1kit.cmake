@@ -1,0 +1,34 @@
+# Shared helpers: warnings, the one precompiled header for LibTorch targets, tests.
+
+function(r1kit_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+endfunction()
+
+# The LibTorch targets share ONE precompiled header (STYLE.md: compile time). The first
+# torch target that calls this owns the PCH; every later one re-uses it (REUSE_FROM), so
+# LibTorch's headers are parsed once per build, not once per target.
+set(R1KIT_PCH_OWNER "" CACHE INTERNAL "")
+function(r1kit_torch_pch target)
+  if(R1KIT_PCH_OWNER STREQUAL "")
+    target_precompile_headers(${target} PRIVATE "${PROJECT_SOURCE_DIR}/cmake/torch_pch.h")
+    set(R1KIT_PCH_OWNER ${target} CACHE INTERNAL "")
+  else()
+    target_precompile_headers(${target} REUSE_FROM ${R1KIT_PCH_OWNER})
+  endif()
+endfunction()
+
+# r1kit_add_test(NAME name SOURCES a.cpp ... LIBS lib ... LABELS fast|slow|parity|gpu ...)
+function(r1kit_add_test)
+  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${T_NAME} ${T_SOURCES})
+  target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
+  target_compile_definitions(${T_NAME} PRIVATE
+    R1KIT_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+    R1KIT_BINARY_DIR="${PROJECT_BINARY_DIR}")
+  r1kit_warnings(${T_NAME})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 600)
+  endif()
+  add_test(NAME ${T_NAME} COMMAND ${T_NAME} WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
+endfunction()

@@ -1,0 +1,102 @@
+// JsonFields: see config.h.
+#include "src/config.h"
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace r1kit {
+
+Json parse_json_text(const std::string& text, const std::string& where) {
+  try {
+    return Json::parse(text);
+  } catch (const Json::parse_error& e) {
+    // nlohmann reports a byte offset; turn it into line:column for a human.
+    size_t line = 1, col = 1;
+    for (size_t i = 0; i < text.size() && i + 1 < e.byte; ++i) {
+      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+    }
+    std::string msg = e.what();
+    const auto pos = msg.find("syntax error");
+    throw Error(where + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
+                (pos == std::string::npos ? msg : msg.substr(pos)));
+  }
+}
+
+Json read_json_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open file");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_json_text(ss.str(), path);
+}
+
+JsonFields::JsonFields(const Json& obj, std::string where) : obj_(obj), where_(std::move(where)) {
+  if (!obj_.is_object()) {
+    throw Error(where_ + ": expected a JSON object, got " + std::string(obj_.type_name()));
+  }
+}
+
+const Json* JsonFields::find(const std::string& key) {
+  seen_.insert(key);
+  auto it = obj_.find(key);
+  return it == obj_.end() ? nullptr : &*it;
+}
+
+bool JsonFields::has(const std::string& key) const { return obj_.contains(key); }
+
+std::string JsonFields::path(const std::string& key) const {
+  return where_ + (where_.empty() || where_.back() == ' ' ? "" : ".") + key;
+}
+
+void JsonFields::fail(const std::string& key, const std::string& what) const {
+  throw Error(path(key) + " " + what);
+}
+
+void JsonFields::finish() const {
+  if (ignore_rest_) return;
+  for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+    if (!seen_.count(it.key())) {
+      throw Error(path(it.key()) + ": unknown key");
+    }
+  }
+}
+
+void JsonFields::convert(const std::string& key, const Json& v, bool& out) const {
+  if (!v.is_boolean()) fail(key, "must be true or false, got " + std::string(v.type_name()));
+  out = v.get<bool>();
+}
+
+void JsonFields::convert(const std::string& key, const Json& v, int64_t& out) const {
+  if (v.is_number_integer()) {
+    out = v.get<int64_t>();
+  } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+    out = static_cast<int64_t>(v.get<double>());  // 1e3 and 1000.0 are integers to a human
+  } else {
+    fail(key, "must be an integer, got " + (v.is_number() ? v.dump() : std::string(v.type_name())));
+  }
+}
+
+void JsonFields::convert(const std::string& key, const Json& v, int& out) const {
+  int64_t wide = 0;
+  convert(key, v, wide);
+  out = static_cast<int>(wide);
+}
+
+void JsonFields::convert(const std::string& key, const Json& v, double& out) const {
+  if (!v.is_number()) fail(key, "must be a number, got " + std::string(v.type_name()));
+  out = v.get<double>();
+}
+
+void JsonFields::convert(const std::string& key, const Json& v, float& out) const {
+  double wide = 0;
+  convert(key, v, wide);
+  out = static_cast<float>(wide);
+}
+
+void JsonFields::convert(const std::string& key, const Json& v, std::string& out) const {
+  if (!v.is_string()) fail(key, "must be a string, got " + std::string(v.type_name()));
+  out = v.get<std::string>();
+}
+
+}  // namespace r1kit

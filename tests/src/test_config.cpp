@@ -1,0 +1,66 @@
+// JsonFields: defaults kept, types checked, unknown keys rejected with file and key named.
+#include <gtest/gtest.h>
+
+#include "src/config.h"
+
+namespace r1kit {
+namespace {
+
+struct Opts {
+  int steps = 10;        // default kept when the key is absent
+  double lr = 1e-3;
+  std::string name = "x";
+  std::vector<int> ids;
+};
+
+Opts parse(const Json& j) {
+  Opts o;
+  JsonFields f(j, "recipe.json: stages[0]");
+  f.get("steps", o.steps);
+  f.get("lr", o.lr);
+  f.get("name", o.name);
+  f.get("ids", o.ids);
+  f.finish();
+  return o;
+}
+
+TEST(Config, DefaultsAndValues) {
+  Opts o = parse(Json::parse(R"({"lr": 0.5, "ids": [1, 2]})"));
+  EXPECT_EQ(o.steps, 10);
+  EXPECT_DOUBLE_EQ(o.lr, 0.5);
+  EXPECT_EQ(o.name, "x");
+  EXPECT_EQ(o.ids, (std::vector<int>{1, 2}));
+  EXPECT_EQ(parse(Json::parse(R"({"steps": 1e3})")).steps, 1000);  // 1e3 is an integer to a human
+}
+
+TEST(Config, UnknownKeyNamesFileAndKey) {
+  try {
+    parse(Json::parse(R"({"lr": 0.5, "bta": 1})"));
+    FAIL() << "unknown key accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "recipe.json: stages[0].bta: unknown key");
+  }
+}
+
+TEST(Config, WrongTypeNamesKey) {
+  try {
+    parse(Json::parse(R"({"steps": "ten"})"));
+    FAIL() << "string accepted as integer";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "recipe.json: stages[0].steps must be an integer, got string");
+  }
+  EXPECT_THROW(parse(Json::parse(R"({"steps": 2.5})")), Error);
+  EXPECT_THROW(parse(Json::parse(R"({"ids": [1, "a"]})")), Error);
+}
+
+TEST(Config, SyntaxErrorNamesLine) {
+  try {
+    parse_json_text("{\n  \"a\": 1,\n  \"b\": ]\n}", "cfg.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("cfg.json:3:", 0), 0u) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace r1kit
