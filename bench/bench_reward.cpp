@@ -1,0 +1,167 @@
+// `r1kit bench reward` (see bench_reward.h).
+#include "bench/bench_reward.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "rewards/math_reward.h"
+#include "rewards/sandbox.h"
+#include "src/config.h"
+#include "src/thread_pool.h"
+
+#ifndef R1KIT_BENCH_SOURCE_DIR
+#define R1KIT_BENCH_SOURCE_DIR "."
+#endif
+
+namespace r1kit::bench {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+struct Pair {
+  std::string gold, pred;
+  bool expected;
+};
+
+std::string root_dir() {
+  if (const char* env = std::getenv("R1KIT_ROOT")) return env;
+  return R1KIT_BENCH_SOURCE_DIR;
+}
+
+// MATH-500 answers (right and wrong) and GSM8K finals, as a model would write them.
+std::vector<Pair> make_pairs(const std::string& data) {
+  std::vector<Pair> pairs;
+  std::ifstream math(data + "/math500/test.jsonl");
+  std::string line;
+  int i = 0;
+  while (std::getline(math, line)) {
+    Json row = Json::parse(line);
+    std::string a = row["answer"].get<std::string>();
+    std::string gold = "$\\boxed{" + a + "}$";
+    pairs.push_back({gold, "Let me think step by step. So the final answer is $\\boxed{" + a + "}$.", true});
+    pairs.push_back({gold, fmt::format("After some algebra, the answer is $\\boxed{{{}}}$.", 1000 + i), false});
+    ++i;
+  }
+  std::ifstream gsm(data + "/gsm8k/test.jsonl");
+  int n = 0;
+  while (std::getline(gsm, line) && n < 500) {
+    Json row = Json::parse(line);
+    std::string ans = row["answer"].get<std::string>();
+    std::string fin = ans.substr(ans.rfind("####") + 4);
+    while (!fin.empty() && fin.front() == ' ') fin.erase(fin.begin());
+    pairs.push_back({"$" + fin + "$", "She pays 3 * 4 = 12 dollars in total. The answer is $" + fin + "$.", true});
+    ++n;
+  }
+  return pairs;
+}
+
+std::string run_capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  while (size_t got = fread(buf, 1, sizeof(buf), p)) out.append(buf, got);
+  pclose(p);
+  return out;
+}
+
+}  // namespace
+
+int bench_reward(bool json) {
+  std::string root = root_dir();
+  std::string data = root + "/../shared/data";
+  if (!fs::exists(data + "/math500/test.jsonl")) {
+    std::fprintf(stderr, "bench reward: %s/math500/test.jsonl not found (set R1KIT_ROOT to the repo)\n", data.c_str());
+    return 1;
+  }
+  std::vector<Pair> pairs = make_pairs(data);
+  Json result = {{"pairs", pairs.size()}};
+
+  // r1kit: one thread, repeated until at least 1 s has passed.
+  rewards::MathOptions mo;
+  size_t checks = 0, agree = 0;
+  auto t0 = Clock::now();
+  double secs = 0;
+  do {
+    for (const auto& p : pairs) {
+      bool ok = rewards::check_math_answer(p.gold, p.pred, mo).correct;
+      if (checks < pairs.size()) agree += ok == p.expected;
+      ++checks;
+    }
+    secs = std::chrono::duration<double>(Clock::now() - t0).count();
+  } while (secs < 1.0);
+  double r1kit_cps = static_cast<double>(checks) / secs;
+  result["r1kit_checks_per_s"] = r1kit_cps;
+  result["r1kit_agree_with_expected"] = agree;
+  if (!json) fmt::print("math: r1kit {:.0f} checks/s ({}/{} as expected)\n", r1kit_cps, agree, pairs.size());
+
+  // Math-Verify on the same pairs.
+  std::string python = root + "/.venv/bin/python";
+  std::string peer = root + "/bench/peers/mathverify_peer.py";
+  std::string tmp = (fs::temp_directory_path() / fmt::format("r1kit-bench-pairs-{}.jsonl", getpid())).string();
+  {
+    std::ofstream out(tmp);
+    for (const auto& p : pairs) out << Json({{"gold", p.gold}, {"pred", p.pred}, {"expected", p.expected}}).dump() << "\n";
+  }
+  std::string peer_out = run_capture(fmt::format("'{}' '{}' '{}' 2>/dev/null", python, peer, tmp));
+  fs::remove(tmp);
+  Json peer_json;
+  std::istringstream lines(peer_out);
+  for (std::string l; std::getline(lines, l);)
+    if (!l.empty() && l.front() == '{') peer_json = Json::parse(l, nullptr, false);
+  if (peer_json.is_object() && peer_json.contains("checks_per_s")) {
+    double mv = peer_json["checks_per_s"].get<double>();
+    result["mathverify_checks_per_s"] = mv;
+    result["mathverify_agree_with_expected"] = peer_json["agree"];
+    result["ratio"] = r1kit_cps / mv;
+    if (!json) fmt::print("math: Math-Verify {:.0f} checks/s ({}/{} as expected); ratio {:.1f}x\n", mv,
+                          peer_json["agree"].get<int>(), pairs.size(), r1kit_cps / mv);
+  } else {
+    result["ratio"] = nullptr;
+    result["mathverify_error"] = fmt::format("peer failed: {} {} (is math-verify installed in .venv?)", python, peer);
+    if (!json) fmt::print("math: Math-Verify peer did not run ({} {})\n", python, peer);
+  }
+
+  // Code: sandboxed executions per second (all cores) and the sandbox's own cost.
+  std::string why;
+  if (rewards::sandbox_available(&why)) {
+    rewards::SandboxLimits limits;
+    const int n = 48;
+    ThreadPool pool(0);
+    auto c0 = Clock::now();
+    pool.parallel_for(n, [&](size_t) {
+      rewards::run_sandboxed({"/usr/bin/python3", "-I", "/task/main.py"}, "", {{"main.py", "print(sum(range(1000)))\n"}}, limits);
+    });
+    double code_secs = std::chrono::duration<double>(Clock::now() - c0).count();
+    result["code_executions_per_s"] = n / code_secs;
+    const int m = 10;
+    double sandboxed = 0, bare = 0;
+    for (int k = 0; k < m; ++k) {
+      sandboxed += rewards::run_sandboxed({"/usr/bin/python3", "-I", "-c", "pass"}, "", {}, limits).wall_s;
+      auto b0 = Clock::now();
+      run_capture("/usr/bin/python3 -I -c pass");
+      bare += std::chrono::duration<double>(Clock::now() - b0).count();
+    }
+    result["sandbox_overhead_ms"] = (sandboxed - bare) / m * 1000;
+    result["python_start_ms"] = bare / m * 1000;
+    if (!json)
+      fmt::print("code: {:.1f} sandboxed executions/s; sandbox overhead {:.1f} ms per execution (python start {:.1f} ms)\n",
+                 n / code_secs, (sandboxed - bare) / m * 1000, bare / m * 1000);
+  } else {
+    result["code_executions_per_s"] = nullptr;
+    result["sandbox_error"] = why;
+  }
+  std::cout << result.dump() << std::endl;
+  return 0;
+}
+
+}  // namespace r1kit::bench

@@ -1,0 +1,25 @@
+// `r1kit reward`: score a JSONL file offline. The CLI (src/cli/) parses flags into
+// RewardCommandArgs and calls run_reward_command; so does the torch-free r1kit-reward tool.
+//
+// Each input row needs "completion" (a string, or a chat list whose last message's
+// "content" is used) plus the task fields the rewards read ("answer" for math, "tests"
+// or HumanEval's prompt/test/entry_point for code); "prompt" is optional. Each row is
+// written back unchanged with "reward" (number, or null when skipped), "why" and
+// "reward_parts" added. Output is written atomically; errors are one line on stderr and
+// a non-zero return, with nothing already written destroyed.
+#pragma once
+#include <string>
+
+namespace r1kit::rewards {
+
+struct RewardCommandArgs {
+  std::string reward = "math";  // "math", "math:1,format:0.5", a JSON list, or a .json file
+  std::string data;             // input JSONL ("" or "-": stdin)
+  std::string out;              // output JSONL ("" or "-": stdout)
+  int threads = 0;              // 0: hardware threads
+};
+
+// Returns the process exit code (0 ok, 1 bad input).
+int run_reward_command(const RewardCommandArgs& args);
+
+}  // namespace r1kit::rewards
