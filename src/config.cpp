@@ -62,6 +62,14 @@ void JsonFields::finish() const {
   }
 }
 
+std::vector<std::string> JsonFields::unknown() const {
+  std::vector<std::string> keys;
+  for (auto it = obj_.begin(); it != obj_.end(); ++it) {
+    if (!seen_.count(it.key())) keys.push_back(it.key());
+  }
+  return keys;
+}
+
 void JsonFields::convert(const std::string& key, const Json& v, bool& out) const {
   if (!v.is_boolean()) fail(key, "must be true or false, got " + std::string(v.type_name()));
   out = v.get<bool>();

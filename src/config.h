@@ -53,6 +53,8 @@ class JsonFields {
   void ignore_all() { ignore_rest_ = true; }
   // Throws r1kit::Error naming the first unknown key.
   void finish() const;
+  // The keys nobody asked for (for formats like HF config.json where foreign keys are kept).
+  std::vector<std::string> unknown() const;
   // "where.key", for nested parse functions and error messages.
   std::string path(const std::string& key) const;
   [[noreturn]] void fail(const std::string& key, const std::string& what) const;

@@ -1,6 +1,8 @@
 // safetensors read/write and HF model directories: see safetensors.h.
 #include "src/safetensors.h"
 
+#include "src/files.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -489,14 +491,12 @@ void write_model_weights(const std::string& dir, const std::vector<TensorToWrite
     written.insert("model.safetensors.index.json");
   }
   // Stale files of the other layout (or an earlier shard count) would be loaded instead.
-  std::error_code ec;
-  for (const fs::directory_entry& e : fs::directory_iterator(d, ec)) {
-    const std::string name = e.path().filename().string();
+  // list_dir, not fs::directory_iterator: this runs in LibTorch-linked binaries (src/files.h).
+  for (const std::string& name : list_dir(dir)) {
     const bool ours = name == "model.safetensors" || name == "model.safetensors.index.json" ||
                       is_shard_name(name);
-    if (ours && !written.count(name)) remove_file(e.path());
+    if (ours && !written.count(name)) remove_file(d / name);
   }
-  if (ec) throw Error(dir + ": cannot list directory: " + ec.message());
 }
 
 }  // namespace r1kit

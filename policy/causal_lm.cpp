@@ -1,0 +1,129 @@
+// CausalLM and DecoderLayer (see causal_lm.h). Reference: HF LlamaModel / DeepseekV3Model:
+// pre-norm residual blocks, x + attn(norm(x)), then x + mlp(norm(x)), final norm, lm_head.
+#include "policy/causal_lm.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/container/any.h>
+
+#include "policy/layers/mla.h"
+#include "policy/layers/mlp.h"
+#include "policy/layers/moe.h"
+#include "policy/layers/rms_norm.h"
+
+namespace r1kit::policy {
+
+DecoderLayer::DecoderLayer(const ModelConfig& c, int64_t index) : mla_(c.is_mla()) {
+  input_norm_ = add(*this, "input_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
+  if (mla_) {
+    attention_ = add(*this, "self_attn", std::make_shared<MlaAttention>(c));
+  } else {
+    attention_ = add(*this, "self_attn", std::make_shared<GqaAttention>(c));
+  }
+  post_attention_norm_ =
+      add(*this, "post_attention_layernorm", std::make_shared<RmsNorm>(c.hidden_size, c.rms_norm_eps));
+  if (c.is_moe_layer(index)) {
+    moe_ = add(*this, "mlp", std::make_shared<MoeBlock>(c));
+    mlp_ = moe_;
+  } else {
+    mlp_ = add(*this, "mlp", std::make_shared<Mlp>(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  }
+}
+
+at::Tensor DecoderLayer::forward(const at::Tensor& x, const AttentionContext& ctx, LayerKv* cache) {
+  const at::Tensor h = input_norm_->forward(x);
+  const at::Tensor a = mla_ ? static_cast<MlaAttention&>(*attention_).forward(h, ctx, cache)
+                            : static_cast<GqaAttention&>(*attention_).forward(h, ctx, cache);
+  const at::Tensor y = x + a;
+  const at::Tensor m = post_attention_norm_->forward(y);
+  return y + (moe_ ? moe_->forward(m) : static_cast<Mlp&>(*mlp_).forward(m));
+}
+
+CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)) {
+  validate(config_, "model config");
+  rope_ = make_rope_table(config_);
+  model_ = register_module("model", std::make_shared<torch::nn::Module>());
+  embed_ = at::randn({config_.vocab_size, config_.hidden_size}) * 0.02;
+  auto embed_module = model_->register_module("embed_tokens", std::make_shared<torch::nn::Module>());
+  embed_ = embed_module->register_parameter("weight", embed_);
+  auto layers = model_->register_module("layers", std::make_shared<torch::nn::Module>());
+  for (int64_t i = 0; i < config_.num_hidden_layers; ++i) {
+    layers_.push_back(layers->register_module(std::to_string(i), std::make_shared<DecoderLayer>(config_, i)));
+  }
+  norm_ = model_->register_module("norm", std::make_shared<RmsNorm>(config_.hidden_size, config_.rms_norm_eps));
+  if (config_.tie_word_embeddings) {
+    lm_head_ = embed_;
+  } else {
+    auto head = register_module("lm_head", std::make_shared<torch::nn::Module>());
+    lm_head_ = head->register_parameter("weight", at::randn({config_.vocab_size, config_.hidden_size}) * 0.02);
+  }
+}
+
+void CausalLM::tie_weights() {
+  embed_ = model_->named_children()["embed_tokens"]->named_parameters(false)["weight"];
+  lm_head_ = config_.tie_word_embeddings ? embed_ : named_children()["lm_head"]->named_parameters(false)["weight"];
+}
+
+at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& positions_in,
+                                    std::vector<LayerKv>* cache) {
+  TORCH_CHECK(tokens.dim() == 2, "CausalLM: tokens must be [N, T], got ", tokens.sizes());
+  const int64_t N = tokens.size(0), T = tokens.size(1);
+  AttentionContext ctx;
+  ctx.positions = positions_in.defined()
+                      ? positions_in
+                      : at::arange(T, tokens.options().dtype(at::kLong)).unsqueeze(0).expand({N, T});
+  at::Tensor x = at::embedding(embed_, tokens);  // [N, T, D]
+  std::tie(ctx.cos, ctx.sin) = rope_cos_sin(rope_, ctx.positions, x.scalar_type());
+  if (cache != nullptr) {
+    TORCH_CHECK(static_cast<int64_t>(cache->size()) == config_.num_hidden_layers,
+                "CausalLM: cache has ", cache->size(), " layers, model has ", config_.num_hidden_layers);
+    // Key index j is visible to a query at position p iff j <= p (see attention.h).
+    const int64_t S = config_.is_mla() ? (*cache)[0].k.size(1) : (*cache)[0].k.size(2);
+    const at::Tensor key_index = at::arange(S, ctx.positions.options());
+    ctx.mask = (key_index.view({1, 1, 1, S}) <= ctx.positions.view({N, 1, T, 1}));  // [N, 1, T, S]
+  } else {
+    TORCH_CHECK(!positions_in.defined() || positions_in.size(1) == T,
+                "CausalLM: positions must be [N, T] like tokens");
+  }
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    x = layers_[i]->forward(x, ctx, cache ? &(*cache)[i] : nullptr);
+  }
+  return norm_->forward(x);
+}
+
+at::Tensor CausalLM::logits(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+
+std::vector<MoeBlock*> CausalLM::moe_blocks() const {
+  std::vector<MoeBlock*> out;
+  for (const auto& l : layers_) {
+    if (l->moe() != nullptr) out.push_back(l->moe());
+  }
+  return out;
+}
+
+at::Tensor CausalLM::aux_loss() const {
+  at::Tensor total = at::zeros({}, embed_.options());
+  for (MoeBlock* m : moe_blocks()) {
+    if (m->aux_loss().defined()) total = total + m->aux_loss();
+  }
+  return total;
+}
+
+int64_t CausalLM::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& p : parameters()) n += p.numel();  // a tied weight is listed once
+  return n;
+}
+
+int64_t CausalLM::num_active_parameters() const {
+  int64_t n = num_parameters();
+  for (MoeBlock* m : moe_blocks()) {
+    for (const auto& p : m->named_parameters()) {
+      if (p.key().rfind("experts.", 0) == 0) {
+        n -= p.value().numel() / config_.num_experts * (config_.num_experts - config_.num_experts_per_tok);
+      }
+    }
+  }
+  return n;
+}
+
+}  // namespace r1kit::policy

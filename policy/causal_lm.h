@@ -1,0 +1,69 @@
+// policy::CausalLM: the one decoder-only transformer r1kit has. Every architecture is this
+// class with options (ModelConfig): per layer, GQA or MLA attention and a dense or MoE MLP.
+// Module names are Hugging Face's (model.embed_tokens, model.layers.{i}.self_attn.q_proj,
+// ..., lm_head), so named_parameters() IS the checkpoint's tensor list.
+//
+// It returns hidden states, not logits: the [N, T, V] logits tensor is the main cause of
+// out-of-memory in RL trainers, so losses go through policy/logprobs (chunked) instead;
+// logits() exists for generation (last position) and parity checks.
+#pragma once
+#include <torch/nn/module.h>
+
+#include <vector>
+
+#include "policy/config.h"
+#include "policy/layers/attention.h"
+#include "policy/layers/rope.h"
+
+namespace r1kit::policy {
+
+class MoeBlock;
+class RmsNorm;
+
+class DecoderLayer : public torch::nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& c, int64_t index);
+  at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx, LayerKv* cache);
+  MoeBlock* moe() const { return moe_.get(); }
+
+ private:
+  std::shared_ptr<RmsNorm> input_norm_, post_attention_norm_;
+  std::shared_ptr<torch::nn::Module> attention_;  // GqaAttention or MlaAttention
+  std::shared_ptr<torch::nn::Module> mlp_;        // Mlp or MoeBlock
+  std::shared_ptr<MoeBlock> moe_;                 // == mlp_ when the layer is MoE
+  bool mla_;
+};
+
+class CausalLM : public torch::nn::Module {
+ public:
+  explicit CausalLM(ModelConfig config);
+
+  // tokens [N, T] int64 -> hidden states after the final norm [N, T, D].
+  // positions [N, T] (default: 0..T-1 per row). cache: one LayerKv per layer, or null.
+  at::Tensor forward_hidden(const at::Tensor& tokens, const at::Tensor& positions = {},
+                            std::vector<LayerKv>* cache = nullptr);
+  at::Tensor logits(const at::Tensor& hidden) const;  // [.., D] -> [.., V]
+  at::Tensor forward(const at::Tensor& tokens) { return logits(forward_hidden(tokens)); }
+
+  const at::Tensor& lm_head_weight() const { return lm_head_; }  // [V, D]
+  const ModelConfig& config() const { return config_; }
+  std::vector<MoeBlock*> moe_blocks() const;
+  // Sum of the MoE blocks' sequence-wise balance losses of the last forward (0 if none).
+  at::Tensor aux_loss() const;
+  // Re-ties lm_head to embed_tokens after weights were replaced (tie_word_embeddings).
+  void tie_weights();
+  int64_t num_parameters() const;
+  // Parameters touched per token: routed experts count K of E (DeepSeek's "active").
+  int64_t num_active_parameters() const;
+
+ private:
+  ModelConfig config_;
+  RopeTable rope_;
+  std::shared_ptr<torch::nn::Module> model_;  // "model" prefix of HF names
+  at::Tensor embed_;                          // model.embed_tokens.weight [V, D]
+  std::vector<std::shared_ptr<DecoderLayer>> layers_;
+  std::shared_ptr<RmsNorm> norm_;
+  at::Tensor lm_head_;                        // [V, D]; == embed_ when tied
+};
+
+}  // namespace r1kit::policy

@@ -1,0 +1,71 @@
+// GQA attention and the shared attend() (see attention.h). SDPA dispatches to the fused
+// CPU/CUDA kernels; its fp32 result matches HF's eager softmax(qk^T)v to ~1e-7.
+#include "policy/layers/attention.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "policy/layers/rope.h"
+
+namespace r1kit::policy {
+
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const AttentionContext& ctx, double scale) {
+  if (!ctx.mask.defined()) {
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                            /*is_causal=*/true, scale);
+  }
+  return at::scaled_dot_product_attention(q, k, v, ctx.mask, /*dropout_p=*/0.0,
+                                          /*is_causal=*/false, scale);
+}
+
+void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim) {
+  // index [N, T] -> broadcast to fresh's shape with T on `dim`, then scatter along `dim`.
+  std::vector<int64_t> view(fresh.dim(), 1);
+  view[0] = positions.size(0);
+  view[dim] = positions.size(1);
+  const at::Tensor index = positions.view(view).expand_as(fresh);
+  cache.scatter_(dim, index, fresh.to(cache.scalar_type()));
+}
+
+GqaAttention::GqaAttention(const ModelConfig& c)
+    : heads_(c.num_attention_heads), kv_heads_(c.num_key_value_heads), head_dim_(c.head_dim) {
+  q_proj_ = add(*this, "q_proj", std::make_shared<Linear>(c.hidden_size, heads_ * head_dim_, c.qkv_bias));
+  k_proj_ = add(*this, "k_proj", std::make_shared<Linear>(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  v_proj_ = add(*this, "v_proj", std::make_shared<Linear>(c.hidden_size, kv_heads_ * head_dim_, c.qkv_bias));
+  o_proj_ = add(*this, "o_proj", std::make_shared<Linear>(heads_ * head_dim_, c.hidden_size, c.o_bias));
+  if (c.qk_norm) {
+    q_norm_ = add(*this, "q_norm", std::make_shared<RmsNorm>(head_dim_, c.rms_norm_eps));
+    k_norm_ = add(*this, "k_norm", std::make_shared<RmsNorm>(head_dim_, c.rms_norm_eps));
+  }
+}
+
+at::Tensor GqaAttention::forward(const at::Tensor& x, const AttentionContext& ctx, LayerKv* cache) const {
+  const int64_t N = x.size(0), T = x.size(1);
+  at::Tensor q = q_proj_->forward(x).view({N, T, heads_, head_dim_});     // [N, T, H, Dh]
+  at::Tensor k = k_proj_->forward(x).view({N, T, kv_heads_, head_dim_});  // [N, T, Hkv, Dh]
+  at::Tensor v = v_proj_->forward(x).view({N, T, kv_heads_, head_dim_});
+  if (q_norm_) {  // qwen3: per-head RMSNorm before RoPE
+    q = q_norm_->forward(q);
+    k = k_norm_->forward(k);
+  }
+  q = apply_rope(q.transpose(1, 2), ctx.cos, ctx.sin, /*interleaved=*/false);  // [N, H, T, Dh]
+  k = apply_rope(k.transpose(1, 2), ctx.cos, ctx.sin, /*interleaved=*/false);  // [N, Hkv, T, Dh]
+  v = v.transpose(1, 2);
+  if (cache != nullptr) {
+    write_cache(cache->k, k, ctx.positions, /*dim=*/2);
+    write_cache(cache->v, v, ctx.positions, /*dim=*/2);
+    k = cache->k;  // [N, Hkv, S, Dh]
+    v = cache->v;
+  }
+  if (kv_heads_ != heads_) {  // HF repeat_kv: query head h reads kv head h / (H / Hkv)
+    k = k.repeat_interleave(heads_ / kv_heads_, /*dim=*/1);
+    v = v.repeat_interleave(heads_ / kv_heads_, /*dim=*/1);
+  }
+  const at::Tensor out = attend(q, k.to(q.scalar_type()), v.to(q.scalar_type()), ctx,
+                                1.0 / std::sqrt(static_cast<double>(head_dim_)));  // [N, H, T, Dh]
+  return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * head_dim_}));
+}
+
+}  // namespace r1kit::policy

@@ -1,0 +1,51 @@
+// Grouped-query attention (HF LlamaAttention / Qwen2Attention / Qwen3MoeAttention) and the
+// per-forward context every attention layer shares.
+//
+// Masking rule, one for training and generation: a query at absolute position p sees the
+// keys at cache indices 0..p. Training passes no cache, rows are right-padded, and plain
+// causal attention is exactly that rule, so a pad token never influences a real token and a
+// row's result never depends on what else is in the batch. With a cache (rollout), each
+// row's keys live at their own positions, new keys are written at `positions`, and the mask
+// [N, 1, T, S] is built once per forward by CausalLM.
+#pragma once
+#include <torch/nn/module.h>
+
+#include "policy/config.h"
+#include "policy/layers/linear.h"
+#include "policy/layers/rms_norm.h"
+
+namespace r1kit::policy {
+
+// One layer's cache, allocated and owned by rollout::KvCache. GQA: k, v [N, Hkv, S, Dh].
+// MLA: k = compressed latent after its norm [N, S, R], v = RoPE'd shared key [N, S, Dr].
+struct LayerKv {
+  at::Tensor k;
+  at::Tensor v;
+};
+
+struct AttentionContext {
+  at::Tensor positions;  // [N, T] int64 absolute positions of the query tokens
+  at::Tensor cos, sin;   // [N, T, Dr] RoPE tables at those positions
+  at::Tensor mask;       // [N, 1, T, S] bool, true = attend; undefined = causal over T
+};
+
+// softmax(q k^T * scale) v with the context's mask; q [N, H, T, E], k [N, H, S, E],
+// v [N, H, S, Ev] -> [N, H, T, Ev].
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const AttentionContext& ctx, double scale);
+// Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions.
+void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim);
+
+class GqaAttention : public torch::nn::Module {
+ public:
+  explicit GqaAttention(const ModelConfig& c);
+  // x [N, T, D] -> [N, T, D]
+  at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx, LayerKv* cache) const;
+
+ private:
+  int64_t heads_, kv_heads_, head_dim_;
+  std::shared_ptr<Linear> q_proj_, k_proj_, v_proj_, o_proj_;
+  std::shared_ptr<RmsNorm> q_norm_, k_norm_;  // qwen3 only
+};
+
+}  // namespace r1kit::policy

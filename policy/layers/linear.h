@@ -1,0 +1,23 @@
+// policy::Linear: y = x W^T (+ b), W [out, in] as in torch.nn.Linear, so that parameter
+// names ("weight", "bias") and layouts are exactly Hugging Face's. A hand-rolled module
+// rather than torch::nn::Linear keeps the options (bias or not) and the init in one place.
+#pragma once
+#include <torch/nn/module.h>
+
+namespace r1kit::policy {
+
+class Linear : public torch::nn::Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x) const;  // [..., in] -> [..., out]
+  at::Tensor weight;                               // [out, in]
+  at::Tensor bias;                                 // [out] or undefined
+};
+
+// Registers `module` under `name` in `parent` and returns it (keeps constructors short).
+template <class M>
+std::shared_ptr<M> add(torch::nn::Module& parent, const std::string& name, std::shared_ptr<M> module) {
+  return parent.register_module(name, std::move(module));
+}
+
+}  // namespace r1kit::policy

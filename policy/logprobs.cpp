@@ -1,0 +1,87 @@
+// Chunked token logprobs (see logprobs.h). Gradient per chunk, with z = h W^T / tau and
+// p = softmax(z):  d logp(y)/dz = onehot(y) - p;  d H/dz = -p * (z - sum_k p_k z_k);
+// then dh = dz W / tau and dW = dz^T h / tau.
+#include "policy/logprobs.h"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+namespace r1kit::policy {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
+  // h [M, D], w [V, D], y [M] -> logp [M], entropy [M]
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w,
+                               const at::Tensor& y, double tau, int64_t chunk) {
+    const int64_t M = h.size(0);
+    at::Tensor logp = at::empty({M}, h.options().dtype(at::kFloat));
+    at::Tensor entropy = at::empty({M}, h.options().dtype(at::kFloat));
+    for (int64_t s = 0; s < M; s += chunk) {
+      const int64_t n = std::min(chunk, M - s);
+      const at::Tensor z = at::matmul(h.narrow(0, s, n), w.t()).to(at::kFloat) / tau;  // [n, V]
+      const at::Tensor lse = at::logsumexp(z, /*dim=*/-1);                               // [n]
+      logp.narrow(0, s, n).copy_(z.gather(1, y.narrow(0, s, n).unsqueeze(1)).squeeze(1) - lse);
+      const at::Tensor p = at::exp(z - lse.unsqueeze(1));
+      entropy.narrow(0, s, n).copy_(lse - (p * z).sum(-1));
+    }
+    ctx->save_for_backward({h, w, y});
+    ctx->saved_data["tau"] = tau;
+    ctx->saved_data["chunk"] = chunk;
+    return {logp, entropy};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &h = saved[0], &w = saved[1], &y = saved[2];
+    const double tau = ctx->saved_data["tau"].toDouble();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const at::Tensor g_logp = grads[0].defined() ? grads[0] : at::zeros({h.size(0)}, h.options().dtype(at::kFloat));
+    const bool use_entropy = grads[1].defined();
+    const int64_t M = h.size(0);
+    at::Tensor dh = at::zeros_like(h, h.options().dtype(at::kFloat));
+    at::Tensor dw = at::zeros_like(w, w.options().dtype(at::kFloat));
+    const at::Tensor w32 = w.to(at::kFloat);
+    for (int64_t s = 0; s < M; s += chunk) {
+      const int64_t n = std::min(chunk, M - s);
+      const at::Tensor hc = h.narrow(0, s, n).to(at::kFloat);
+      const at::Tensor z = at::matmul(hc, w32.t()) / tau;                     // [n, V]
+      const at::Tensor p = at::softmax(z, /*dim=*/-1);
+      at::Tensor dz = -p * g_logp.narrow(0, s, n).unsqueeze(1);               // -(g p)
+      dz.scatter_add_(1, y.narrow(0, s, n).unsqueeze(1), g_logp.narrow(0, s, n).unsqueeze(1));  // + g onehot
+      if (use_entropy) {
+        const at::Tensor mean_z = (p * z).sum(-1, /*keepdim=*/true);
+        dz = dz - grads[1].narrow(0, s, n).unsqueeze(1) * p * (z - mean_z);
+      }
+      dz = dz / tau;
+      dh.narrow(0, s, n).copy_(at::matmul(dz, w32));
+      dw.add_(at::matmul(dz.t(), hc));
+    }
+    return {dh.to(h.scalar_type()), dw.to(w.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
+                             const LogprobOptions& options) {
+  TORCH_CHECK(hidden.dim() == 3 && targets.dim() == 2 && hidden.size(0) == targets.size(0) &&
+                  hidden.size(1) == targets.size(1),
+              "token_logprobs: hidden ", hidden.sizes(), " and targets ", targets.sizes(), " must be [N, T, D] and [N, T]");
+  TORCH_CHECK(options.temperature > 0, "token_logprobs: temperature must be > 0");
+  const int64_t N = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
+  auto out = ChunkedLogprobs::apply(hidden.reshape({N * T, D}), lm_head, targets.reshape({N * T}),
+                                    options.temperature, std::max<int64_t>(options.chunk_rows, 1));
+  return {out[0].view({N, T}), out[1].view({N, T})};
+}
+
+TokenLogprobs token_logprobs_naive(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
+                                   double temperature) {
+  const at::Tensor z = at::matmul(hidden, lm_head.t()).to(at::kFloat) / temperature;  // [N, T, V]
+  const at::Tensor lp = at::log_softmax(z, -1);
+  return {lp.gather(-1, targets.unsqueeze(-1)).squeeze(-1), -(lp.exp() * lp).sum(-1)};
+}
+
+}  // namespace r1kit::policy

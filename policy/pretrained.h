@@ -1,0 +1,31 @@
+// Hugging Face model directories in and out: config.json, model.safetensors (or shards +
+// index), generation_config.json. Module names are the HF tensor names, so the only
+// mapping is for experts, which r1kit holds fused (transformers 5 runtime layout):
+//  - in: `mlp.experts.gate_up_proj` [E, 2I, D] / `mlp.experts.down_proj` [E, D, I] as they
+//    are, or per-expert `mlp.experts.{e}.{gate,up,down}_proj.weight` stacked;
+//  - out: per-expert by default (what save_pretrained writes and vLLM reads), fused on request.
+// FP8 checkpoints (DeepSeek-V3 release: F8_E4M3 weight + `weight_scale_inv` per 128x128
+// block) are dequantised on load. The MTP layer (index num_hidden_layers) is skipped, as in
+// transformers. The tokenizer is not handled here (src/tokenizer).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "policy/causal_lm.h"
+#include "src/device.h"
+
+namespace r1kit::policy {
+
+struct SaveOptions {
+  bool fused_experts = false;          // write transformers-5 fused expert tensors
+  std::string dtype = "float32";       // float32 | bfloat16 on disk
+};
+
+// A model with fresh N(0, 0.02) weights (HF's initializer_range), seeded.
+std::shared_ptr<CausalLM> create_model(const ModelConfig& config, uint64_t seed);
+std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceChoice& device);
+// Copies the directory's tensors into an existing model (shapes checked, names reported).
+void load_weights(CausalLM& model, const std::string& dir);
+void save_pretrained(const CausalLM& model, const std::string& dir, const SaveOptions& options = {});
+
+}  // namespace r1kit::policy
