@@ -25,7 +25,9 @@ struct Timeout {};
 class ProcessReward : public Reward {
  public:
   ProcessReward(std::vector<std::string> command, bool batch)
-      : command_(std::move(command)), batch_(batch), label_(fmt::format("{}", fmt::join(command_, " "))) {}
+      : command_(std::move(command)), batch_(batch), label_(fmt::format("{}", fmt::join(command_, " "))) {
+    if (command_.size() == 3 && command_[0] == "/bin/sh" && command_[1] == "-c") label_ = command_[2];
+  }
   ~ProcessReward() override { stop(); }
 
   RewardResult score(const RewardInput& in) const override {
@@ -115,7 +117,9 @@ class ProcessReward : public Reward {
   [[noreturn]] void died(const std::string& what) const {
     int status = 0;
     std::string how = "is still running";
-    if (pid_ > 0 && waitpid(pid_, &status, WNOHANG) == pid_) {
+    pid_t w = 0;
+    for (int i = 0; i < 100 && pid_ > 0 && (w = waitpid(pid_, &status, WNOHANG)) == 0; ++i) usleep(10000);
+    if (pid_ > 0 && w == pid_) {
       how = WIFEXITED(status) ? fmt::format("exited with status {}", WEXITSTATUS(status))
                               : fmt::format("was killed by signal {}", WTERMSIG(status));
       pid_ = -1;

@@ -118,9 +118,14 @@ std::vector<std::string> bwrap_prefix(const std::string& task_dir) {
   return a;
 }
 
-SandboxResult run_process(const std::vector<std::string>& argv, std::string_view stdin_data,
+SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_data,
                           const SandboxLimits& limits, const std::string& cwd, uid_t run_as) {
   SandboxResult res;
+  // bwrap reports the host pid of the namespace's init on fd 3. Killing that init takes the
+  // whole PID namespace down and lets bwrap reap it and exit; killing bwrap itself instead
+  // would orphan the init (a zombie no one reaps on hosts whose PID 1 does not).
+  bool is_bwrap = !argv.empty() && argv[0] == "bwrap";
+  if (is_bwrap) argv.insert(argv.begin() + 1, {"--info-fd", "3"});
   std::vector<char*> cargv;
   for (const auto& s : argv) cargv.push_back(const_cast<char*>(s.c_str()));
   cargv.push_back(nullptr);
@@ -140,8 +145,9 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
     }
   }
 
-  int in_pipe[2], out_pipe[2], err_pipe[2];
-  if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC))
+  int in_pipe[2], out_pipe[2], err_pipe[2], info_pipe[2];
+  if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC) ||
+      pipe2(info_pipe, O_CLOEXEC))
     throw Error(fmt::format("sandbox: pipe failed: {}", std::strerror(errno)));
   auto t0 = Clock::now();
   pid_t pid = fork();
@@ -153,6 +159,7 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
     dup2(in_pipe[0], 0);
     dup2(out_pipe[1], 1);
     dup2(err_pipe[1], 2);
+    if (is_bwrap) dup2(info_pipe[1], 3);
     if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(126);
     set_limit(RLIMIT_CPU, static_cast<rlim_t>(limits.cpu_s));
     set_limit(RLIMIT_AS, static_cast<rlim_t>(limits.memory_mb) << 20);
@@ -170,7 +177,10 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
   close(in_pipe[0]);
   close(out_pipe[1]);
   close(err_pipe[1]);
-  int in_fd = in_pipe[1], out_fd = out_pipe[0], err_fd = err_pipe[0];
+  close(info_pipe[1]);
+  int in_fd = in_pipe[1], out_fd = out_pipe[0], err_fd = err_pipe[0], info_fd = info_pipe[0];
+  std::string info;
+  pid_t ns_init = 0;
   fcntl(in_fd, F_SETFL, O_NONBLOCK);
   size_t written = 0;
   if (stdin_data.empty()) {
@@ -179,13 +189,7 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
   }
   auto deadline = t0 + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limits.wall_s));
   bool killed = false;
-  auto kill_all = [&] {
-    if (!killed) {
-      kill(-pid, SIGKILL);
-      kill(pid, SIGKILL);
-      killed = true;
-    }
-  };
+  auto kill_all = [&] { killed = true; };
   char buf[65536];
   while (out_fd >= 0 || err_fd >= 0) {
     auto now = Clock::now();
@@ -195,9 +199,10 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
       break;
     }
     int wait_ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count()) + 1;
-    pollfd fds[3];
+    pollfd fds[4];
     int n = 0;
-    int idx_out = -1, idx_err = -1, idx_in = -1;
+    int idx_out = -1, idx_err = -1, idx_in = -1, idx_info = -1;
+    if (info_fd >= 0) { fds[n] = {info_fd, POLLIN, 0}; idx_info = n++; }
     if (out_fd >= 0) { fds[n] = {out_fd, POLLIN, 0}; idx_out = n++; }
     if (err_fd >= 0) { fds[n] = {err_fd, POLLIN, 0}; idx_err = n++; }
     if (in_fd >= 0) { fds[n] = {in_fd, POLLOUT, 0}; idx_in = n++; }
@@ -219,6 +224,15 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
         kill_all();
       }
     };
+    if (idx_info >= 0 && (fds[idx_info].revents & (POLLIN | POLLHUP | POLLERR))) {
+      ssize_t got = read(info_fd, buf, sizeof(buf));
+      if (got <= 0) {
+        close(info_fd);
+        info_fd = -1;
+      } else {
+        info.append(buf, static_cast<size_t>(got));
+      }
+    }
     drain(idx_out, out_fd, res.out);
     drain(idx_err, err_fd, res.err);
     if (res.output_capped) break;
@@ -232,10 +246,34 @@ SandboxResult run_process(const std::vector<std::string>& argv, std::string_view
       }
     }
   }
-  for (int fd : {in_fd, out_fd, err_fd})
+  if (info_fd >= 0 && killed) {  // the info line may still be unread: take what is there
+    pollfd p{info_fd, POLLIN, 0};
+    if (poll(&p, 1, 100) > 0) {
+      ssize_t got = read(info_fd, buf, sizeof(buf));
+      if (got > 0) info.append(buf, static_cast<size_t>(got));
+    }
+  }
+  size_t key = info.find("\"child-pid\"");
+  if (key != std::string::npos) ns_init = static_cast<pid_t>(std::atol(info.c_str() + info.find(':', key) + 1));
+  for (int fd : {in_fd, out_fd, err_fd, info_fd})
     if (fd >= 0) close(fd);
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  bool reaped = false;
+  if (killed) {
+    if (ns_init > 0) {
+      kill(ns_init, SIGKILL);
+      for (int i = 0; i < 200 && !reaped; ++i) {  // bwrap exits once its init is gone
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid) reaped = true;
+        else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    if (!reaped) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+    }
+  }
+  while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   kill(-pid, SIGKILL);  // anything left in the group (unsafe mode has no PID namespace)
   res.wall_s = seconds_since(t0);
