@@ -1,6 +1,8 @@
 // Sandboxed execution (see sandbox.h).
 #include "rewards/sandbox.h"
 
+#include "src/files.h"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -84,8 +86,12 @@ struct TaskDir {
     chmod(path.c_str(), 0755);  // readable by the sandbox uid
   }
   ~TaskDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
+    // remove_tree, not fs::remove_all: the r1kit binary links LibTorch, whose exported copy
+    // of remove_all crashes (src/files.h).
+    try {
+      remove_tree(path);
+    } catch (const Error&) {
+    }
   }
 };
 

@@ -1,0 +1,16 @@
+// The `r1kit` subcommands. Each lives in its own cmd_<name>.cpp, parses its flags with CLI11
+// into the plain args struct of the library function it calls, and registers itself in
+// main.cpp's table with one add_<name>_command line.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace r1kit::cli {
+
+void add_demo_command(CLI::App& app);
+void add_reward_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
+
+// Set by a subcommand's callback; main returns it.
+int& exit_code();
+
+}  // namespace r1kit::cli
