@@ -1,0 +1,92 @@
+// rollout::Engine: batched generation over any policy::CausalLM, with G samples per prompt.
+//
+// Each distinct prompt is prefilled once (prompts batched, right-padded) and its cache is
+// copied into the slots of its G rows. Decoding is continuously batched: a fixed set of
+// slots (KvCache rows) is decoded together, and when a row finishes its slot takes the next
+// pending row, so one long trace does not hold the batch. Active slots are kept contiguous
+// (the last one moves into a hole once nothing is pending) and attention reads only up to
+// the longest active position. A row's tokens and logprobs do not depend on what else is
+// in the batch (per-row random streams, see sampler.h). On CUDA the loop's only host syncs
+// are the per-step copy of the new tokens (finish detection) and admissions.
+// Not here: speculative decoding, prefix sharing between different prompts, paged memory.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rollout/sampler.h"
+#include "src/config.h"
+
+namespace r1kit::policy {
+class CausalLM;
+}
+
+namespace r1kit::rollout {
+
+struct EngineOptions {
+  int64_t max_batch_rows = 64;         // slots decoded together (continuous batching bound)
+  int64_t max_cache_tokens = 0;        // KV-cache budget in tokens (slots * capacity); 0 = no cap
+  int64_t max_prefill_tokens = 8192;   // padded prompt tokens prefilled in one forward
+};
+
+EngineOptions parse_engine_options(const Json& j, const std::string& where);
+
+enum class FinishReason { kEos, kStopString, kLength };
+std::string to_string(FinishReason reason);  // "eos" | "stop" | "length"
+
+struct Rollout {
+  int64_t prompt_index = 0;            // the group: index of the prompt in the request
+  int64_t sample_index = 0;            // 0..G-1 within the group
+  std::vector<int32_t> prompt_ids;     // [P]
+  std::vector<int32_t> completion_ids; // [T]; includes the EOS / stop token that ended it
+  std::vector<float> logprobs;         // [T] sampler logprob of each completion token
+  FinishReason finish = FinishReason::kLength;
+  std::string text;                    // completion text when the engine has a detokenizer
+};
+
+struct CacheReport {
+  int64_t values_per_token_per_layer = 0;  // MLA: kv_lora_rank + qk_rope_head_dim; GQA: 2*Hkv*Dh
+  int64_t bytes_per_token = 0;             // across all layers at the cache dtype
+  int64_t rows = 0;                        // slots
+  int64_t capacity = 0;                    // positions per slot
+  int64_t total_bytes = 0;                 // preallocated
+};
+
+struct Rollouts {
+  std::vector<Rollout> rows;  // N = B*G, row b*G + g
+  int64_t group_size = 1;
+  CacheReport cache;
+  int64_t prefill_tokens = 0;    // prompt tokens run through the model (each prompt once)
+  int64_t generated_tokens = 0;  // completion tokens
+  int64_t decode_steps = 0;      // batched decode forwards
+  double seconds = 0;
+};
+
+// Token ids -> text, for stop strings and Rollout::text (e.g. Tokenizer::decode).
+using Detokenizer = std::function<std::string(const std::vector<int32_t>&)>;
+
+class Engine {
+ public:
+  // The model is used as is (its device and dtype); generation runs under inference mode.
+  explicit Engine(std::shared_ptr<policy::CausalLM> model, EngineOptions options = {},
+                  Detokenizer detokenizer = {});
+  ~Engine();
+  Engine(Engine&&) noexcept;
+  Engine& operator=(Engine&&) noexcept;
+
+  // prompts: B token id lists; G samples each. prompt_seeds: one seed per prompt (so a
+  // prompt's samples do not depend on its index in the request); empty = derived from
+  // options.seed and the prompt index.
+  Rollouts generate(const std::vector<std::vector<int32_t>>& prompts, int64_t group_size,
+                    const SamplingOptions& options, const std::vector<uint64_t>& prompt_seeds = {});
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace r1kit::rollout

@@ -1,0 +1,333 @@
+// rollout::Engine on tiny random models (CPU fp32): logprobs equal a full forward over the
+// finished sequences; a row alone equals the same row among 63 others; continuous batching
+// (few slots) equals one big batch; stop strings cut exactly; the MLA cache holds
+// kv_lora_rank + qk_rope_head_dim values per token per layer; a CUDA bf16 smoke case.
+#include <gtest/gtest.h>
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <torch/cuda.h>
+
+#include <cstdlib>
+
+#include "policy/causal_lm.h"
+#include "policy/logprobs.h"
+#include "policy/pretrained.h"
+#include "rollout/engine.h"
+#include "rollout/kv_cache.h"
+#include "src/device.h"
+#include "src/files.h"
+
+namespace r1kit::rollout {
+namespace {
+
+using policy::ModelConfig;
+
+ModelConfig tiny(const std::string& type) {
+  ModelConfig c;
+  c.model_type = type;
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.num_experts = 4;
+  c.num_experts_per_tok = 2;
+  c.moe_intermediate_size = 16;
+  c.eos_token_ids = {1};
+  if (type == "deepseek_v3") {
+    c.q_lora_rank = 16;
+    c.kv_lora_rank = 12;
+    c.qk_nope_head_dim = 8;
+    c.qk_rope_head_dim = 4;
+    c.v_head_dim = 6;
+    c.head_dim = 4;
+    c.scoring_func = "sigmoid";
+    c.norm_topk_prob = true;
+    c.routed_scaling_factor = 2.5;
+    c.n_shared_experts = 1;
+    c.n_group = 2;
+    c.topk_group = 1;
+  }
+  return c;
+}
+
+constexpr double kWeightScale = 2.0;
+
+std::shared_ptr<policy::CausalLM> tiny_model(const std::string& type, uint64_t seed = 11) {
+  auto m = policy::create_model(tiny(type), seed);
+  // Random N(0, 0.02) weights give near-uniform next-token distributions; doubling them
+  // makes them less flat. Much larger scales amplify fp32 rounding (matmul kernels differ
+  // with the batch size M) past the 1e-5 batch-invariance tolerance.
+  c10::InferenceMode guard;
+  for (auto& p : m->parameters()) p.mul_(kWeightScale);
+  return m;
+}
+
+std::vector<std::vector<int32_t>> random_prompts(int64_t count, uint64_t seed, int64_t min_len = 2, int64_t max_len = 9) {
+  std::vector<std::vector<int32_t>> out;
+  std::srand(static_cast<unsigned>(seed));
+  for (int64_t i = 0; i < count; ++i) {
+    const int64_t len = min_len + std::rand() % (max_len - min_len + 1);
+    std::vector<int32_t> p;
+    for (int64_t t = 0; t < len; ++t) p.push_back(2 + std::rand() % 48);
+    out.push_back(p);
+  }
+  return out;
+}
+
+void expect_same_row(const Rollout& a, const Rollout& b, double tol, const std::string& what) {
+  EXPECT_EQ(a.completion_ids, b.completion_ids) << what;
+  EXPECT_EQ(a.finish, b.finish) << what;
+  ASSERT_EQ(a.logprobs.size(), b.logprobs.size()) << what;
+  for (size_t t = 0; t < a.logprobs.size(); ++t) EXPECT_NEAR(a.logprobs[t], b.logprobs[t], tol) << what << " token " << t;
+}
+
+void check_logprobs_equal_full_forward(const std::string& type) {
+  auto model = tiny_model(type);
+  Engine engine(model);
+  SamplingOptions o;
+  o.temperature = 0.7;
+  o.max_new_tokens = 12;
+  o.ignore_eos = true;
+  o.seed = 5;
+  const auto prompts = random_prompts(3, 1);
+  const Rollouts r = engine.generate(prompts, /*group_size=*/2, o);
+  ASSERT_EQ(r.rows.size(), 6u);
+  c10::InferenceMode guard;
+  model->eval();
+  for (const Rollout& row : r.rows) {
+    ASSERT_EQ(row.completion_ids.size(), 12u);
+    EXPECT_EQ(row.finish, FinishReason::kLength);
+    std::vector<int64_t> seq(row.prompt_ids.begin(), row.prompt_ids.end());
+    seq.insert(seq.end(), row.completion_ids.begin(), row.completion_ids.end());
+    const int64_t P = static_cast<int64_t>(row.prompt_ids.size()), T = 12;
+    const at::Tensor tokens = at::tensor(seq, at::kLong).unsqueeze(0);                 // [1, P+T]
+    const at::Tensor hidden = model->forward_hidden(tokens).narrow(1, P - 1, T);       // [1, T, D]
+    const at::Tensor targets = tokens.narrow(1, P, T);                                 // [1, T]
+    const at::Tensor ref = policy::token_logprobs(hidden, model->lm_head_weight(), targets, {0.7, 1024}).logprobs[0];
+    for (int64_t t = 0; t < T; ++t) {
+      EXPECT_NEAR(row.logprobs[t], ref[t].item<double>(), 1e-4) << type << " row " << row.prompt_index << "/"
+                                                               << row.sample_index << " token " << t;
+    }
+  }
+  // The G samples of a prompt differ (their own streams), the prompts are kept per row.
+  EXPECT_NE(r.rows[0].completion_ids, r.rows[1].completion_ids);
+  EXPECT_EQ(r.rows[3].prompt_ids, prompts[1]);
+  EXPECT_EQ(r.rows[3].prompt_index, 1);
+  EXPECT_EQ(r.rows[3].sample_index, 1);
+  EXPECT_EQ(r.prefill_tokens, static_cast<int64_t>(prompts[0].size() + prompts[1].size() + prompts[2].size()))
+      << "each prompt is prefilled once, not once per sample";
+}
+
+TEST(RolloutEngine, LogprobsEqualFullForwardGqa) { check_logprobs_equal_full_forward("qwen3_moe"); }
+TEST(RolloutEngine, LogprobsEqualFullForwardMla) { check_logprobs_equal_full_forward("deepseek_v3"); }
+
+TEST(RolloutEngine, GreedyFollowsArgmax) {
+  auto model = tiny_model("qwen3_moe");
+  Engine engine(model);
+  SamplingOptions o;
+  o.temperature = 0;
+  o.max_new_tokens = 8;
+  o.ignore_eos = true;
+  const auto prompts = random_prompts(1, 2);
+  const Rollouts r = engine.generate(prompts, 1, o);
+  c10::InferenceMode guard;
+  model->eval();
+  std::vector<int64_t> seq(prompts[0].begin(), prompts[0].end());
+  for (int32_t tok : r.rows[0].completion_ids) {
+    const at::Tensor logits = model->forward(at::tensor(seq, at::kLong).unsqueeze(0));  // [1, T, V]
+    EXPECT_EQ(tok, logits[0][-1].argmax().item<int64_t>());
+    seq.push_back(tok);
+  }
+}
+
+TEST(RolloutEngine, RowAloneEqualsRowAmong63Others) {
+  for (const std::string type : {"qwen3_moe", "deepseek_v3"}) {
+    auto model = tiny_model(type);
+    Engine engine(model);
+    SamplingOptions o;
+    o.max_new_tokens = 16;
+    o.top_p = 0.9;
+    o.repetition_penalty = 1.3;
+    auto prompts = random_prompts(64, 3, 2, 20);
+    std::vector<uint64_t> seeds;
+    for (int64_t i = 0; i < 64; ++i) seeds.push_back(1000 + i);
+    const Rollouts among = engine.generate(prompts, 1, o, seeds);
+    for (int64_t i : {0, 37, 63}) {
+      const Rollouts alone = engine.generate({prompts[i]}, 1, o, {seeds[i]});
+      expect_same_row(alone.rows[0], among.rows[i], 1e-5, type + " row " + std::to_string(i));
+    }
+  }
+}
+
+TEST(RolloutEngine, ContinuousBatchingEqualsOneBigBatch) {
+  for (const std::string type : {"qwen3_moe", "deepseek_v3"}) {
+    auto model = tiny_model(type);
+    SamplingOptions o;
+    o.max_new_tokens = 20;
+    o.stop_token_ids = {3, 4, 5};  // a few percent per step: rows end at different times
+    o.seed = 9;
+    const auto prompts = random_prompts(5, 4, 2, 12);
+    EngineOptions big;
+    big.max_batch_rows = 64;
+    EngineOptions small;
+    small.max_batch_rows = 4;
+    small.max_prefill_tokens = 12;  // prompts prefilled a few at a time as slots free up
+    const Rollouts one = Engine(model, big).generate(prompts, 3, o);
+    const Rollouts few = Engine(model, small).generate(prompts, 3, o);
+    ASSERT_EQ(one.rows.size(), 15u);
+    EXPECT_EQ(one.cache.rows, 15);
+    EXPECT_EQ(few.cache.rows, 4);
+    EXPECT_GT(few.decode_steps, one.decode_steps);
+    int64_t stopped = 0;
+    for (size_t i = 0; i < 15; ++i) {
+      expect_same_row(one.rows[i], few.rows[i], 1e-5, type + " row " + std::to_string(i));
+      stopped += one.rows[i].finish == FinishReason::kEos;
+    }
+    EXPECT_GT(stopped, 0) << "no row stopped early: the test would not exercise slot reuse";
+    EXPECT_LT(stopped, 15);
+  }
+}
+
+TEST(RolloutEngine, CacheTokenBudgetBoundsSlots) {
+  auto model = tiny_model("qwen3_moe");
+  EngineOptions e;
+  e.max_cache_tokens = 60;
+  SamplingOptions o;
+  o.max_new_tokens = 10;
+  o.ignore_eos = true;
+  const auto prompts = random_prompts(4, 5, 10, 10);  // capacity 10 + 10 = 20 -> 3 slots
+  const Rollouts r = Engine(model, e).generate(prompts, 2, o);
+  EXPECT_EQ(r.cache.rows, 3);
+  EXPECT_EQ(r.cache.capacity, 20);
+  const Rollouts all = Engine(model).generate(prompts, 2, o);
+  for (size_t i = 0; i < 8; ++i) expect_same_row(r.rows[i], all.rows[i], 1e-5, "row " + std::to_string(i));
+  e.max_cache_tokens = 19;
+  EXPECT_THROW(Engine(model, e).generate(prompts, 2, o), Error);
+}
+
+TEST(RolloutEngine, MlaCacheHoldsLatentAndRopeKeyOnly) {
+  const ModelConfig mla = tiny("deepseek_v3"), gqa = tiny("qwen3_moe");
+  EXPECT_EQ(kv_values_per_token_per_layer(mla), 12 + 4);  // kv_lora_rank + qk_rope_head_dim
+  EXPECT_EQ(kv_values_per_token_per_layer(gqa), 2 * 2 * 8);  // k and v, Hkv = 2, Dh = 8
+  EXPECT_EQ(kv_bytes_per_token(mla, at::kFloat), 16 * 2 * 4);  // L = 2, fp32
+  EXPECT_EQ(kv_bytes_per_token(mla, at::kBFloat16), 16 * 2 * 2);
+  KvCache cache(mla, 3, 10, at::TensorOptions().dtype(at::kFloat));
+  const auto views = cache.view(2, 7);
+  ASSERT_EQ(views.size(), 2u);
+  EXPECT_EQ(views[0].k.sizes(), (std::vector<int64_t>{2, 7, 12}));
+  EXPECT_EQ(views[0].v.sizes(), (std::vector<int64_t>{2, 7, 4}));
+  EXPECT_EQ(cache.total_bytes(), 3 * 10 * 16 * 2 * 4);
+  // The engine reports the same numbers for its preallocated slots.
+  SamplingOptions o;
+  o.max_new_tokens = 4;
+  o.ignore_eos = true;
+  const Rollouts r = Engine(tiny_model("deepseek_v3")).generate(random_prompts(2, 6, 6, 6), 2, o);
+  EXPECT_EQ(r.cache.values_per_token_per_layer, 16);
+  EXPECT_EQ(r.cache.bytes_per_token, 16 * 2 * 4);
+  EXPECT_EQ(r.cache.total_bytes, 4 * (6 + 4) * 16 * 2 * 4);
+}
+
+// Each id decodes to one letter, ids divisible by 3 to two ("c!"), so a stop string can
+// end in the middle of a token's text.
+std::string toy_decode(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (int32_t id : ids) {
+    s += static_cast<char>('a' + id % 26);
+    if (id % 3 == 0) s += '!';
+  }
+  return s;
+}
+
+TEST(RolloutEngine, StopStringsCutExactly) {
+  auto model = tiny_model("qwen3_moe");
+  Engine engine(model, {}, toy_decode);
+  SamplingOptions o;
+  o.max_new_tokens = 30;
+  o.ignore_eos = true;
+  o.seed = 21;
+  const auto prompts = random_prompts(2, 7);
+  const Rollouts free_run = engine.generate(prompts, 2, o);
+  int64_t checked = 0;
+  for (size_t i = 0; i < free_run.rows.size(); ++i) {
+    const Rollout& ref = free_run.rows[i];
+    EXPECT_EQ(ref.text, toy_decode(ref.completion_ids));
+    // Stop at the 2 characters found at offset 7 of this row's own free-running text; with
+    // the same seed the stopped run is the free run's prefix up to the first occurrence.
+    const std::string stop = ref.text.substr(7, 2);
+    const size_t at = ref.text.find(stop);
+    for (bool include : {true, false}) {
+      SamplingOptions os = o;
+      os.stop_strings = {"zzzzzz", stop};
+      os.include_stop_string = include;
+      const Rollouts r = engine.generate({prompts[i / 2]}, 2, os, {prompt_seed(o.seed, static_cast<int64_t>(i / 2))});
+      const Rollout& got = r.rows[i % 2];
+      EXPECT_EQ(got.finish, FinishReason::kStopString);
+      EXPECT_EQ(got.text, ref.text.substr(0, include ? at + 2 : at)) << "stop '" << stop << "'";
+      // Tokens: the shortest prefix whose text contains the stop string.
+      size_t n = 1;
+      while (toy_decode({ref.completion_ids.begin(), ref.completion_ids.begin() + n}).find(stop) == std::string::npos) ++n;
+      EXPECT_EQ(got.completion_ids, std::vector<int32_t>(ref.completion_ids.begin(), ref.completion_ids.begin() + n));
+      EXPECT_EQ(got.logprobs.size(), n);
+      ++checked;
+    }
+  }
+  EXPECT_EQ(checked, 8);
+  SamplingOptions bad = o;
+  bad.stop_strings = {"x"};
+  EXPECT_THROW(Engine(model).generate(prompts, 1, bad), Error);  // no detokenizer
+}
+
+TEST(RolloutEngine, EosEndsARowAndIsKept) {
+  auto model = tiny_model("qwen3_moe");
+  SamplingOptions o;
+  o.max_new_tokens = 40;
+  o.seed = 2;
+  const Rollouts r = Engine(model).generate(random_prompts(8, 8), 4, o);
+  int64_t eos = 0;
+  for (const Rollout& row : r.rows) {
+    if (row.finish == FinishReason::kEos) {
+      ++eos;
+      EXPECT_EQ(row.completion_ids.back(), 1);
+      EXPECT_LE(row.completion_ids.size(), 40u);
+    } else {
+      EXPECT_EQ(row.completion_ids.size(), 40u);
+    }
+    for (size_t t = 0; t + 1 < row.completion_ids.size(); ++t) EXPECT_NE(row.completion_ids[t], 1);
+  }
+  EXPECT_GT(eos, 0);
+  // Same seed, same result; another seed, other tokens.
+  const Rollouts again = Engine(model).generate(random_prompts(8, 8), 4, o);
+  for (size_t i = 0; i < r.rows.size(); ++i) expect_same_row(r.rows[i], again.rows[i], 0.0, "rerun");
+  o.seed = 3;
+  const Rollouts other = Engine(model).generate(random_prompts(8, 8), 4, o);
+  int64_t differ = 0;
+  for (size_t i = 0; i < r.rows.size(); ++i) differ += other.rows[i].completion_ids != r.rows[i].completion_ids;
+  EXPECT_GT(differ, 16);
+}
+
+TEST(RolloutEngine, CudaBf16Generates) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const std::string dir = std::string(R1KIT_BINARY_DIR) + "/test_rollout_cuda_model";
+  policy::save_pretrained(*tiny_model("deepseek_v3"), dir);
+  for (const std::string dtype : {"bfloat16", "float32"}) {
+    auto model = policy::load_pretrained(dir, resolve_device("cuda", dtype));
+    SamplingOptions o;
+    o.max_new_tokens = 24;
+    o.top_k = 20;
+    const Rollouts r = Engine(model).generate(random_prompts(6, 9), 4, o);
+    ASSERT_EQ(r.rows.size(), 24u);
+    for (const Rollout& row : r.rows) {
+      EXPECT_GT(row.completion_ids.size(), 0u);
+      for (float lp : row.logprobs) EXPECT_TRUE(lp <= 0 && std::isfinite(lp));
+    }
+    EXPECT_EQ(r.cache.bytes_per_token, 16 * 2 * (dtype == "bfloat16" ? 2 : 4));
+  }
+  remove_tree(dir);
+}
+
+}  // namespace
+}  // namespace r1kit::rollout
