@@ -4,7 +4,10 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <cstdlib>
+#include <stdexcept>
 #include <filesystem>
 #include <string>
 
@@ -21,6 +24,25 @@ inline int run_python(const std::string& script_and_args) {
                           script_and_args + " 1>&2";
   return std::system(cmd.c_str());
 }
+
+// A fresh directory under $TMPDIR, removed with everything in it when the object dies.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "r1kit_test_XXXXXX").string();
+    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+  }
+  ~TempDir() {
+    try {
+      remove_tree(path);
+    } catch (...) {
+    }
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
 
 inline std::filesystem::path scratch_dir(const std::string& name) {
   const auto dir = std::filesystem::path(R1KIT_BINARY_DIR) / "test-scratch" / name;

@@ -1,5 +1,7 @@
 // AtomicFile: the target holds the old bytes or the new ones, never a half-written file.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -15,16 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "r1kit_atomic_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using testing::TempDir;  // tests/test_util.h
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

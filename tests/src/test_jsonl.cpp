@@ -1,5 +1,7 @@
 // JSONL: round trip, blank lines, FILE:LINE errors, atomic writer, crash-tolerant appender.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <algorithm>
@@ -16,16 +18,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "r1kit_jsonl_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using testing::TempDir;  // tests/test_util.h
 
 void put(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;

@@ -1,6 +1,8 @@
 // safetensors: byte-exact layout, every dtype round trip, each malformed-file error names
 // the file (and tensor), never a crash on corrupt input, HF model directories (sharded too).
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <cstring>
@@ -18,16 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "r1kit_st_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using testing::TempDir;  // tests/test_util.h
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

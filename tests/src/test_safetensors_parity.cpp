@@ -3,6 +3,8 @@
 // file and sharded directory. Python, torch or safetensors missing is a FAILURE, not a skip:
 // this is the test that keeps the format honest.
 #include <gtest/gtest.h>
+
+#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <cstdio>
@@ -19,16 +21,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "r1kit_stpy_XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-  std::string operator/(const std::string& name) const { return path + "/" + name; }
-};
+using testing::TempDir;  // tests/test_util.h
 
 // Runs the parity script with `args`; returns (exit status, stdout + stderr).
 std::pair<int, std::string> run_script(const std::string& args) {
