@@ -1,0 +1,215 @@
+// bench rollout (see bench_rollout.h). The models are small random ones so the benchmark
+// runs in minutes on a 2-core CPU; per-step overheads (Python, cache growth) therefore
+// weigh more than they would on a large model, which is what a rollout engine must remove.
+#include "bench/bench_rollout.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cstdio>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "policy/pretrained.h"
+#include "rollout/engine.h"
+#include "rollout/kv_cache.h"
+#include "src/error.h"
+#include "src/files.h"
+
+#ifndef R1KIT_BENCH_SOURCE_DIR
+#define R1KIT_BENCH_SOURCE_DIR "."
+#endif
+
+namespace r1kit::bench {
+namespace {
+
+policy::ModelConfig bench_config(const std::string& type) {
+  policy::ModelConfig c;
+  c.model_type = type;
+  c.vocab_size = 4096;
+  c.hidden_size = 256;
+  c.intermediate_size = 512;
+  c.num_hidden_layers = 4;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 2;
+  c.head_dim = 32;
+  c.max_position_embeddings = 1024;
+  c.num_experts = 16;
+  c.num_experts_per_tok = 4;
+  c.moe_intermediate_size = 128;
+  c.eos_token_ids = {1};
+  c.bos_token_id = 0;
+  if (type == "qwen3_moe") {
+    c.qk_norm = true;
+    c.norm_topk_prob = true;
+  } else {  // deepseek_v3: MLA with the V3 proportions scaled down
+    c.q_lora_rank = 96;
+    c.kv_lora_rank = 64;
+    c.qk_nope_head_dim = 32;
+    c.qk_rope_head_dim = 16;
+    c.v_head_dim = 32;
+    c.head_dim = 16;
+    c.num_key_value_heads = c.num_attention_heads;
+    c.scoring_func = "sigmoid";
+    c.norm_topk_prob = true;
+    c.routed_scaling_factor = 2.5;
+    c.n_shared_experts = 1;
+    c.n_group = 4;
+    c.topk_group = 2;
+    c.first_k_dense_replace = 1;
+    c.rope.theta = 10000.0;
+  }
+  return c;
+}
+
+struct Side {
+  double tokens_per_s = 0;
+  double seconds = 0;
+  int64_t tokens = 0;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return out + "'";
+}
+
+Side run_peer(const std::string& model_dir, const std::string& prompts_file, const BenchRolloutArgs& a,
+              const DeviceChoice& dev) {
+  const std::string root = R1KIT_BENCH_SOURCE_DIR;
+  const std::string python = root + "/.venv/bin/python";
+  const std::string cmd = shell_quote(python) + " " + shell_quote(root + "/bench/peers/transformers_generate.py") +
+                          " --model " + shell_quote(model_dir) + " --prompts " + shell_quote(prompts_file) +
+                          " --group " + std::to_string(a.group) + " --max-new-tokens " + std::to_string(a.new_tokens) +
+                          " --device " + (dev.device.is_cuda() ? "cuda" : "cpu") + " --dtype " +
+                          (dev.dtype == at::kBFloat16 ? "bfloat16" : "float32") + " --threads " +
+                          std::to_string(at::get_num_threads()) + " 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) throw Error("bench rollout: cannot run " + python);
+  std::string out, last;
+  char buf[4096];
+  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
+  const int rc = pclose(pipe);
+  // The peer's result is its last line that holds a JSON object.
+  size_t end = out.size();
+  while (end > 0) {
+    const size_t nl = out.rfind('\n', end - 1);
+    const size_t start = nl == std::string::npos ? 0 : nl + 1;
+    const std::string line = out.substr(start, end - start);
+    if (line.find('{') != std::string::npos) {
+      last = line;
+      break;
+    }
+    if (nl == std::string::npos) break;
+    end = nl;
+  }
+  if (rc != 0 || last.find('{') == std::string::npos) {
+    throw Error("bench rollout: transformers peer failed (exit " + std::to_string(rc) + "): " + cmd);
+  }
+  const Json j = Json::parse(last);
+  return {j.at("tokens_per_s").get<double>(), j.at("seconds").get<double>(), j.at("generated_tokens").get<int64_t>()};
+}
+
+Json bench_model(const std::string& type, const BenchRolloutArgs& a, const DeviceChoice& dev, const std::string& dir) {
+  const policy::ModelConfig config = bench_config(type);
+  const std::string model_dir = dir + "/" + type;
+  policy::save_pretrained(*policy::create_model(config, /*seed=*/1), model_dir);
+  auto model = policy::load_pretrained(model_dir, dev);
+
+  std::mt19937_64 rng(7);
+  std::uniform_int_distribution<int32_t> pick(2, static_cast<int32_t>(config.vocab_size) - 1);
+  std::vector<std::vector<int32_t>> prompts(a.prompts, std::vector<int32_t>(a.prompt_tokens));
+  Json prompts_json = Json::array();
+  for (auto& p : prompts) {
+    for (auto& t : p) t = pick(rng);
+    prompts_json.push_back(p);
+  }
+  const std::string prompts_file = model_dir + "/bench_prompts.json";
+  std::ofstream(prompts_file) << prompts_json.dump();
+
+  rollout::Engine engine(model, rollout::EngineOptions{/*max_batch_rows=*/a.prompts * a.group});
+  rollout::SamplingOptions o;
+  o.temperature = 1.0;
+  o.ignore_eos = true;
+  o.max_new_tokens = 8;
+  engine.generate({prompts[0], prompts[1 % prompts.size()]}, a.group, o);  // warm-up, as the peer does
+  o.max_new_tokens = a.new_tokens;
+  const rollout::Rollouts r = engine.generate(prompts, a.group, o);
+  const Side ours{static_cast<double>(r.generated_tokens) / r.seconds, r.seconds, r.generated_tokens};
+
+  Json j = {{"model", type},
+            {"rows", a.prompts * a.group},
+            {"new_tokens", a.new_tokens},
+            {"r1kit_tokens_per_s", ours.tokens_per_s},
+            {"r1kit_seconds", ours.seconds},
+            {"kv_bytes_per_token", r.cache.bytes_per_token},
+            {"kv_cache_bytes", r.cache.total_bytes}};
+  if (!a.json) {
+    fmt::print("{:<12} r1kit        {:9.1f} tok/s  ({} tokens in {:.2f} s; KV cache {} B/token, {:.1f} MiB)\n", type,
+               ours.tokens_per_s, ours.tokens, ours.seconds, r.cache.bytes_per_token,
+               static_cast<double>(r.cache.total_bytes) / (1 << 20));
+    std::fflush(stdout);
+  }
+  if (!a.skip_peer) {
+    const Side peer = run_peer(model_dir, prompts_file, a, dev);
+    j["transformers_tokens_per_s"] = peer.tokens_per_s;
+    j["transformers_seconds"] = peer.seconds;
+    j["ratio"] = ours.tokens_per_s / peer.tokens_per_s;
+    if (!a.json) {
+      fmt::print("{:<12} transformers {:9.1f} tok/s  ({} tokens in {:.2f} s)  ratio {:.2f}x\n", type,
+                 peer.tokens_per_s, peer.tokens, peer.seconds, ours.tokens_per_s / peer.tokens_per_s);
+    }
+  }
+  if (config.is_mla()) {
+    // MHA with the same heads and head sizes caches k [H, Dn + Dr] and v [H, Dv] per token.
+    const int64_t elem = static_cast<int64_t>(c10::elementSize(dev.dtype));
+    const int64_t mha = config.num_hidden_layers * config.num_attention_heads *
+                        (config.qk_head_dim() + config.v_head_dim) * elem;
+    j["kv_bytes_per_token_mha_same_heads"] = mha;
+    j["kv_mha_over_mla"] = static_cast<double>(mha) / static_cast<double>(r.cache.bytes_per_token);
+    if (!a.json) {
+      fmt::print("{:<12} KV cache per token: MLA {} B (kv_lora_rank {} + rope {} per layer) vs MHA {} B ({}x)\n", type,
+                 r.cache.bytes_per_token, config.kv_lora_rank, config.qk_rope_head_dim, mha,
+                 static_cast<double>(mha) / static_cast<double>(r.cache.bytes_per_token));
+    }
+  }
+  return j;
+}
+
+}  // namespace
+
+int bench_rollout(const BenchRolloutArgs& a) {
+  if (a.prompts < 1 || a.group < 1 || a.prompt_tokens < 1 || a.new_tokens < 1) {
+    throw Error("bench rollout: prompts, group, prompt tokens and new tokens must be >= 1");
+  }
+  const DeviceChoice dev = resolve_device(a.device);
+  if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
+  char tmpl[] = "/tmp/r1kit_bench_rollout_XXXXXX";
+  const char* made = mkdtemp(tmpl);
+  if (made == nullptr) throw Error("bench rollout: cannot create a temporary directory");
+  const std::string dir = made;
+  Json result;
+  try {
+    if (!a.json) {
+      fmt::print("bench rollout on {} ({} threads): {} prompts x G={} , {} prompt + {} new tokens, temperature 1\n",
+                 to_string(dev), at::get_num_threads(), a.prompts, a.group, a.prompt_tokens, a.new_tokens);
+    }
+    const Json gqa = bench_model("qwen3_moe", a, dev, dir);
+    const Json mla = bench_model("deepseek_v3", a, dev, dir);
+    result = {{"bench", "rollout"}, {"device", to_string(dev)}, {"qwen3_moe", gqa}, {"deepseek_v3", mla}};
+    if (gqa.contains("ratio")) result["ratio"] = gqa["ratio"];
+    if (mla.contains("ratio")) result["ratio_mla"] = mla["ratio"];
+    result["kv_bytes_per_token_mla"] = mla["kv_bytes_per_token"];
+    result["kv_bytes_per_token_mha_same_heads"] = mla["kv_bytes_per_token_mha_same_heads"];
+  } catch (...) {
+    remove_tree(dir);
+    throw;
+  }
+  remove_tree(dir);
+  fmt::print("{}\n", result.dump());
+  return 0;
+}
+
+}  // namespace r1kit::bench
