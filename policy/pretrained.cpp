@@ -130,6 +130,26 @@ std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceCh
   return model;
 }
 
+void copy_weights(const CausalLM& from, CausalLM& to) {
+  at::NoGradGuard no_grad;
+  auto src_params = from.named_parameters();
+  for (auto& p : to.named_parameters()) p.value().copy_(src_params[p.key()]);
+  auto src_buffers = from.named_buffers();
+  for (auto& b : to.named_buffers()) b.value().copy_(src_buffers[b.key()]);
+}
+
+std::shared_ptr<CausalLM> copy_model(const CausalLM& model) {
+  auto copy = std::make_shared<CausalLM>(model.config());
+  const at::Tensor& probe = model.lm_head_weight();
+  copy->to(probe.device(), probe.scalar_type());
+  for (auto& b : copy->named_buffers()) {  // router biases stay fp32 (see load_pretrained)
+    if (ends_with(b.key(), "e_score_correction_bias")) b.value().set_data(b.value().to(at::kFloat));
+  }
+  copy->tie_weights();
+  copy_weights(model, *copy);
+  return copy;
+}
+
 void save_pretrained(const CausalLM& model, const std::string& dir, const SaveOptions& options) {
   fs::create_directories(dir);
   const at::ScalarType disk = options.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;

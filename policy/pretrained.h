@@ -26,6 +26,10 @@ std::shared_ptr<CausalLM> create_model(const ModelConfig& config, uint64_t seed)
 std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceChoice& device);
 // Copies the directory's tensors into an existing model (shapes checked, names reported).
 void load_weights(CausalLM& model, const std::string& dir);
+// A second model with the same config, device, dtype and weights (e.g. GRPO's reference).
+std::shared_ptr<CausalLM> copy_model(const CausalLM& model);
+// Copies `from`'s weights and buffers into `to` (same config).
+void copy_weights(const CausalLM& from, CausalLM& to);
 void save_pretrained(const CausalLM& model, const std::string& dir, const SaveOptions& options = {});
 
 }  // namespace r1kit::policy

@@ -85,6 +85,13 @@ void JsonFields::convert(const std::string& key, const Json& v, int64_t& out) co
   }
 }
 
+void JsonFields::convert(const std::string& key, const Json& v, uint64_t& out) const {
+  int64_t wide = 0;
+  convert(key, v, wide);
+  if (wide < 0) fail(key, "must be >= 0, got " + std::to_string(wide));
+  out = static_cast<uint64_t>(wide);
+}
+
 void JsonFields::convert(const std::string& key, const Json& v, int& out) const {
   int64_t wide = 0;
   convert(key, v, wide);

@@ -64,6 +64,7 @@ class JsonFields {
   void convert(const std::string& key, const Json& v, bool& out) const;
   void convert(const std::string& key, const Json& v, int& out) const;
   void convert(const std::string& key, const Json& v, int64_t& out) const;
+  void convert(const std::string& key, const Json& v, uint64_t& out) const;
   void convert(const std::string& key, const Json& v, double& out) const;
   void convert(const std::string& key, const Json& v, float& out) const;
   void convert(const std::string& key, const Json& v, std::string& out) const;

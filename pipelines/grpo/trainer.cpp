@@ -1,0 +1,325 @@
+// run_grpo (see trainer.h). One step = one rollout batch of prompts_per_step x
+// num_generations completions and num_iterations optimizer steps on it.
+#include "pipelines/grpo/trainer.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "pipelines/checkpoint.h"
+#include "pipelines/grpo/advantages.h"
+#include "pipelines/grpo/loss.h"
+#include "pipelines/prompt_data.h"
+#include "policy/balancing.h"
+#include "policy/logprobs.h"
+#include "policy/pretrained.h"
+#include "rewards/scorer.h"
+#include "rollout/engine.h"
+#include "src/jsonl.h"
+#include "src/logging.h"
+#include "src/metrics.h"
+#include "src/thread_pool.h"
+#include "src/tokenizer.h"
+
+namespace r1kit::pipelines::grpo {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double learning_rate_at(const GrpoOptions& o, int64_t step) {
+  if (step < o.warmup_steps) return o.learning_rate * static_cast<double>(step + 1) / o.warmup_steps;
+  const double span = std::max<int64_t>(o.max_steps - o.warmup_steps, 1);
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
+  if (o.lr_scheduler_type == "linear") return o.learning_rate * (1.0 - progress);
+  if (o.lr_scheduler_type == "cosine") return o.learning_rate * 0.5 * (1.0 + std::cos(M_PI * progress));
+  return o.learning_rate;
+}
+
+// The policy's view of a rollout batch: each row is prompt + completion, right-padded, with
+// inputs = tokens[:-1] and targets = tokens[1:]; the mask marks the completion targets.
+struct TrainBatch {
+  at::Tensor inputs;         // [N, L] int64
+  at::Tensor targets;        // [N, L] int64
+  at::Tensor mask;           // [N, L] fp32
+  at::Tensor logprobs_roll;  // [N, L] fp32 the sampler's logprobs at the completion targets
+};
+
+TrainBatch make_batch(const rollout::Rollouts& r, bool mask_truncated, const at::Device& device) {
+  const int64_t N = static_cast<int64_t>(r.rows.size());
+  int64_t L = 1;
+  for (const auto& row : r.rows) {
+    L = std::max<int64_t>(L, static_cast<int64_t>(row.prompt_ids.size() + row.completion_ids.size()) - 1);
+  }
+  TrainBatch b;
+  b.inputs = at::zeros({N, L}, at::kLong);
+  b.targets = at::zeros({N, L}, at::kLong);
+  b.mask = at::zeros({N, L}, at::kFloat);
+  b.logprobs_roll = at::zeros({N, L}, at::kFloat);
+  auto in = b.inputs.accessor<int64_t, 2>();
+  auto tg = b.targets.accessor<int64_t, 2>();
+  auto mk = b.mask.accessor<float, 2>();
+  auto lp = b.logprobs_roll.accessor<float, 2>();
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& row = r.rows[i];
+    std::vector<int32_t> seq(row.prompt_ids);
+    seq.insert(seq.end(), row.completion_ids.begin(), row.completion_ids.end());
+    const int64_t P = static_cast<int64_t>(row.prompt_ids.size());
+    const bool drop = mask_truncated && row.finish == rollout::FinishReason::kLength;
+    for (int64_t t = 0; t + 1 < static_cast<int64_t>(seq.size()); ++t) {
+      in[i][t] = seq[t];
+      tg[i][t] = seq[t + 1];
+      if (t + 1 >= P) {  // target t+1 is completion token t+1-P
+        mk[i][t] = drop ? 0.f : 1.f;
+        lp[i][t] = row.logprobs[t + 1 - P];
+      }
+    }
+  }
+  b.inputs = b.inputs.to(device);
+  b.targets = b.targets.to(device);
+  b.mask = b.mask.to(device);
+  b.logprobs_roll = b.logprobs_roll.to(device);
+  return b;
+}
+
+// Logprobs of the batch's targets under `model` at the sampling temperature, no grad.
+at::Tensor score_batch(policy::CausalLM& model, const TrainBatch& b, int64_t micro, double temperature) {
+  at::NoGradGuard no_grad;
+  std::vector<at::Tensor> parts;
+  for (int64_t s = 0; s < b.inputs.size(0); s += micro) {
+    const int64_t n = std::min(micro, b.inputs.size(0) - s);
+    const at::Tensor h = model.forward_hidden(b.inputs.narrow(0, s, n));
+    parts.push_back(policy::token_logprobs(h, model.lm_head_weight(), b.targets.narrow(0, s, n), {temperature}).logprobs);
+  }
+  return at::cat(parts, 0);
+}
+
+}  // namespace
+
+StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
+  const auto t_stage = Clock::now();
+  const DeviceChoice device = resolve_device(o.device);
+  const Tokenizer tokenizer = Tokenizer::load(o.model);
+  auto policy = policy::load_pretrained(o.model, device);
+  const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
+  const rewards::Scorer scorer = rewards::Scorer::from_json(o.rewards, ctx.stage_name + ".rewards");
+  ThreadPool pool(0);
+  std::shared_ptr<policy::CausalLM> reference;  // only when the KL term is on
+  if (o.beta > 0) reference = policy::copy_model(*policy);
+  torch::optim::AdamW optimizer(policy->parameters(), torch::optim::AdamWOptions(o.learning_rate)
+                                                          .betas({o.adam_beta1, o.adam_beta2})
+                                                          .weight_decay(o.weight_decay));
+  const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
+  TrainerState state;
+  if (ctx.resume) {
+    if (auto latest = latest_checkpoint(ckpt_root)) {
+      state = load_checkpoint(*latest, *policy, optimizer, reference.get());
+      log::info("{}: resumed from {} (step {})", ctx.stage_name, *latest, state.step);
+    }
+  }
+  MetricsLogger metrics(ctx.run_dir, /*enabled=*/true);
+  if (ctx.resume) metrics.truncate_after(state.step);  // replayed steps are not logged twice
+  JsonlAppender samples((fs::path(ctx.run_dir) / "samples.jsonl").string());
+
+  rollout::EngineOptions engine_options;
+  engine_options.max_batch_rows = o.generation_batch_rows;
+  rollout::Engine engine(policy, engine_options,
+                         [&](const std::vector<int32_t>& ids) { return tokenizer.decode(ids, /*skip_special_tokens=*/false); });
+  rollout::SamplingOptions sampling;
+  sampling.temperature = o.temperature;
+  sampling.top_p = o.top_p;
+  sampling.top_k = o.top_k;
+  sampling.min_p = o.min_p;
+  sampling.repetition_penalty = o.repetition_penalty;
+  sampling.max_new_tokens = o.max_completion_length;
+  sampling.stop_strings = o.stop_strings;
+  // The sampler's logprobs equal the policy's at the same temperature unless the
+  // distribution was truncated; only then is a separate old-policy forward needed.
+  const bool truncated_sampling = o.top_k > 0 || o.top_p < 1 || o.min_p > 0 || o.repetition_penalty != 1;
+
+  LossOptions loss_options;
+  loss_options.loss_type = o.loss_type;
+  loss_options.importance_sampling_level = o.importance_sampling_level;
+  loss_options.epsilon = o.epsilon;
+  loss_options.epsilon_high = o.epsilon_high;
+  loss_options.beta = o.beta;
+  loss_options.entropy_coef = o.entropy_coef;
+  loss_options.max_completion_length = o.max_completion_length;
+  const int64_t B = o.prompts_per_step, G = o.num_generations, N = B * G;
+
+  for (int64_t step = state.step; step < o.max_steps; ++step) {
+    const auto t_step = Clock::now();
+    // 1. Prompts: the next B of the seeded stream.
+    const std::vector<const Json*> rows = data.rows(state.data_position, B);
+    state.data_position += B;
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<std::string> prompt_texts;
+    std::vector<uint64_t> seeds;
+    for (int64_t b = 0; b < B; ++b) {
+      prompt_texts.push_back(data.render(*rows[b]));
+      prompts.push_back(tokenizer.encode(prompt_texts.back()));
+      seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), b));
+    }
+
+    // 2. Rollout: G completions per prompt from the policy being trained.
+    policy->eval();
+    const rollout::Rollouts rollouts = engine.generate(prompts, G, sampling, seeds);
+    const double t_rollout = seconds_since(t_step);
+
+    // 3. Rewards (weighted sum; a skipped row counts as 0).
+    const auto t_reward0 = Clock::now();
+    std::vector<rewards::RewardInput> inputs(N);
+    for (int64_t i = 0; i < N; ++i) {
+      inputs[i].prompt = prompt_texts[rollouts.rows[i].prompt_index];
+      inputs[i].completion = rollouts.rows[i].text;
+      inputs[i].fields = rows[rollouts.rows[i].prompt_index];
+    }
+    const std::vector<rewards::RewardResult> scored = scorer.score_batch(inputs, &pool);
+    std::vector<float> reward_values(N);
+    std::map<std::string, double> part_sums;
+    for (int64_t i = 0; i < N; ++i) {
+      reward_values[i] = static_cast<float>(scored[i].value.value_or(0.0));
+      for (const auto& [name, v] : scored[i].parts) part_sums[name] += v;
+    }
+    const at::Tensor reward_t = at::tensor(reward_values);  // [N]
+
+    // 4. Group-relative advantages.
+    AdvantageOptions adv_options;
+    adv_options.scale_rewards = o.scale_rewards;
+    const Advantages adv = group_advantages(reward_t, G, adv_options);
+    const double t_reward = seconds_since(t_reward0);
+
+    // 5. Old-policy and reference logprobs.
+    const auto t_ref0 = Clock::now();
+    const TrainBatch batch = make_batch(rollouts, o.mask_truncated_completions, device.device);
+    const int64_t micro = o.per_device_train_batch_size;
+    const at::Tensor logprobs_old =
+        truncated_sampling ? score_batch(*policy, batch, micro, o.temperature) : batch.logprobs_roll;
+    at::Tensor logprobs_ref;
+    if (reference) logprobs_ref = score_batch(*reference, batch, micro, o.temperature);
+    const double t_ref = seconds_since(t_ref0);
+
+    // 6. num_iterations optimizer steps over the batch, micro-batched.
+    const auto t_train0 = Clock::now();
+    policy->train();
+    const double lr = learning_rate_at(o, step);
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    const double batch_tokens = batch.mask.sum().item<double>();
+    const int64_t num_micro = (N + micro - 1) / micro;
+    const at::Tensor advantages = adv.values.to(device.device);
+    double grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, entropy = 0, tokens = 0;
+    for (int64_t it = 0; it < o.num_iterations; ++it) {
+      optimizer.zero_grad();
+      for (int64_t s = 0; s < N; s += micro) {
+        const int64_t n = std::min(micro, N - s);
+        const at::Tensor hidden = policy->forward_hidden(batch.inputs.narrow(0, s, n));
+        const policy::TokenLogprobs lp = policy::token_logprobs(hidden, policy->lm_head_weight(),
+                                                                batch.targets.narrow(0, s, n), {o.temperature});
+        LossInputs in;
+        in.logprobs_new = lp.logprobs;
+        in.logprobs_old = logprobs_old.narrow(0, s, n);
+        if (logprobs_ref.defined()) in.logprobs_ref = logprobs_ref.narrow(0, s, n);
+        in.entropy = lp.entropy;
+        in.advantages = advantages.narrow(0, s, n);
+        in.mask = batch.mask.narrow(0, s, n);
+        in.batch_sequences = N;
+        in.batch_tokens = batch_tokens;
+        in.num_minibatches = num_micro;
+        const LossOutput out = grpo_loss(in, loss_options);
+        // MoE sequence-wise balance loss (0 unless seq_aux_loss_alpha > 0), weighted by rows.
+        (out.loss + policy->aux_loss() * (static_cast<double>(n) / N)).backward();
+        if (it == o.num_iterations - 1) {
+          kl += out.kl_mean * out.tokens;
+          clip_low += out.clip_low_fraction * out.tokens;
+          clip_high += out.clip_high_fraction * out.tokens;
+          entropy += out.entropy_mean * out.tokens;
+          tokens += out.tokens;
+        }
+      }
+      grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.max_grad_norm);
+      optimizer.step();
+    }
+    // 7. Aux-loss-free balancing from this step's expert load (DeepSeek-V3).
+    const policy::ExpertLoadReport load = policy::update_router_biases(*policy, policy->config().bias_update_speed);
+    if (reference && o.ref_model_sync_steps > 0 && (step + 1) % o.ref_model_sync_steps == 0) {
+      policy::copy_weights(*policy, *reference);  // R1-Zero: reference reset every 400 steps
+    }
+    const double t_train = seconds_since(t_train0);
+    state.step = step + 1;
+
+    // 8. Metrics, samples, checkpoint.
+    double len_sum = 0, len_max = 0, truncated = 0;
+    for (const auto& row : rollouts.rows) {
+      len_sum += row.completion_ids.size();
+      len_max = std::max<double>(len_max, row.completion_ids.size());
+      truncated += row.finish == rollout::FinishReason::kLength;
+    }
+    const double step_seconds = seconds_since(t_step);
+    std::map<std::string, double> m = {
+        {"reward/mean", reward_t.mean().item<double>()},
+        {"reward/std", reward_t.std().item<double>()},
+        {"frac_zero_std_groups", static_cast<double>(adv.num_zero_std) / B},
+        {"completion/mean_length", len_sum / N},
+        {"completion/max_length", len_max},
+        {"completion/frac_truncated", truncated / N},
+        {"clip/low_fraction", tokens > 0 ? clip_low / tokens : 0},
+        {"clip/high_fraction", tokens > 0 ? clip_high / tokens : 0},
+        {"kl", tokens > 0 ? kl / tokens : 0},
+        {"entropy", tokens > 0 ? entropy / tokens : 0},
+        {"grad_norm", grad_norm},
+        {"learning_rate", lr},
+        {"tokens_per_second", rollouts.generated_tokens / std::max(t_rollout, 1e-9)},
+        {"time/rollout", t_rollout},
+        {"time/reward", t_reward},
+        {"time/reference", t_ref},
+        {"time/train", t_train},
+        {kSecondsPerStepKey, step_seconds},
+    };
+    for (const auto& [name, sum] : part_sums) m["reward/" + name] = sum / N;
+    // Accuracy: the share of completions whose first reward (the task's checker) is full.
+    if (!scorer.entries().empty()) {
+      const std::string& first = scorer.entries()[0].name;
+      double correct = 0;
+      for (const auto& r : scored) {
+        auto it = r.parts.find(first);
+        correct += (it != r.parts.end() ? it->second : r.value.value_or(0)) >= 1.0;
+      }
+      m["accuracy"] = correct / N;
+    }
+    if (!load.max_over_mean.empty()) {
+      m["moe/load_max_over_mean"] = *std::max_element(load.max_over_mean.begin(), load.max_over_mean.end());
+    }
+    metrics.log(state.step, m);
+    for (int64_t i = 0; i < std::min<int64_t>(o.log_completions, N); ++i) {
+      samples.write({{"stage", ctx.stage_name}, {"step", state.step}, {"prompt", prompt_texts[rollouts.rows[i].prompt_index]},
+                     {"completion", rollouts.rows[i].text}, {"reward", reward_values[i]}, {"why", scored[i].why}});
+    }
+    log::info("{} {}", ctx.stage_name,
+              format_progress(state.step, o.max_steps, m,
+                              {"reward/mean", "accuracy", "completion/mean_length", "kl", "frac_zero_std_groups",
+                               kSecondsPerStepKey}));
+    const bool last = state.step == o.max_steps;
+    if (last || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
+      save_checkpoint(ckpt_root, *policy, tokenizer, optimizer, state, o.save_total_limit, reference.get());
+    }
+  }
+
+  StageResult result;
+  result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
+  policy::save_pretrained(*policy, result.model_dir);
+  tokenizer.save((fs::path(result.model_dir) / "tokenizer.json").string());
+  result.summary = {{"type", "grpo"},
+                    {"params", policy->num_parameters()},
+                    {"active_params", policy->num_active_parameters()},
+                    {"steps", state.step},
+                    {"seconds", seconds_since(t_stage)}};
+  return result;
+}
+
+}  // namespace r1kit::pipelines::grpo

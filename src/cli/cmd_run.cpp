@@ -1,0 +1,18 @@
+// `r1kit run RECIPE.json [--out DIR] [--resume] [--set stage.key=value ...]`: runs a recipe
+// (pipelines/recipe.h).
+#include "pipelines/recipe.h"
+#include "src/cli/commands.h"
+
+namespace r1kit::cli {
+
+void add_run_command(CLI::App& app) {
+  auto args = std::make_shared<pipelines::RunArgs>();
+  CLI::App* cmd = app.add_subcommand("run", "run a recipe (stages: grpo)");
+  cmd->add_option("recipe", args->recipe, "recipe JSON")->required();
+  cmd->add_option("--out,-o", args->out, "run directory")->capture_default_str();
+  cmd->add_flag("--resume", args->resume, "skip finished stages, resume the interrupted one");
+  cmd->add_option("--set", args->sets, "override: stage.key=value (repeatable)");
+  cmd->callback([args] { exit_code() = pipelines::run_recipe(*args); });
+}
+
+}  // namespace r1kit::cli
