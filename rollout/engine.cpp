@@ -7,7 +7,12 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <mutex>
 #include <unordered_set>
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "policy/causal_lm.h"
 #include "rollout/kv_cache.h"
@@ -21,6 +26,7 @@ EngineOptions parse_engine_options(const Json& j, const std::string& where) {
   f.get("max_batch_rows", o.max_batch_rows);
   f.get("max_cache_tokens", o.max_cache_tokens);
   f.get("max_prefill_tokens", o.max_prefill_tokens);
+  f.get("retain_cpu_memory", o.retain_cpu_memory);
   f.finish();
   if (o.max_batch_rows < 1) throw Error(where + ": max_batch_rows must be >= 1");
   if (o.max_cache_tokens < 0) throw Error(where + ": max_cache_tokens must be >= 0 (0 = no cap)");
@@ -46,6 +52,22 @@ struct Prefix {
   at::Tensor logits;               // [V] fp32 next-token logits after the prompt
   int64_t waiting = 0;             // samples not yet admitted
 };
+
+// Every decode step allocates and frees the same multi-MB temporaries (GQA's repeated keys,
+// attention inputs). glibc serves blocks above its mmap threshold with fresh mmaps and trims
+// freed heap tops, so each step page-faults and zeroes that memory again: measured on the
+// bench model (2-core CPU, 1 thread) that is over half of the step time. Raising both
+// thresholds once keeps the blocks in the heap for reuse. Process-wide, CPU only, opt-out
+// with EngineOptions::retain_cpu_memory = false.
+void retain_cpu_memory_once() {
+#if defined(__GLIBC__)
+  static std::once_flag once;
+  std::call_once(once, [] {
+    mallopt(M_MMAP_THRESHOLD, 1 << 30);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  });
+#endif
+}
 
 // Restores the module's train/eval mode on scope exit.
 class EvalScope {
@@ -258,13 +280,14 @@ struct Engine::Impl {
     positions.add_(1);
     steps.add_(1);
     if (seen.defined()) seen.scatter_(1, d.tokens.unsqueeze(1), true);
-    // The one host sync per step: the new tokens, for EOS / stop / length detection.
-    const at::Tensor tok_cpu = d.tokens.cpu(), lp_cpu = d.logprobs.cpu();
-    const int64_t* tok = tok_cpu.data_ptr<int64_t>();
-    const float* lpp = lp_cpu.data_ptr<float>();
+    // The one host sync per step: tokens and logprobs in one copy (fp64 holds any token id
+    // exactly), for EOS / stop / length detection.
+    const at::Tensor host = at::stack({d.tokens.to(at::kDouble), d.logprobs.to(at::kDouble)}).cpu();  // [2, n]
+    const double* tok = host.data_ptr<double>();
+    const double* lpp = tok + n;
     for (int64_t s = 0; s < n; ++s) {
       ++run.slot_pos[s];
-      record(run, s, tok[s], lpp[s]);
+      record(run, s, static_cast<int64_t>(tok[s]), static_cast<float>(lpp[s]));
     }
     ++run.out.decode_steps;
   }
@@ -335,6 +358,7 @@ struct Engine::Impl {
       throw Error("rollout: max_cache_tokens " + std::to_string(options.max_cache_tokens) +
                   " cannot hold one sequence of " + std::to_string(capacity) + " tokens");
     }
+    if (options.retain_cpu_memory && float_opts().device().is_cpu()) retain_cpu_memory_once();
     c10::InferenceMode inference;
     EvalScope eval(*model);
     run.cache = std::make_unique<KvCache>(config, R, capacity, float_opts());

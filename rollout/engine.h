@@ -31,6 +31,7 @@ struct EngineOptions {
   int64_t max_batch_rows = 64;         // slots decoded together (continuous batching bound)
   int64_t max_cache_tokens = 0;        // KV-cache budget in tokens (slots * capacity); 0 = no cap
   int64_t max_prefill_tokens = 8192;   // padded prompt tokens prefilled in one forward
+  bool retain_cpu_memory = true;       // CPU (glibc): keep freed blocks in the heap (see engine.cpp)
 };
 
 EngineOptions parse_engine_options(const Json& j, const std::string& where);
