@@ -1,0 +1,40 @@
+// `r1kit bench train`: seconds per GRPO step of r1kit's trainer (pipelines::grpo::run_grpo)
+// vs TRL's GRPOTrainer (bench/peers/trl_grpo.py, the project's .venv; transformers generate,
+// no vLLM) on the same work: one random-initialised qwen3_moe directory and BPE tokenizer
+// written by r1kit and read by both, the same prompt JSONL, B prompts x G generations per
+// step, one rollout batch per optimizer step (num_iterations 1), beta 0, loss_type dapo,
+// temperature 1 with no top-k/top-p, the same AdamW settings, rewards "format" + "tag_count"
+// (the same rules in Python). Both stop at EOS. Warm-up steps are run and not timed. Last
+// line: one JSON object whose "ratio" is TRL s/step over r1kit s/step. Ratios mean
+// something only within one run on one machine.
+#pragma once
+#include <cstdint>
+
+namespace CLI {
+class App;
+}
+
+namespace r1kit::bench {
+
+struct BenchTrainArgs {
+  int64_t prompts = 4;                 // B prompts per step
+  int64_t group = 4;                   // G generations per prompt
+  int64_t max_completion_length = 32;  // new tokens per completion at most
+  int64_t steps = 5;                   // timed steps (K)
+  int64_t warmup = 1;                  // steps run first and not timed
+  double learning_rate = 1e-4;         // AdamW, constant; tiny random models want ~1e-4
+  int64_t threads = 1;                 // CPU threads for both sides (0 = LibTorch's default);
+                                       // 1 by default for steady timings on a small shared box
+  bool skip_peer = false;              // r1kit only (no Python)
+  bool json = false;                   // print only the JSON line
+};
+
+// Returns the exit code.
+int bench_train(const BenchTrainArgs& args);
+
+// Adds `train` under the `bench` command (CLI11 flags -> BenchTrainArgs). It lives here, not
+// in a src/cli/cmd_*.cpp of its own, so that wiring the benchmark in costs cmd_bench.cpp one
+// call.
+void add_bench_train_command(CLI::App& bench);
+
+}  // namespace r1kit::bench
