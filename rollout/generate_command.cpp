@@ -1,6 +1,8 @@
 // run_generate_command (see generate_command.h).
 #include "rollout/generate_command.h"
 
+#include <ATen/Parallel.h>
+
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -18,6 +20,7 @@ int run_generate_command(const GenerateCommandArgs& a) {
   if (a.model.empty()) throw Error("generate: --model DIR is required");
   if (a.prompts.empty()) throw Error("generate: at least one --prompt is required");
   if (a.samples < 1) throw Error("generate: -n must be >= 1");
+  if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   const Tokenizer tokenizer = Tokenizer::load(a.model);
   const DeviceChoice device = resolve_device(a.device, a.dtype);
   auto model = policy::load_pretrained(a.model, device);

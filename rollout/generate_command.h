@@ -23,6 +23,7 @@ struct GenerateCommandArgs {
   std::string device = "auto";           // auto | cpu | cuda[:i]
   std::string dtype = "auto";            // auto | float32 | bfloat16
   int64_t max_batch_rows = 64;           // continuous-batching slots
+  int64_t threads = 0;                   // CPU threads (0 = LibTorch's default)
   bool json = false;                     // one JSON object per completion
 };
 

@@ -25,6 +25,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--device,-d", a->device, "auto | cpu | cuda[:i]")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "auto | float32 | bfloat16")->capture_default_str();
   cmd->add_option("--max-batch-rows", a->max_batch_rows, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--threads", a->threads, "CPU threads (0 = LibTorch default)")->capture_default_str();
   cmd->add_flag("--json", a->json, "one JSON object per completion (text, token_ids, logprobs, ...)");
   cmd->callback([a] { exit_code() = rollout::run_generate_command(*a); });
 
