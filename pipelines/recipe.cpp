@@ -5,6 +5,7 @@
 #include <set>
 
 #include "pipelines/grpo/trainer.h"
+#include "pipelines/sft.h"
 #include "src/atomic_file.h"
 #include "src/logging.h"
 
@@ -89,8 +90,10 @@ int run_recipe(const RunArgs& args) {
     StageResult result;
     if (type == "grpo") {
       result = grpo::run_grpo(grpo::parse_grpo_options(stage, where), ctx);
+    } else if (type == "sft") {
+      result = run_sft(parse_sft_options(stage, where), ctx);
     } else {
-      throw Error(where + ".type: '" + type + "' is not a stage type (known: grpo)");
+      throw Error(where + ".type: '" + type + "' is not a stage type (known: sft, grpo)");
     }
     manifest["stages"][name] = {{"type", type}, {"state", "done"}, {"model_dir", result.model_dir},
                                 {"summary", result.summary}};

@@ -6,6 +6,7 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -123,14 +124,23 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
       log::info("{}: resumed from {} (step {})", ctx.stage_name, *latest, state.step);
     }
   }
-  MetricsLogger metrics(ctx.run_dir, /*enabled=*/true);
+  // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events).
+  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), /*enabled=*/true);
   if (ctx.resume) metrics.truncate_after(state.step);  // replayed steps are not logged twice
   JsonlAppender samples((fs::path(ctx.run_dir) / "samples.jsonl").string());
 
   rollout::EngineOptions engine_options;
   engine_options.max_batch_rows = o.generation_batch_rows;
-  rollout::Engine engine(policy, engine_options,
-                         [&](const std::vector<int32_t>& ids) { return tokenizer.decode(ids, /*skip_special_tokens=*/false); });
+  // Completion text for rewards: special tokens such as <think> stay (the format reward reads
+  // them); the EOS that ended a row is not part of what the model "said".
+  const std::vector<int64_t> eos_ids = policy->config().eos_token_ids;
+  rollout::Engine engine(policy, engine_options, [eos_ids, &tokenizer](const std::vector<int32_t>& ids) {
+    std::vector<int32_t> kept;
+    for (int32_t id : ids) {
+      if (std::find(eos_ids.begin(), eos_ids.end(), id) == eos_ids.end()) kept.push_back(id);
+    }
+    return tokenizer.decode(kept, /*skip_special_tokens=*/false);
+  });
   rollout::SamplingOptions sampling;
   sampling.temperature = o.temperature;
   sampling.top_p = o.top_p;

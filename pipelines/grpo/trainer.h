@@ -1,7 +1,7 @@
 // The GRPO stage: run_grpo reads top to bottom like the algorithm (DeepSeekMath Alg. 1):
 // prompts -> rollout -> rewards -> advantages -> reference logprobs -> num_iterations x
 // (micro-batched loss, backward, clip, AdamW) -> router-bias update -> metrics, samples,
-// checkpoint. Outputs in the run directory: metrics.jsonl and TensorBoard events,
+// checkpoint. Outputs in the run directory: <stage>/metrics.jsonl and TensorBoard events,
 // samples.jsonl, checkpoints/<stage>/step-N/, and the final model in models/<stage>/.
 #pragma once
 #include <string>

@@ -78,7 +78,7 @@ std::string slurp(const fs::path& p) {
 
 // metrics.jsonl rows without the wall-clock columns.
 std::vector<Json> metric_rows(const fs::path& run) {
-  std::vector<Json> rows = read_jsonl((run / "metrics.jsonl").string());
+  std::vector<Json> rows = read_jsonl((run / "zero" / "metrics.jsonl").string());
   for (Json& r : rows) {
     for (const char* k : {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step",
                           "tokens_per_second"}) {
@@ -94,7 +94,7 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
   args.recipe = make_fixture(dir, 4);
   args.out = (dir / "run").string();
   ASSERT_EQ(run_recipe(args), 0);
-  const std::vector<Json> rows = read_jsonl((dir / "run" / "metrics.jsonl").string());
+  const std::vector<Json> rows = read_jsonl((dir / "run" / "zero" / "metrics.jsonl").string());
   ASSERT_EQ(rows.size(), 4u);
   for (const char* key : {"reward/mean", "reward/std", "reward/tag_count", "reward/math", "accuracy",
                           "frac_zero_std_groups", "completion/mean_length", "completion/frac_truncated",
@@ -113,7 +113,7 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
     EXPECT_TRUE(fs::exists(dir / "run" / "checkpoints" / "zero" / "step-4" / f)) << f;
   }
   bool events = false;
-  for (const auto& n : list_dir((dir / "run").string())) events |= n.rfind("events.out.tfevents.", 0) == 0;
+  for (const auto& n : list_dir((dir / "run" / "zero").string())) events |= n.rfind("events.out.tfevents.", 0) == 0;
   EXPECT_TRUE(events);
   const Json manifest = read_json_file((dir / "run" / "manifest.json").string());
   EXPECT_EQ(manifest["stages"]["zero"]["state"], "done");

@@ -1,0 +1,210 @@
+// run_sft (see sft.h): batches -> forward -> chunked logprobs -> masked mean NLL -> AdamW.
+#include "pipelines/sft.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <numeric>
+#include <random>
+
+#include "pipelines/checkpoint.h"
+#include "policy/balancing.h"
+#include "policy/logprobs.h"
+#include "policy/pretrained.h"
+#include "src/bpe_trainer.h"
+#include "src/jsonl.h"
+#include "src/logging.h"
+#include "src/metrics.h"
+#include "src/tokenizer.h"
+
+namespace r1kit::pipelines {
+namespace {
+
+namespace fs = std::filesystem;
+
+double lr_at(const SftOptions& o, int64_t step) {
+  if (step < o.warmup_steps) return o.learning_rate * static_cast<double>(step + 1) / o.warmup_steps;
+  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) /
+                                            std::max<int64_t>(o.max_steps - o.warmup_steps, 1));
+  if (o.lr_scheduler_type == "linear") return o.learning_rate * (1 - progress);
+  if (o.lr_scheduler_type == "cosine") return o.learning_rate * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
+  return o.learning_rate;
+}
+
+// Training examples as (tokens, loss mask) of at most seq_len + 1 tokens.
+struct Example {
+  std::vector<int32_t> tokens;
+  std::vector<float> mask;  // per target position (tokens[1:])
+};
+
+std::vector<Example> make_examples(const std::vector<Json>& rows, const SftOptions& o, const Tokenizer& tok,
+                                   int32_t eos) {
+  std::vector<Example> out;
+  const size_t window = static_cast<size_t>(o.seq_len) + 1;
+  std::vector<int32_t> stream;  // {"text"} rows are packed: concatenated with EOS, cut in windows
+  for (const Json& row : rows) {
+    if (row.contains(o.text_field)) {
+      auto ids = tok.encode(row[o.text_field].get<std::string>());
+      stream.insert(stream.end(), ids.begin(), ids.end());
+      stream.push_back(eos);
+      continue;
+    }
+    Example e;
+    e.tokens = tok.encode(row.at(o.prompt_field).get<std::string>());
+    const size_t prompt = e.tokens.size();
+    auto completion = tok.encode(row.at(o.completion_field).get<std::string>());
+    e.tokens.insert(e.tokens.end(), completion.begin(), completion.end());
+    e.tokens.push_back(eos);
+    if (e.tokens.size() > window) e.tokens.resize(window);
+    for (size_t t = 0; t + 1 < e.tokens.size(); ++t) e.mask.push_back(t + 1 >= prompt ? 1.f : 0.f);
+    out.push_back(std::move(e));
+  }
+  for (size_t s = 0; s + window <= stream.size(); s += window) {
+    Example e;
+    e.tokens.assign(stream.begin() + s, stream.begin() + s + window);
+    e.mask.assign(window - 1, 1.f);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+SftOptions parse_sft_options(const Json& j, const std::string& where) {
+  SftOptions o;
+  JsonFields f(j, where);
+  f.ignore("name");
+  f.ignore("type");
+  f.get("model", o.model);
+  f.get("model_config", o.model_config);
+  f.get("tokenizer", o.tokenizer);
+  f.get("tokenizer_vocab_size", o.tokenizer_vocab_size);
+  f.get("special_tokens", o.special_tokens);
+  f.require("data", o.data);
+  f.get("text_field", o.text_field);
+  f.get("prompt_field", o.prompt_field);
+  f.get("completion_field", o.completion_field);
+  f.get("seq_len", o.seq_len);
+  f.get("batch_size", o.batch_size);
+  f.get("max_steps", o.max_steps);
+  f.get("learning_rate", o.learning_rate);
+  f.get("weight_decay", o.weight_decay);
+  f.get("max_grad_norm", o.max_grad_norm);
+  f.get("lr_scheduler_type", o.lr_scheduler_type);
+  f.get("warmup_steps", o.warmup_steps);
+  f.get("seed", o.seed);
+  f.get("save_steps", o.save_steps);
+  f.get("save_total_limit", o.save_total_limit);
+  f.get("device", o.device);
+  f.finish();
+  if (o.model.empty() == o.model_config.is_null()) f.fail("model", "give exactly one of model and model_config");
+  if (o.seq_len <= 0 || o.batch_size <= 0) f.fail("seq_len", "seq_len and batch_size must be positive");
+  return o;
+}
+
+StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const DeviceChoice device = resolve_device(o.device);
+  const std::vector<Json> rows = read_jsonl(o.data);
+  if (rows.empty()) throw Error(o.data + ": no rows");
+
+  // Tokenizer and model: given, or made here.
+  Tokenizer tok = [&] {
+    if (!o.tokenizer.empty()) return Tokenizer::load(o.tokenizer);
+    if (!o.model.empty()) return Tokenizer::load(o.model);
+    std::vector<std::string> texts;
+    for (const Json& r : rows) {
+      for (const std::string* key : {&o.text_field, &o.prompt_field, &o.completion_field}) {
+        if (r.contains(*key) && r[*key].is_string()) texts.push_back(r[*key].get<std::string>());
+      }
+    }
+    BpeTrainerOptions t;
+    t.vocab_size = static_cast<int>(o.tokenizer_vocab_size);
+    t.special_tokens = o.special_tokens;
+    return train_bpe(texts, t);
+  }();
+  const int32_t eos = tok.token_to_id("<|endoftext|>").value_or(0);
+  std::shared_ptr<policy::CausalLM> model;
+  if (!o.model.empty()) {
+    model = policy::load_pretrained(o.model, device);
+  } else {
+    Json cfg = o.model_config;
+    cfg["vocab_size"] = tok.vocab_size();
+    if (!cfg.contains("eos_token_id")) cfg["eos_token_id"] = eos;
+    model = policy::create_model(policy::parse_model_config(cfg, ctx.stage_name + ".model_config"), o.seed);
+    model->to(device.device, device.dtype);
+  }
+  const std::vector<Example> examples = make_examples(rows, o, tok, eos);
+  if (examples.empty()) throw Error(o.data + ": no example of at least seq_len+1 tokens");
+
+  torch::optim::AdamW optimizer(model->parameters(),
+                                torch::optim::AdamWOptions(o.learning_rate).weight_decay(o.weight_decay));
+  const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
+  TrainerState state;
+  if (ctx.resume) {
+    if (auto latest = latest_checkpoint(ckpt_root)) state = load_checkpoint(*latest, *model, optimizer);
+  }
+  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), true);
+  if (ctx.resume) metrics.truncate_after(state.step);
+  model->train();
+  double loss_value = 0;
+  for (int64_t step = state.step; step < o.max_steps; ++step) {
+    // The batch: examples at positions [data_position, +batch) of a seeded order (as PromptData).
+    std::vector<const Example*> batch;
+    for (int64_t k = 0; k < o.batch_size; ++k, ++state.data_position) {
+      const int64_t n = static_cast<int64_t>(examples.size());
+      std::vector<int64_t> order(n);
+      std::iota(order.begin(), order.end(), 0);
+      std::shuffle(order.begin(), order.end(), std::mt19937_64(o.seed * 1000003ULL + state.data_position / n));
+      batch.push_back(&examples[order[state.data_position % n]]);
+    }
+    int64_t L = 1;
+    for (const Example* e : batch) L = std::max<int64_t>(L, static_cast<int64_t>(e->tokens.size()) - 1);
+    at::Tensor inputs = at::zeros({o.batch_size, L}, at::kLong), targets = at::zeros({o.batch_size, L}, at::kLong);
+    at::Tensor mask = at::zeros({o.batch_size, L}, at::kFloat);
+    for (int64_t i = 0; i < o.batch_size; ++i) {
+      const Example& e = *batch[i];
+      for (size_t t = 0; t + 1 < e.tokens.size(); ++t) {
+        inputs[i][t] = e.tokens[t];
+        targets[i][t] = e.tokens[t + 1];
+        mask[i][t] = e.mask[t];
+      }
+    }
+    inputs = inputs.to(device.device);
+    targets = targets.to(device.device);
+    mask = mask.to(device.device);
+    const at::Tensor hidden = model->forward_hidden(inputs);                               // [B, L, D]
+    const at::Tensor lp = policy::token_logprobs(hidden, model->lm_head_weight(), targets).logprobs;
+    const at::Tensor loss = -(lp * mask).sum() / mask.sum().clamp_min(1.0) + model->aux_loss();
+    const double lr = lr_at(o, step);
+    for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+    optimizer.zero_grad();
+    loss.backward();
+    const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.max_grad_norm);
+    optimizer.step();
+    policy::update_router_biases(*model, model->config().bias_update_speed);
+    loss_value = loss.item<double>();
+    state.step = step + 1;
+    metrics.log(state.step, {{"loss", loss_value}, {"grad_norm", grad_norm}, {"learning_rate", lr}});
+    if (state.step % 25 == 0 || state.step == o.max_steps) {
+      log::info("{} step {}/{}  loss {:.4f}", ctx.stage_name, state.step, o.max_steps, loss_value);
+    }
+    if (state.step == o.max_steps || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
+      save_checkpoint(ckpt_root, *model, tok, optimizer, state, o.save_total_limit);
+    }
+  }
+  StageResult result;
+  result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
+  policy::save_pretrained(*model, result.model_dir);
+  tok.save((fs::path(result.model_dir) / "tokenizer.json").string());
+  result.summary = {{"type", "sft"}, {"params", model->num_parameters()}, {"active_params", model->num_active_parameters()},
+                    {"steps", state.step}, {"final_loss", loss_value},
+                    {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  return result;
+}
+
+}  // namespace r1kit::pipelines

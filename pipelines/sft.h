@@ -1,0 +1,42 @@
+// The `sft` stage: next-token training (pretraining or supervised fine-tuning).
+// Data: JSONL rows {"text"} (packed into fixed-length windows, loss on every token) or
+// {"prompt", "completion"} (one row per sequence, right-padded, loss on the completion only).
+// The model is an HF directory, or created from `model_config` (HF config.json keys) with a
+// tokenizer trained on the data (`tokenizer_train`) or loaded (`tokenizer`), which is how a
+// recipe makes a tiny base from nothing. Checkpoints and --resume as in GRPO (checkpoint.h).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "pipelines/grpo/trainer.h"
+
+namespace r1kit::pipelines {
+
+struct SftOptions {
+  std::string model;                 // HF model directory to start from, or "" with model_config
+  Json model_config;                 // HF config.json keys for a fresh model (vocab_size set from the tokenizer)
+  std::string tokenizer;             // tokenizer.json (or dir); "" = the model's, or train one
+  int64_t tokenizer_vocab_size = 512;            // when training a tokenizer on the data
+  std::vector<std::string> special_tokens = {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"};
+  std::string data;                  // JSONL
+  std::string text_field = "text";
+  std::string prompt_field = "prompt";
+  std::string completion_field = "completion";
+  int64_t seq_len = 128;             // window / max sequence length in tokens
+  int64_t batch_size = 16;           // sequences per optimizer step
+  int64_t max_steps = 200;
+  double learning_rate = 1e-3;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;
+  std::string lr_scheduler_type = "cosine";  // constant | linear | cosine
+  int64_t warmup_steps = 10;
+  uint64_t seed = 0;
+  int64_t save_steps = 0;
+  int64_t save_total_limit = 2;
+  std::string device = "auto";
+};
+
+SftOptions parse_sft_options(const Json& j, const std::string& where);
+StageResult run_sft(const SftOptions& options, const StageContext& context);
+
+}  // namespace r1kit::pipelines
