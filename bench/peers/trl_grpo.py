@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -139,7 +140,10 @@ def main() -> None:
         processing_class=tokenizer,
         callbacks=[timer, keeper],
     )
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)  # save_strategy "no": only Trainer scaffolding
 
     timed = timer.seconds[args.warmup:]
     if len(timed) != args.steps:
