@@ -1,7 +1,7 @@
 // bench train (see bench_train.h). The model is a tiny random qwen3_moe so the whole run takes
 // a few minutes on a 2-core CPU; per-step overheads (Python, the Trainer loop, generate's
 // per-token work) therefore weigh more than on a large model, which is what a C++ trainer
-// removes. Timing: r1kit's own per-step "time/s_per_step" (metrics.jsonl: prompts, rollout,
+// removes. Timing: r1kit's own per-step "time/s_per_step" (RUN/grpo/metrics.jsonl: prompts, rollout,
 // rewards, advantages, loss, backward, clip, AdamW, logging; the final checkpoint is not
 // part of a step) vs TRL's on_step_begin..on_step_end (the same span; TRL's logging and
 // data-loader fetch fall outside it, which favours TRL).
@@ -140,11 +140,14 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
   o.learning_rate = a.learning_rate;
   o.device = "cpu";
   const auto t0 = std::chrono::steady_clock::now();
-  pipelines::grpo::run_grpo(o, pipelines::StageContext{run_dir, "grpo", false});
+  const std::string stage = "grpo";
+  pipelines::grpo::run_grpo(o, pipelines::StageContext{run_dir, stage, false});
   Side s;
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
-  std::ifstream in(run_dir + "/metrics.jsonl");
+  const std::string metrics_file = run_dir + "/" + stage + "/metrics.jsonl";  // trainer.h: RUN/<stage>/
+  std::ifstream in(metrics_file);
+  if (!in) throw Error("bench train: the trainer wrote no " + metrics_file);
   std::string line;
   int64_t timed = 0;
   Json step_seconds = Json::array();
@@ -162,7 +165,7 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
     ++timed;
   }
   if (timed != a.steps) {
-    throw Error(fmt::format("bench train: {}/metrics.jsonl has {} timed steps, expected {}", run_dir, timed, a.steps));
+    throw Error(fmt::format("bench train: {} has {} timed steps, expected {}", metrics_file, timed, a.steps));
   }
   s.seconds_per_step /= timed;
   s.completion_mean_length /= timed;
