@@ -6,14 +6,22 @@ endfunction()
 
 # The LibTorch targets share ONE precompiled header (STYLE.md: compile time). The first
 # torch target that calls this owns the PCH; every later one re-uses it (REUSE_FROM), so
-# LibTorch's headers are parsed once per build, not once per target.
-set(R1KIT_PCH_OWNER "" CACHE INTERNAL "")
+# LibTorch's headers are parsed once per build, not once per target. Executables get an
+# owner of their own: they compile with -fPIE, libraries with -fPIC, and GCC rejects a PCH
+# made with the other flag (-Winvalid-pch) and silently parses everything again.
+set(R1KIT_PCH_OWNER_LIB "" CACHE INTERNAL "")
+set(R1KIT_PCH_OWNER_EXE "" CACHE INTERNAL "")
 function(r1kit_torch_pch target)
-  if(R1KIT_PCH_OWNER STREQUAL "")
+  get_target_property(_type ${target} TYPE)
+  set(_slot R1KIT_PCH_OWNER_LIB)
+  if(_type STREQUAL "EXECUTABLE")
+    set(_slot R1KIT_PCH_OWNER_EXE)
+  endif()
+  if("${${_slot}}" STREQUAL "")
     target_precompile_headers(${target} PRIVATE "${PROJECT_SOURCE_DIR}/cmake/torch_pch.h")
-    set(R1KIT_PCH_OWNER ${target} CACHE INTERNAL "")
+    set(${_slot} ${target} CACHE INTERNAL "")
   else()
-    target_precompile_headers(${target} REUSE_FROM ${R1KIT_PCH_OWNER})
+    target_precompile_headers(${target} REUSE_FROM ${${_slot}})
   endif()
 endfunction()
 

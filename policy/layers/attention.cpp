@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 
 #include "policy/layers/rope.h"
 
@@ -18,6 +19,19 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
   }
   return at::scaled_dot_product_attention(q, k, v, ctx.mask, /*dropout_p=*/0.0,
                                           /*is_causal=*/false, scale);
+}
+
+at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const AttentionContext& ctx, double scale) {
+  const int64_t N = q.size(0), H = q.size(1), T = q.size(2), Hk = k.size(1), g = H / Hk;
+  TORCH_CHECK(H % Hk == 0 && ctx.mask.defined(), "attend_grouped: ", H, " query heads over ", Hk, " key heads");
+  // Head h = hk * g + j reads key head hk (HF repeat_kv); its rows go to j * T + t.
+  const at::Tensor qg = q.reshape({N, Hk, g * T, q.size(3)});                       // [N, Hk, g*T, E]
+  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale);               // [N, Hk, g*T, S]
+  const at::Tensor visible = g == 1 ? ctx.mask : ctx.mask.repeat({1, 1, g, 1});     // [N, 1, g*T, S]
+  scores.masked_fill_(visible.logical_not(), -std::numeric_limits<double>::infinity());
+  const at::Tensor p = at::softmax(scores, /*dim=*/-1, at::kFloat).to(v.scalar_type());
+  return at::matmul(p, v).reshape({N, H, T, v.size(3)});                             // [N, H, T, Ev]
 }
 
 void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim) {
@@ -53,18 +67,18 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   q = apply_rope(q.transpose(1, 2), ctx.cos, ctx.sin, /*interleaved=*/false);  // [N, H, T, Dh]
   k = apply_rope(k.transpose(1, 2), ctx.cos, ctx.sin, /*interleaved=*/false);  // [N, Hkv, T, Dh]
   v = v.transpose(1, 2);
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   if (cache != nullptr) {
     write_cache(cache->k, k, ctx.positions, /*dim=*/2);
     write_cache(cache->v, v, ctx.positions, /*dim=*/2);
-    k = cache->k;  // [N, Hkv, S, Dh]
-    v = cache->v;
+    const at::Tensor out = attend_grouped(q, cache->k.to(q.scalar_type()), cache->v.to(q.scalar_type()), ctx, scale);
+    return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * head_dim_}));
   }
   if (kv_heads_ != heads_) {  // HF repeat_kv: query head h reads kv head h / (H / Hkv)
     k = k.repeat_interleave(heads_ / kv_heads_, /*dim=*/1);
     v = v.repeat_interleave(heads_ / kv_heads_, /*dim=*/1);
   }
-  const at::Tensor out = attend(q, k.to(q.scalar_type()), v.to(q.scalar_type()), ctx,
-                                1.0 / std::sqrt(static_cast<double>(head_dim_)));  // [N, H, T, Dh]
+  const at::Tensor out = attend(q, k, v, ctx, scale);  // [N, H, T, Dh]
   return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * head_dim_}));
 }
 

@@ -33,6 +33,12 @@ struct AttentionContext {
 // v [N, H, S, Ev] -> [N, H, T, Ev].
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const AttentionContext& ctx, double scale);
+// The cached path: q [N, H, T, E] against keys k [N, Hk, S, E] and values v [N, Hk, S, Ev]
+// shared by groups of H / Hk query heads (GQA; MLA's latent has Hk = 1), masked by
+// ctx.mask. The query heads of a group are stacked into one matmul against their shared
+// keys, so cached keys are never repeated per head (a per-step copy that dominated decode).
+at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          const AttentionContext& ctx, double scale);
 // Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions.
 void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim);
 

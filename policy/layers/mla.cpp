@@ -73,9 +73,8 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     const at::Tensor q_lat = at::matmul(q_nope, w_uk.unsqueeze(0));                // [N, H, T, R]
     const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);                         // [N, H, T, R+Dr]
     const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);             // [N, 1, S, R+Dr]
-    const int64_t S = k_cat.size(2);
-    const at::Tensor o_lat = attend(q_cat, k_cat.expand({N, heads_, S, kv_lora_rank_ + rope_dim_}),
-                                    c_kv.unsqueeze(1).expand({N, heads_, S, kv_lora_rank_}), ctx, scale_);
+    // One key "head" shared by all H query heads: grouped attention, no per-head copies.
+    const at::Tensor o_lat = attend_grouped(q_cat, k_cat, c_kv.unsqueeze(1), ctx, scale_);  // [N, H, T, R]
     out = at::matmul(o_lat, w_uv.transpose(1, 2).unsqueeze(0));                    // [N, H, T, Dv]
   }
   return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * v_dim_}));
