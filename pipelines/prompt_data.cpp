@@ -1,10 +1,7 @@
 // PromptData (see prompt_data.h).
 #include "pipelines/prompt_data.h"
 
-#include <algorithm>
-#include <numeric>
-#include <random>
-
+#include "pipelines/schedule.h"
 #include "src/jsonl.h"
 
 namespace r1kit::pipelines {
@@ -23,19 +20,8 @@ PromptData::PromptData(const std::string& path, std::string prompt_field, std::s
 }
 
 std::vector<const Json*> PromptData::rows(int64_t position, int64_t count) const {
-  const int64_t n = static_cast<int64_t>(rows_.size());
   std::vector<const Json*> out;
-  int64_t epoch = -1;
-  std::vector<int64_t> order(n);
-  for (int64_t p = position; p < position + count; ++p) {
-    if (p / n != epoch) {
-      epoch = p / n;
-      std::iota(order.begin(), order.end(), 0);
-      std::mt19937_64 rng(seed_ * 1000003ULL + static_cast<uint64_t>(epoch));
-      std::shuffle(order.begin(), order.end(), rng);
-    }
-    out.push_back(&rows_[order[p % n]]);
-  }
+  for (int64_t i : stream_indices(seed_, position, count, static_cast<int64_t>(rows_.size()))) out.push_back(&rows_[i]);
   return out;
 }
 

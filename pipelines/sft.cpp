@@ -8,10 +8,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <numeric>
-#include <random>
 
 #include "pipelines/checkpoint.h"
+#include "pipelines/schedule.h"
 #include "policy/balancing.h"
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
@@ -25,15 +24,6 @@ namespace r1kit::pipelines {
 namespace {
 
 namespace fs = std::filesystem;
-
-double lr_at(const SftOptions& o, int64_t step) {
-  if (step < o.warmup_steps) return o.learning_rate * static_cast<double>(step + 1) / o.warmup_steps;
-  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) /
-                                            std::max<int64_t>(o.max_steps - o.warmup_steps, 1));
-  if (o.lr_scheduler_type == "linear") return o.learning_rate * (1 - progress);
-  if (o.lr_scheduler_type == "cosine") return o.learning_rate * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
-  return o.learning_rate;
-}
 
 // Training examples as (tokens, loss mask) of at most seq_len + 1 tokens.
 struct Example {
@@ -155,13 +145,10 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     // The batch: examples at positions [data_position, +batch) of a seeded order (as PromptData).
     std::vector<const Example*> batch;
-    for (int64_t k = 0; k < o.batch_size; ++k, ++state.data_position) {
-      const int64_t n = static_cast<int64_t>(examples.size());
-      std::vector<int64_t> order(n);
-      std::iota(order.begin(), order.end(), 0);
-      std::shuffle(order.begin(), order.end(), std::mt19937_64(o.seed * 1000003ULL + state.data_position / n));
-      batch.push_back(&examples[order[state.data_position % n]]);
+    for (int64_t i : stream_indices(o.seed, state.data_position, o.batch_size, static_cast<int64_t>(examples.size()))) {
+      batch.push_back(&examples[i]);
     }
+    state.data_position += o.batch_size;
     int64_t L = 1;
     for (const Example* e : batch) L = std::max<int64_t>(L, static_cast<int64_t>(e->tokens.size()) - 1);
     at::Tensor inputs = at::zeros({o.batch_size, L}, at::kLong), targets = at::zeros({o.batch_size, L}, at::kLong);
@@ -180,7 +167,8 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
     const at::Tensor hidden = model->forward_hidden(inputs);                               // [B, L, D]
     const at::Tensor lp = policy::token_logprobs(hidden, model->lm_head_weight(), targets).logprobs;
     const at::Tensor loss = -(lp * mask).sum() / mask.sum().clamp_min(1.0) + model->aux_loss();
-    const double lr = lr_at(o, step);
+    // Cosine decays to 10% of the peak, as DeepSeek-R1 does for SFT (5e-5 -> 5e-6).
+    const double lr = learning_rate_at({o.learning_rate, o.lr_scheduler_type, o.warmup_steps, o.max_steps, 0.1}, step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optimizer.zero_grad();
     loss.backward();

@@ -15,6 +15,7 @@
 #include "pipelines/grpo/advantages.h"
 #include "pipelines/grpo/loss.h"
 #include "pipelines/prompt_data.h"
+#include "pipelines/schedule.h"
 #include "policy/balancing.h"
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
@@ -33,15 +34,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
-
-double learning_rate_at(const GrpoOptions& o, int64_t step) {
-  if (step < o.warmup_steps) return o.learning_rate * static_cast<double>(step + 1) / o.warmup_steps;
-  const double span = std::max<int64_t>(o.max_steps - o.warmup_steps, 1);
-  const double progress = std::min(1.0, static_cast<double>(step - o.warmup_steps) / span);
-  if (o.lr_scheduler_type == "linear") return o.learning_rate * (1.0 - progress);
-  if (o.lr_scheduler_type == "cosine") return o.learning_rate * 0.5 * (1.0 + std::cos(M_PI * progress));
-  return o.learning_rate;
-}
 
 // The policy's view of a rollout batch: each row is prompt + completion, right-padded, with
 // inputs = tokens[:-1] and targets = tokens[1:]; the mask marks the completion targets.
@@ -218,7 +210,7 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     // 6. num_iterations optimizer steps over the batch, micro-batched.
     const auto t_train0 = Clock::now();
     policy->train();
-    const double lr = learning_rate_at(o, step);
+    const double lr = learning_rate_at({o.learning_rate, o.lr_scheduler_type, o.warmup_steps, o.max_steps}, step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     const double batch_tokens = batch.mask.sum().item<double>();
     const int64_t num_micro = (N + micro - 1) / micro;
