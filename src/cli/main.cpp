@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "r1kit 0.1");
   r1kit::cli::add_demo_command(app);
   r1kit::cli::add_run_command(app);
+  r1kit::cli::add_launch_command(app);
   r1kit::cli::add_report_command(app);
   r1kit::cli::add_reward_command(app);
   r1kit::cli::add_bench_command(app);
