@@ -17,6 +17,9 @@ ExpertLoadReport update_router_biases(CausalLM& model, double gamma,
                                       const std::function<void(at::Tensor&)>& reduce) {
   ExpertLoadReport report;
   at::NoGradGuard no_grad;
+  for (int64_t l = 0; l < model.config().num_hidden_layers; ++l) {
+    if (model.config().is_moe_layer(l)) report.layers.push_back(l);
+  }
   for (MoeBlock* block : model.moe_blocks()) {
     at::Tensor load = block->take_load();  // [E]
     if (reduce) reduce(load);

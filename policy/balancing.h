@@ -14,6 +14,7 @@ namespace r1kit::policy {
 class CausalLM;
 
 struct ExpertLoadReport {
+  std::vector<int64_t> layers;        // the decoder-layer index of each MoE layer
   std::vector<double> max_over_mean;  // per MoE layer: max load / mean load (1 = balanced)
 };
 

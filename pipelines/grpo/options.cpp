@@ -25,6 +25,8 @@ GrpoOptions parse_grpo_options(const Json& j, const std::string& where) {
   f.get("per_device_train_batch_size", o.per_device_train_batch_size);
   f.get("num_iterations", o.num_iterations);
   f.get("max_steps", o.max_steps);
+  f.get("dynamic_sampling", o.dynamic_sampling);
+  f.get("dynamic_sampling_max_rounds", o.dynamic_sampling_max_rounds);
   f.get("max_completion_length", o.max_completion_length);
   f.get("temperature", o.temperature);
   f.get("top_p", o.top_p);
@@ -63,6 +65,7 @@ GrpoOptions parse_grpo_options(const Json& j, const std::string& where) {
   positive("per_device_train_batch_size", o.per_device_train_batch_size);
   positive("num_iterations", o.num_iterations);
   positive("max_completion_length", o.max_completion_length);
+  positive("dynamic_sampling_max_rounds", o.dynamic_sampling_max_rounds);
   if (o.max_steps < 0) f.fail("max_steps", "must be >= 0");
   if (o.epsilon <= 0 || o.epsilon >= 1) f.fail("epsilon", "must be in (0, 1)");
   if (o.beta < 0) f.fail("beta", "must be >= 0");

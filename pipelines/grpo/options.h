@@ -26,6 +26,10 @@ struct GrpoOptions {
   int64_t per_device_train_batch_size = 16;  // completions per micro-batch (gradient accumulation)
   int64_t num_iterations = 1;           // optimizer passes over one rollout batch (mu)
   int64_t max_steps = 100;              // rollout batches
+  // DAPO dynamic sampling: drop groups whose rewards are all equal (no signal) and draw
+  // B more prompts until B groups are kept or the cap is reached (then train on fewer).
+  bool dynamic_sampling = false;
+  int64_t dynamic_sampling_max_rounds = 4;  // rollout rounds per step at most (verl: max_num_gen_batches)
   // Sampling.
   int64_t max_completion_length = 128;
   double temperature = 1.0;

@@ -93,6 +93,107 @@ at::Tensor score_batch(policy::CausalLM& model, const TrainBatch& b, int64_t mic
   return at::cat(parts, 0);
 }
 
+
+// Groups of G scored completions, rows of a group contiguous (row b*G + g).
+struct GroupBatch {
+  rollout::Rollouts rollouts;                  // N rows; prompt_index indexes prompt_texts
+  std::vector<rewards::RewardResult> scored;   // [N]
+  std::vector<std::string> prompt_texts;       // [B]
+  std::vector<const Json*> prompt_rows;        // [B]
+  double seconds_rollout = 0, seconds_reward = 0;
+
+  int64_t size() const { return static_cast<int64_t>(prompt_texts.size()); }
+  at::Tensor rewards_tensor() const {  // [N] fp32, a skipped reward counts as 0
+    std::vector<float> v;
+    for (const auto& r : scored) v.push_back(static_cast<float>(r.value.value_or(0.0)));
+    return at::tensor(v);
+  }
+  // Appends the groups of `other` marked in `keep`, up to `limit` groups in all.
+  void append(const GroupBatch& other, const std::vector<bool>& keep, int64_t limit) {
+    const int64_t G = other.rollouts.group_size;
+    rollouts.group_size = G;
+    for (int64_t b = 0; b < other.size() && size() < limit; ++b) {
+      if (!keep[b]) continue;
+      for (int64_t g = 0; g < G; ++g) {
+        rollout::Rollout row = other.rollouts.rows[b * G + g];
+        row.prompt_index = size();
+        rollouts.rows.push_back(std::move(row));
+        scored.push_back(other.scored[b * G + g]);
+      }
+      prompt_texts.push_back(other.prompt_texts[b]);
+      prompt_rows.push_back(other.prompt_rows[b]);
+    }
+  }
+};
+
+// Rolls out G completions for each prompt row and scores them (weighted sum, parts kept).
+GroupBatch sample_groups(rollout::Engine& engine, const Tokenizer& tokenizer, const PromptData& data,
+                         const rewards::Scorer& scorer, ThreadPool& pool, const std::vector<const Json*>& rows,
+                         const std::vector<uint64_t>& seeds, int64_t G, const rollout::SamplingOptions& sampling) {
+  const auto t0 = Clock::now();
+  GroupBatch out;
+  std::vector<std::vector<int32_t>> prompts;
+  for (const Json* row : rows) {
+    out.prompt_texts.push_back(data.render(*row));
+    out.prompt_rows.push_back(row);
+    prompts.push_back(tokenizer.encode(out.prompt_texts.back()));
+  }
+  out.rollouts = engine.generate(prompts, G, sampling, seeds);
+  out.seconds_rollout = seconds_since(t0);
+  const auto t1 = Clock::now();
+  const int64_t N = static_cast<int64_t>(out.rollouts.rows.size());
+  std::vector<rewards::RewardInput> inputs(N);
+  for (int64_t i = 0; i < N; ++i) {
+    const int64_t b = out.rollouts.rows[i].prompt_index;
+    inputs[i].prompt = out.prompt_texts[b];
+    inputs[i].completion = out.rollouts.rows[i].text;
+    inputs[i].fields = out.prompt_rows[b];
+  }
+  out.scored = scorer.score_batch(inputs, &pool);
+  out.seconds_reward = seconds_since(t1);
+  return out;
+}
+
+// DAPO's dynamic-sampling filter: keep the groups whose rewards are not all equal.
+std::vector<bool> spread_groups(const Advantages& a) {
+  std::vector<bool> keep;
+  const at::Tensor zero = a.zero_std_group.cpu();
+  for (int64_t b = 0; b < zero.size(0); ++b) keep.push_back(!zero[b].item<bool>());
+  return keep;
+}
+
+
+// Reward, accuracy and length statistics of a batch of scored groups.
+std::map<std::string, double> rollout_metrics(const GroupBatch& g, const rewards::Scorer& scorer) {
+  const double N = std::max<double>(1, g.rollouts.rows.size());
+  const at::Tensor r = g.rewards_tensor();  // [N]
+  std::map<std::string, double> m;
+  m["reward/mean"] = r.numel() > 0 ? r.mean().item<double>() : 0;
+  m["reward/std"] = r.numel() > 1 ? r.std().item<double>() : 0;
+  std::map<std::string, double> part_sums;
+  double correct = 0;
+  for (const auto& s : g.scored) {
+    for (const auto& [name, v] : s.parts) part_sums[name] += v;
+    // Accuracy: the share of completions whose first reward (the task's checker) is full.
+    if (!scorer.entries().empty()) {
+      auto it = s.parts.find(scorer.entries()[0].name);
+      correct += (it != s.parts.end() ? it->second : s.value.value_or(0)) >= 1.0;
+    }
+  }
+  for (const auto& [name, sum] : part_sums) m["reward/" + name] = sum / N;
+  if (!scorer.entries().empty()) m["accuracy"] = correct / N;
+  double len_sum = 0, len_max = 0, truncated = 0;
+  for (const auto& row : g.rollouts.rows) {
+    len_sum += row.completion_ids.size();
+    len_max = std::max<double>(len_max, row.completion_ids.size());
+    truncated += row.finish == rollout::FinishReason::kLength;
+  }
+  m["completion/mean_length"] = len_sum / N;
+  m["completion/max_length"] = len_max;
+  m["completion/frac_truncated"] = truncated / N;
+  return m;
+}
+
 }  // namespace
 
 StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
@@ -153,58 +254,54 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   loss_options.beta = o.beta;
   loss_options.entropy_coef = o.entropy_coef;
   loss_options.max_completion_length = o.max_completion_length;
-  const int64_t B = o.prompts_per_step, G = o.num_generations, N = B * G;
+  const int64_t B = o.prompts_per_step, G = o.num_generations;
 
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     const auto t_step = Clock::now();
-    // 1. Prompts: the next B of the seeded stream.
-    const std::vector<const Json*> rows = data.rows(state.data_position, B);
-    state.data_position += B;
-    std::vector<std::vector<int32_t>> prompts;
-    std::vector<std::string> prompt_texts;
-    std::vector<uint64_t> seeds;
-    for (int64_t b = 0; b < B; ++b) {
-      prompt_texts.push_back(data.render(*rows[b]));
-      prompts.push_back(tokenizer.encode(prompt_texts.back()));
-      seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), b));
-    }
-
-    // 2. Rollout: G completions per prompt from the policy being trained.
+    // 1-4. Prompts (the next B of the seeded stream), G completions each from the policy
+    // being trained, rewards, group-relative advantages. With dynamic sampling (DAPO) the
+    // groups whose rewards are all equal are dropped and more prompts drawn, up to a cap.
     policy->eval();
-    const rollout::Rollouts rollouts = engine.generate(prompts, G, sampling, seeds);
-    const double t_rollout = seconds_since(t_step);
-
-    // 3. Rewards (weighted sum; a skipped row counts as 0).
-    const auto t_reward0 = Clock::now();
-    std::vector<rewards::RewardInput> inputs(N);
-    for (int64_t i = 0; i < N; ++i) {
-      inputs[i].prompt = prompt_texts[rollouts.rows[i].prompt_index];
-      inputs[i].completion = rollouts.rows[i].text;
-      inputs[i].fields = rows[rollouts.rows[i].prompt_index];
+    GroupBatch groups;     // what is trained on
+    GroupBatch drawn_all;  // everything sampled this step (the metrics: unbiased by the filter)
+    int64_t drawn = 0, rounds = 0, zero_std_drawn = 0;
+    double t_rollout = 0, t_reward = 0, generated_tokens = 0;
+    while (rounds == 0 || (o.dynamic_sampling && groups.size() < B && rounds < o.dynamic_sampling_max_rounds)) {
+      const std::vector<const Json*> rows = data.rows(state.data_position, B);
+      state.data_position += B;
+      std::vector<uint64_t> seeds;
+      for (int64_t b = 0; b < B; ++b) {
+        // Round r's prompts get seeds B*r.. so that each round samples afresh.
+        seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), drawn + b));
+      }
+      const GroupBatch round = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, G, sampling);
+      t_rollout += round.seconds_rollout;
+      t_reward += round.seconds_reward;
+      generated_tokens += round.rollouts.generated_tokens;
+      drawn += B;
+      ++rounds;
+      const Advantages check = group_advantages(round.rewards_tensor(), G, {o.scale_rewards});
+      zero_std_drawn += check.num_zero_std;
+      drawn_all.append(round, std::vector<bool>(B, true), B);
+      groups.append(round, o.dynamic_sampling ? spread_groups(check) : std::vector<bool>(B, true), B);
     }
-    const std::vector<rewards::RewardResult> scored = scorer.score_batch(inputs, &pool);
-    std::vector<float> reward_values(N);
-    std::map<std::string, double> part_sums;
-    for (int64_t i = 0; i < N; ++i) {
-      reward_values[i] = static_cast<float>(scored[i].value.value_or(0.0));
-      for (const auto& [name, v] : scored[i].parts) part_sums[name] += v;
+    if (groups.size() == 0) {
+      // Every drawn group was uniform: no learning signal at all. Skip the update, log the step.
+      log::warn("{} step {}: all {} drawn groups had equal rewards; no update", ctx.stage_name, step + 1, drawn);
     }
-    const at::Tensor reward_t = at::tensor(reward_values);  // [N]
-
-    // 4. Group-relative advantages.
-    AdvantageOptions adv_options;
-    adv_options.scale_rewards = o.scale_rewards;
-    const Advantages adv = group_advantages(reward_t, G, adv_options);
-    const double t_reward = seconds_since(t_reward0);
+    const rollout::Rollouts& rollouts = groups.rollouts;
+    const int64_t N = static_cast<int64_t>(rollouts.rows.size());  // B*G, or fewer when every draw was uniform
+    const at::Tensor reward_t = groups.rewards_tensor();            // [N]
+    const Advantages adv = N > 0 ? group_advantages(reward_t, G, {o.scale_rewards}) : Advantages{};
 
     // 5. Old-policy and reference logprobs.
     const auto t_ref0 = Clock::now();
     const TrainBatch batch = make_batch(rollouts, o.mask_truncated_completions, device.device);
     const int64_t micro = o.per_device_train_batch_size;
     const at::Tensor logprobs_old =
-        truncated_sampling ? score_batch(*policy, batch, micro, o.temperature) : batch.logprobs_roll;
+        truncated_sampling && N > 0 ? score_batch(*policy, batch, micro, o.temperature) : batch.logprobs_roll;
     at::Tensor logprobs_ref;
-    if (reference) logprobs_ref = score_batch(*reference, batch, micro, o.temperature);
+    if (reference && N > 0) logprobs_ref = score_batch(*reference, batch, micro, o.temperature);
     const double t_ref = seconds_since(t_ref0);
 
     // 6. num_iterations optimizer steps over the batch, micro-batched.
@@ -214,9 +311,9 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     const double batch_tokens = batch.mask.sum().item<double>();
     const int64_t num_micro = (N + micro - 1) / micro;
-    const at::Tensor advantages = adv.values.to(device.device);
+    const at::Tensor advantages = N > 0 ? adv.values.to(device.device) : at::Tensor();
     double grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, entropy = 0, tokens = 0;
-    for (int64_t it = 0; it < o.num_iterations; ++it) {
+    for (int64_t it = 0; it < o.num_iterations && N > 0; ++it) {
       optimizer.zero_grad();
       for (int64_t s = 0; s < N; s += micro) {
         const int64_t n = std::min(micro, N - s);
@@ -255,52 +352,39 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     const double t_train = seconds_since(t_train0);
     state.step = step + 1;
 
-    // 8. Metrics, samples, checkpoint.
-    double len_sum = 0, len_max = 0, truncated = 0;
-    for (const auto& row : rollouts.rows) {
-      len_sum += row.completion_ids.size();
-      len_max = std::max<double>(len_max, row.completion_ids.size());
-      truncated += row.finish == rollout::FinishReason::kLength;
-    }
+    // 8. Metrics (over everything drawn: the dynamic-sampling filter would bias them),
+    // samples, checkpoint.
     const double step_seconds = seconds_since(t_step);
-    std::map<std::string, double> m = {
-        {"reward/mean", reward_t.mean().item<double>()},
-        {"reward/std", reward_t.std().item<double>()},
-        {"frac_zero_std_groups", static_cast<double>(adv.num_zero_std) / B},
-        {"completion/mean_length", len_sum / N},
-        {"completion/max_length", len_max},
-        {"completion/frac_truncated", truncated / N},
-        {"clip/low_fraction", tokens > 0 ? clip_low / tokens : 0},
-        {"clip/high_fraction", tokens > 0 ? clip_high / tokens : 0},
-        {"kl", tokens > 0 ? kl / tokens : 0},
-        {"entropy", tokens > 0 ? entropy / tokens : 0},
-        {"grad_norm", grad_norm},
-        {"learning_rate", lr},
-        {"tokens_per_second", rollouts.generated_tokens / std::max(t_rollout, 1e-9)},
-        {"time/rollout", t_rollout},
-        {"time/reward", t_reward},
-        {"time/reference", t_ref},
-        {"time/train", t_train},
-        {kSecondsPerStepKey, step_seconds},
-    };
-    for (const auto& [name, sum] : part_sums) m["reward/" + name] = sum / N;
-    // Accuracy: the share of completions whose first reward (the task's checker) is full.
-    if (!scorer.entries().empty()) {
-      const std::string& first = scorer.entries()[0].name;
-      double correct = 0;
-      for (const auto& r : scored) {
-        auto it = r.parts.find(first);
-        correct += (it != r.parts.end() ? it->second : r.value.value_or(0)) >= 1.0;
-      }
-      m["accuracy"] = correct / N;
+    std::map<std::string, double> m = rollout_metrics(drawn_all, scorer);
+    m["frac_zero_std_groups"] = static_cast<double>(zero_std_drawn) / drawn;
+    m["trained_groups"] = static_cast<double>(groups.size());
+    if (o.dynamic_sampling) m["dynamic_sampling/rounds"] = static_cast<double>(rounds);
+    m["clip/low_fraction"] = tokens > 0 ? clip_low / tokens : 0;
+    m["clip/high_fraction"] = tokens > 0 ? clip_high / tokens : 0;
+    m["kl"] = tokens > 0 ? kl / tokens : 0;
+    m["entropy"] = tokens > 0 ? entropy / tokens : 0;
+    m["grad_norm"] = grad_norm;
+    m["learning_rate"] = lr;
+    m["tokens_per_second"] = generated_tokens / std::max(t_rollout, 1e-9);
+    m["time/rollout"] = t_rollout;
+    m["time/reward"] = t_reward;
+    m["time/reference"] = t_ref;
+    m["time/train"] = t_train;
+    m[kSecondsPerStepKey] = step_seconds;
+    // Expert load imbalance per MoE layer (max/mean; 1 = balanced), and the worst layer.
+    for (size_t l = 0; l < load.max_over_mean.size(); ++l) {
+      m[fmt::format("moe/load_max_over_mean/layer_{}", load.layers[l])] = load.max_over_mean[l];
     }
     if (!load.max_over_mean.empty()) {
       m["moe/load_max_over_mean"] = *std::max_element(load.max_over_mean.begin(), load.max_over_mean.end());
     }
     metrics.log(state.step, m);
-    for (int64_t i = 0; i < std::min<int64_t>(o.log_completions, N); ++i) {
-      samples.write({{"stage", ctx.stage_name}, {"step", state.step}, {"prompt", prompt_texts[rollouts.rows[i].prompt_index]},
-                     {"completion", rollouts.rows[i].text}, {"reward", reward_values[i]}, {"why", scored[i].why}});
+    const int64_t drawn_rows = static_cast<int64_t>(drawn_all.rollouts.rows.size());
+    for (int64_t i = 0; i < std::min<int64_t>(o.log_completions, drawn_rows); ++i) {
+      const rollout::Rollout& row = drawn_all.rollouts.rows[i];
+      samples.write({{"stage", ctx.stage_name}, {"step", state.step}, {"prompt", drawn_all.prompt_texts[row.prompt_index]},
+                     {"completion", row.text}, {"reward", drawn_all.scored[i].value.value_or(0.0)},
+                     {"why", drawn_all.scored[i].why}});
     }
     log::info("{} {}", ctx.stage_name,
               format_progress(state.step, o.max_steps, m,

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,6 +21,7 @@
 #include "src/bpe_trainer.h"
 #include "src/files.h"
 #include "src/jsonl.h"
+#include "src/safetensors.h"
 #include "src/tokenizer.h"
 #include "tests/test_util.h"
 
@@ -31,7 +33,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A tiny qwen3_moe policy with its own tokenizer, a prompt set and a one-stage recipe.
-std::string make_fixture(const fs::path& dir, int64_t max_steps) {
+std::string make_fixture(const fs::path& dir, int64_t max_steps, const Json& stage_overrides = Json::object()) {
   std::vector<std::string> texts;
   for (int i = 0; i < 50; ++i) texts.push_back(std::to_string(i) + "+" + std::to_string(i % 7) + " <think> </think> <answer> </answer>");
   BpeTrainerOptions t;
@@ -64,8 +66,11 @@ std::string make_fixture(const fs::path& dir, int64_t max_steps) {
       {"per_device_train_batch_size", 3}, {"max_completion_length", 16}, {"max_steps", max_steps},
       {"save_steps", 2}, {"learning_rate", 1e-3}, {"beta", 0.01}, {"device", "cpu"}, {"seed", 5},
       {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}}})}};
+  Json stage = recipe["stages"][0];
+  stage.update(stage_overrides);
+  const Json patched = {{"stages", Json::array({stage})}};
   const std::string path = (dir / "recipe.json").string();
-  std::ofstream(path) << recipe.dump(2);
+  std::ofstream(path) << patched.dump(2);
   return path;
 }
 
@@ -99,7 +104,8 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
   for (const char* key : {"reward/mean", "reward/std", "reward/tag_count", "reward/math", "accuracy",
                           "frac_zero_std_groups", "completion/mean_length", "completion/frac_truncated",
                           "clip/low_fraction", "clip/high_fraction", "kl", "entropy", "grad_norm",
-                          "learning_rate", "moe/load_max_over_mean", "tokens_per_second", "time/rollout",
+                          "learning_rate", "moe/load_max_over_mean", "moe/load_max_over_mean/layer_0",
+                          "moe/load_max_over_mean/layer_1", "trained_groups", "tokens_per_second", "time/rollout",
                           "time/reward", "time/reference", "time/train"}) {
     EXPECT_TRUE(rows[3].contains(key)) << key;
   }
@@ -118,6 +124,45 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
   const Json manifest = read_json_file((dir / "run" / "manifest.json").string());
   EXPECT_EQ(manifest["stages"]["zero"]["state"], "done");
   EXPECT_TRUE(fs::exists(dir / "run" / "models" / "zero" / "model.safetensors"));
+}
+
+// DAPO dynamic sampling. With a reward the untrained policy never earns (math: every group
+// all 0) each step draws max_rounds batches, trains on nothing and leaves the weights as they
+// were; with a reward that always spreads (length ramp over 1..40 characters) one round fills
+// the batch.
+TEST(GrpoDynamicSampling, DropsUniformGroupsAndDrawsMore) {
+  const fs::path dir = testing::scratch_dir("grpo_dynamic");
+  RunArgs uniform;
+  uniform.recipe = make_fixture(dir / "uniform", 2,
+                                {{"dynamic_sampling", true}, {"dynamic_sampling_max_rounds", 3}, {"beta", 0.0},
+                                 {"rewards", Json::array({{{"name", "math"}}})}});
+  uniform.out = (dir / "uniform" / "run").string();
+  ASSERT_EQ(run_recipe(uniform), 0);
+  for (const Json& row : read_jsonl((dir / "uniform" / "run" / "zero" / "metrics.jsonl").string())) {
+    EXPECT_EQ(row["dynamic_sampling/rounds"], 3.0);
+    EXPECT_EQ(row["trained_groups"], 0.0);
+    EXPECT_EQ(row["frac_zero_std_groups"], 1.0);
+  }
+  const ModelWeights before = ModelWeights::open((dir / "uniform" / "model").string());
+  const ModelWeights after = ModelWeights::open((dir / "uniform" / "run" / "models" / "zero").string());
+  ASSERT_EQ(before.names(), after.names());
+  for (const auto& name : before.names()) {
+    const TensorView& a = before.at(name);
+    const TensorView& b = after.at(name);
+    EXPECT_TRUE(a.nbytes == b.nbytes && std::memcmp(a.data, b.data, a.nbytes) == 0)
+        << name << " changed without a learning signal";
+  }
+
+  RunArgs spread;
+  spread.recipe = make_fixture(dir / "spread", 2,
+                               {{"dynamic_sampling", true}, {"dynamic_sampling_max_rounds", 3},
+                                {"rewards", Json::array({{{"name", "length"}, {"max_length", 40}, {"cache_length", 39}}})}});
+  spread.out = (dir / "spread" / "run").string();
+  ASSERT_EQ(run_recipe(spread), 0);
+  for (const Json& row : read_jsonl((dir / "spread" / "run" / "zero" / "metrics.jsonl").string())) {
+    EXPECT_EQ(row["dynamic_sampling/rounds"], 1.0);
+    EXPECT_EQ(row["trained_groups"], 2.0);
+  }
 }
 
 TEST(GrpoResume, KilledRunResumesExactly) {
