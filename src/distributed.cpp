@@ -415,6 +415,28 @@ void DistributedContext::shutdown() {
   s.store.reset();
 }
 
+void check_replicas_equal(DistributedContext& context, const std::vector<at::Tensor>& tensors,
+                          const std::string& what) {
+  if (!context.launched() || context.world_size() == 1) return;
+  at::NoGradGuard no_grad;
+  double sum = 0, sum_sq = 0;
+  for (const at::Tensor& t : tensors) {
+    const at::Tensor x = t.detach().to(at::kDouble);
+    sum += x.sum().item<double>();
+    sum_sq += x.square().sum().item<double>();
+  }
+  const std::string mine = fmt::format("{:.17g} {:.17g}", sum, sum_sq);  // round-trips exactly
+  const std::vector<Json> all = context.all_gather_json(mine, "replica check (" + what + ")");
+  std::vector<std::string> differ;
+  for (size_t r = 1; r < all.size(); ++r) {
+    if (all[r] != all[0]) differ.push_back(fmt::format("rank {} ({})", r, all[r].get<std::string>()));
+  }
+  if (!differ.empty()) {
+    throw Error(fmt::format("rank {}: the ranks' weights diverged ({}): rank 0 has sum/sum of squares {} but {}",
+                            context.rank(), what, all[0].get<std::string>(), fmt::join(differ, ", ")));
+  }
+}
+
 namespace {
 std::mutex g_mutex;
 std::unique_ptr<DistributedContext> g_context;

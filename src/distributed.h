@@ -93,6 +93,14 @@ class DistributedContext {
   std::unique_ptr<Impl> impl_;
 };
 
+// Checks that every rank holds bitwise the same `tensors` (a model's parameters): each rank's
+// float64 sum and sum of squares, exchanged as exact decimal strings. On a mismatch every rank
+// throws an r1kit::Error naming `what` and the ranks that differ from rank 0. Data-parallel
+// training calls it periodically: replicas drift apart only through a bug (a rank that skipped
+// an all-reduce, a non-deterministic update), and then silently train different models.
+void check_replicas_equal(DistributedContext& context, const std::vector<at::Tensor>& tensors,
+                          const std::string& what);
+
 // The process's context: `r1kit run` joins the group once and installs it here; stages read
 // it. Until then it is the single-process context.
 DistributedContext& distributed();

@@ -199,6 +199,34 @@ TEST(Distributed, CollectivesOnTwoRanks) {
   std::printf("2 ranks: %.1f s\n", std::chrono::duration<double>(Clock::now() - t0).count());
 }
 
+TEST(Distributed, ReplicaCheckCatchesDivergedWeights) {
+  // Equal tensors pass; then rank 1 nudges one element by 1e-6 and both ranks must throw.
+  if (is_worker()) {
+    auto ctx = DistributedContext::init_from_env();
+    std::vector<at::Tensor> w = {at::linspace(-1, 1, 100).view({10, 10}), at::ones({3}, at::kBFloat16)};
+    check_replicas_equal(*ctx, w, "step 1");
+    if (ctx->rank() == 1) w[0][3][4] += 1e-6;
+    std::string what = "no error";
+    try {
+      check_replicas_equal(*ctx, w, "step 2");
+    } catch (const Error& e) {
+      what = e.what();
+    }
+    write_text(worker_out(), what);
+    return;
+  }
+  testing::TempDir dir;
+  const std::vector<int> status = run_ranks("Distributed.ReplicaCheckCatchesDivergedWeights", 2, dir.path, "60");
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_TRUE(exited_ok(status[r]));
+    const std::string report = read_text(dir / ("rank" + std::to_string(r) + ".txt"));
+    std::printf("rank %d reported: %s\n", r, report.c_str());
+    EXPECT_NE(report.find("rank " + std::to_string(r) + ": the ranks' weights diverged (step 2)"), std::string::npos)
+        << report;
+    EXPECT_NE(report.find("but rank 1 ("), std::string::npos) << report;
+  }
+}
+
 // A worker that runs `op` and writes "<seconds> <error message>" (or "no error").
 void run_and_report(DistributedContext& ctx, const std::function<void()>& op) {
   const auto t0 = Clock::now();
