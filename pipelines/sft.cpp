@@ -96,7 +96,24 @@ SftOptions parse_sft_options(const Json& j, const std::string& where) {
   return o;
 }
 
-StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
+namespace {
+
+// Forward KL(teacher || student) per token at temperature T, times T^2 so that its gradient
+// scale does not shrink with T; masked mean over the loss tokens. Full [rows, L, V] logits:
+// fine for the tiny vocabularies of CPU recipes; a large-vocabulary run wants the chunked
+// form of policy/logprobs.
+at::Tensor kd_loss(const at::Tensor& hidden, const at::Tensor& head, const at::Tensor& teacher_hidden,
+                   const at::Tensor& teacher_head, const at::Tensor& mask, double T) {
+  const at::Tensor logp_student = at::log_softmax(at::matmul(hidden, head.t()).to(at::kFloat) / T, -1);  // [B, L, V]
+  const at::Tensor logp_teacher =
+      at::log_softmax(at::matmul(teacher_hidden, teacher_head.t()).to(at::kFloat) / T, -1);             // [B, L, V]
+  const at::Tensor kl = (logp_teacher.exp() * (logp_teacher - logp_student)).sum(-1);                    // [B, L]
+  return (kl * mask).sum() / mask.sum().clamp_min(1.0) * (T * T);
+}
+
+}  // namespace
+
+StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeacher* teacher) {
   const auto t0 = std::chrono::steady_clock::now();
   const DeviceChoice device = resolve_device(o.device);
   const std::vector<Json> rows = read_jsonl(o.data);
@@ -141,6 +158,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
   MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), true);
   if (ctx.resume) metrics.truncate_after(state.step);
   model->train();
+  if (teacher != nullptr) teacher->model->eval();  // frozen: no dropout, no router-load counting
   double loss_value = 0;
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     // The batch: examples at positions [data_position, +batch) of a seeded order (as PromptData).
@@ -166,7 +184,20 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
     mask = mask.to(device.device);
     const at::Tensor hidden = model->forward_hidden(inputs);                               // [B, L, D]
     const at::Tensor lp = policy::token_logprobs(hidden, model->lm_head_weight(), targets).logprobs;
-    const at::Tensor loss = -(lp * mask).sum() / mask.sum().clamp_min(1.0) + model->aux_loss();
+    const at::Tensor nll = -(lp * mask).sum() / mask.sum().clamp_min(1.0);
+    at::Tensor loss = nll + model->aux_loss();
+    double kd_value = 0;
+    if (teacher != nullptr) {
+      at::Tensor teacher_hidden;
+      {
+        at::NoGradGuard no_grad;
+        teacher_hidden = teacher->model->forward_hidden(inputs);  // [B, L, D_teacher]
+      }
+      const at::Tensor kd = kd_loss(hidden, model->lm_head_weight(), teacher_hidden,
+                                    teacher->model->lm_head_weight().detach(), mask, teacher->temperature);
+      loss = (1 - teacher->weight) * nll + teacher->weight * kd + model->aux_loss();
+      kd_value = kd.item<double>();
+    }
     // Cosine decays to 10% of the peak, as DeepSeek-R1 does for SFT (5e-5 -> 5e-6).
     const double lr = learning_rate_at({o.learning_rate, o.lr_scheduler_type, o.warmup_steps, o.max_steps, 0.1}, step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
@@ -177,7 +208,9 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx) {
     policy::update_router_biases(*model, model->config().bias_update_speed);
     loss_value = loss.item<double>();
     state.step = step + 1;
-    metrics.log(state.step, {{"loss", loss_value}, {"grad_norm", grad_norm}, {"learning_rate", lr}});
+    std::map<std::string, double> row = {{"loss", loss_value}, {"grad_norm", grad_norm}, {"learning_rate", lr}};
+    if (teacher != nullptr) row["kd"] = kd_value;
+    metrics.log(state.step, row);
     if (state.step % 25 == 0 || state.step == o.max_steps) {
       log::info("{} step {}/{}  loss {:.4f}", ctx.stage_name, state.step, o.max_steps, loss_value);
     }

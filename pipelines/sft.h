@@ -5,10 +5,15 @@
 // tokenizer trained on the data (`tokenizer_train`) or loaded (`tokenizer`), which is how a
 // recipe makes a tiny base from nothing. Checkpoints and --resume as in GRPO (checkpoint.h).
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "pipelines/grpo/trainer.h"
+
+namespace r1kit::policy {
+class CausalLM;
+}
 
 namespace r1kit::pipelines {
 
@@ -36,7 +41,16 @@ struct SftOptions {
   std::string device = "auto";
 };
 
+// Token-level knowledge distillation, used by the distill stage (distill.h): the loss on the
+// masked tokens becomes (1 - weight) * NLL + weight * T^2 * KL(teacher_T || student_T)
+// (Hinton et al. 2015: forward KL between temperature-softened distributions).
+struct KdTeacher {
+  std::shared_ptr<policy::CausalLM> model;  // frozen; must share the student's tokenizer
+  double weight = 0.5;
+  double temperature = 1.0;
+};
+
 SftOptions parse_sft_options(const Json& j, const std::string& where);
-StageResult run_sft(const SftOptions& options, const StageContext& context);
+StageResult run_sft(const SftOptions& options, const StageContext& context, const KdTeacher* teacher = nullptr);
 
 }  // namespace r1kit::pipelines

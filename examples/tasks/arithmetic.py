@@ -1,10 +1,17 @@
 """Synthetic arithmetic task for r1kit's tiny CPU recipes: "a+b*c" with a worked solution.
 
-  python3 examples/tasks/arithmetic.py OUT_DIR [--seed S]
-writes OUT_DIR/pretrain.jsonl ({"text"}: question + <think> steps </think> <answer> N </answer>),
-OUT_DIR/rl.jsonl and OUT_DIR/eval.jsonl ({"prompt": "a+b*c", "answer": "N"}, a 1-9, b and c
-2-6: 225 questions, 25 held out for eval and never in the other two). A tiny model learns
-the template quickly and the sums only partly, which leaves GRPO room to improve.
+  python3 examples/tasks/arithmetic.py OUT_DIR [--seed S] [--mistake-rate R]
+writes OUT_DIR/pretrain.jsonl ({"text"}: "Q: a+b*c= <think> steps </think> <answer> N </answer>"),
+OUT_DIR/rl.jsonl and OUT_DIR/eval.jsonl ({"prompt": "a+b*c", "answer": "N"}; a 1-9, b and c 2-6:
+225 questions, 25 held out for eval and never in the other two).
+
+Like text from the web, the pretraining corpus holds the right method and a common wrong one:
+a fraction R (default 0.5) of its worked solutions evaluate left to right, (a+b)*c, which is
+never the right answer here (c >= 2). A base model trained on it picks either method when it
+samples, so its accuracy is about (1 - R) times its arithmetic; a rule-checked reward is all
+that RL needs to make it choose precedence, rejection sampling keeps only right traces, and a
+student distilled from them never learns to doubt. (The arithmetic itself has to be learnt in
+pretraining; RL only selects among behaviours the base already has, as in DeepSeek-R1-Zero.)
 """
 import json
 import os
@@ -12,31 +19,31 @@ import random
 import sys
 
 
-def problem(rng):
-    a, b, c = rng.randint(1, 9), rng.randint(2, 6), rng.randint(2, 6)
-    return f"{a}+{b}*{c}", f"<think>{b}*{c}={b * c} {a}+{b * c}={a + b * c}</think> <answer>{a + b * c}</answer>", str(a + b * c)
+def solutions(a, b, c):
+    right = f"<think>{b}*{c}={b * c} {a}+{b * c}={a + b * c}</think> <answer>{a + b * c}</answer>"
+    wrong = f"<think>{a}+{b}={a + b} {a + b}*{c}={(a + b) * c}</think> <answer>{(a + b) * c}</answer>"
+    return right, wrong
 
 
 def main():
     out = sys.argv[1]
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
+    mistake_rate = float(sys.argv[sys.argv.index("--mistake-rate") + 1]) if "--mistake-rate" in sys.argv else 0.5
     rng = random.Random(seed)
     os.makedirs(out, exist_ok=True)
-    everything = {}
-    while len(everything) < 9 * 5 * 5:  # every distinct question
-        q, sol, ans = problem(rng)
-        everything[q] = (sol, ans)
-    questions = sorted(everything)
+    questions = [(a, b, c) for a in range(1, 10) for b in range(2, 7) for c in range(2, 7)]
     rng.shuffle(questions)
     held_out, train = questions[:25], questions[25:]
     with open(os.path.join(out, "pretrain.jsonl"), "w") as f:
-        for i in range(4000):
-            q = train[i % len(train)] if i < len(train) else rng.choice(train)
-            f.write(json.dumps({"text": f"Q: {q}= {everything[q][0]}"}) + "\n")
+        for i in range(6000):
+            a, b, c = train[i % len(train)] if i < len(train) else rng.choice(train)
+            right, wrong = solutions(a, b, c)
+            text = wrong if rng.random() < mistake_rate else right
+            f.write(json.dumps({"text": f"Q: {a}+{b}*{c}= {text}"}) + "\n")
     for name, qs in (("rl.jsonl", train), ("eval.jsonl", held_out)):
         with open(os.path.join(out, name), "w") as f:
-            for q in qs:
-                f.write(json.dumps({"prompt": q, "answer": everything[q][1]}) + "\n")
+            for a, b, c in qs:
+                f.write(json.dumps({"prompt": f"{a}+{b}*{c}", "answer": str(a + b * c)}) + "\n")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ struct StageContext {
 };
 
 struct StageResult {
-  std::string model_dir;    // the trained model, an HF directory
+  std::string model_dir;    // the trained model, an HF directory ("" for stages without one)
+  std::string data_path;    // a written dataset (rejection_sample), "" otherwise
   Json summary = Json::object();
 };
 

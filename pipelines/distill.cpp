@@ -1,0 +1,80 @@
+// run_distill (see distill.h): checks the tokenizers, loads the frozen teacher when KD is on,
+// and runs the sft trainer with it.
+#include "pipelines/distill.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "policy/causal_lm.h"
+#include "policy/pretrained.h"
+#include "src/device.h"
+
+namespace r1kit::pipelines {
+namespace {
+
+std::string tokenizer_file(const std::string& path) {
+  const std::filesystem::path p(path);
+  return std::filesystem::is_directory(p) ? (p / "tokenizer.json").string() : p.string();
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+DistillOptions parse_distill_options(const Json& j, const std::string& where) {
+  DistillOptions o;
+  Json rest = j;
+  auto take = [&](const char* key, auto& out) {
+    if (!rest.contains(key)) return;
+    JsonFields f(Json{{key, rest[key]}}, where);
+    f.get(key, out);
+    f.finish();
+    rest.erase(key);
+  };
+  take("teacher", o.teacher);
+  take("kd_weight", o.kd_weight);
+  take("kd_temperature", o.kd_temperature);
+  o.sft = parse_sft_options(rest, where);
+  JsonFields f(Json::object(), where);
+  if (o.kd_weight < 0 || o.kd_weight > 1) f.fail("kd_weight", "must be in [0, 1]");
+  if (o.kd_temperature <= 0) f.fail("kd_temperature", "must be positive");
+  if (o.kd_weight > 0 && o.teacher.empty()) f.fail("teacher", "is required when kd_weight > 0");
+  return o;
+}
+
+StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
+  if (o.kd_weight == 0) {
+    StageResult r = run_sft(o.sft, ctx);
+    r.summary["type"] = "distill";
+    r.summary["teacher"] = o.teacher;
+    return r;
+  }
+  // Token-level KD compares distributions over the same vocabulary, token for token.
+  const std::string student_tok = tokenizer_file(!o.sft.tokenizer.empty() ? o.sft.tokenizer : o.sft.model);
+  const std::string teacher_tok = tokenizer_file(o.teacher);
+  if (o.sft.model.empty() && o.sft.tokenizer.empty()) {
+    throw Error(ctx.stage_name + ".kd_weight: KD needs the student's tokenizer (set model or tokenizer)");
+  }
+  if (slurp(student_tok) != slurp(teacher_tok)) {
+    throw Error(ctx.stage_name + ".kd_weight: KD needs one tokenizer, but " + student_tok + " and " + teacher_tok +
+                " differ (use kd_weight 0 for SFT on the traces only)");
+  }
+  KdTeacher teacher;
+  teacher.model = policy::load_pretrained(o.teacher, resolve_device(o.sft.device));
+  teacher.weight = o.kd_weight;
+  teacher.temperature = o.kd_temperature;
+  StageResult r = run_sft(o.sft, ctx, &teacher);
+  r.summary["type"] = "distill";
+  r.summary["teacher"] = o.teacher;
+  r.summary["kd_weight"] = o.kd_weight;
+  return r;
+}
+
+}  // namespace r1kit::pipelines

@@ -1,0 +1,165 @@
+// run_eval (see eval.h): per model, one engine call over all prompts x n, then the scores.
+#include "pipelines/eval.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+
+#include "pipelines/prompt_data.h"
+#include "pipelines/scored_groups.h"
+#include "policy/pretrained.h"
+#include "rewards/math_extract.h"
+#include "rewards/math_parse.h"
+#include "src/atomic_file.h"
+#include "src/device.h"
+#include "src/jsonl.h"
+#include "src/logging.h"
+#include "src/thread_pool.h"
+#include "src/tokenizer.h"
+
+namespace r1kit::pipelines {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The key maj@k votes on: the extracted answer in its parsed normal form ("1/2" and
+// "\frac{1}{2}" vote together), the raw extracted text when it does not parse, "" when none.
+std::string vote_key(const std::string& completion) {
+  const auto extracted = rewards::math::extract_answer(completion);
+  if (!extracted) return "";
+  if (auto node = rewards::math::parse_math(extracted->text)) return rewards::math::to_string(*node);
+  return extracted->text;
+}
+
+}  // namespace
+
+EvalOptions parse_eval_options(const Json& j, const std::string& where) {
+  EvalOptions o;
+  JsonFields f(j, where);
+  f.ignore("name");
+  f.ignore("type");
+  Json models;
+  f.require("models", models);
+  f.require("data", o.data);
+  f.get("prompt_field", o.prompt_field);
+  f.get("prompt_template", o.prompt_template);
+  f.get("rewards", o.rewards);
+  f.get("num_samples", o.num_samples);
+  f.get("maj_k", o.maj_k);
+  f.get("temperature", o.temperature);
+  f.get("top_p", o.top_p);
+  f.get("max_new_tokens", o.max_new_tokens);
+  f.get("stop_strings", o.stop_strings);
+  f.get("max_prompts", o.max_prompts);
+  f.get("generation_batch_rows", o.generation_batch_rows);
+  f.get("log_samples", o.log_samples);
+  f.get("seed", o.seed);
+  f.get("device", o.device);
+  f.finish();
+  if (!models.is_array() || models.empty()) f.fail("models", "must be a non-empty list of models");
+  for (size_t i = 0; i < models.size(); ++i) {
+    const Json& m = models[i];
+    if (!m.is_object() || !m.contains("name") || !m.contains("model") || !m["model"].is_string()) {
+      f.fail("models", "entry " + std::to_string(i) + " must be a stage name or {\"name\", \"model\"}");
+    }
+    o.models.push_back({m["name"].get<std::string>(), m["model"].get<std::string>()});
+  }
+  if (o.num_samples <= 0) f.fail("num_samples", "must be positive");
+  if (o.temperature == 0) o.num_samples = 1;  // greedy: every sample would be the same
+  if (o.maj_k == 0) o.maj_k = o.num_samples;
+  if (o.maj_k > o.num_samples) f.fail("maj_k", "must be <= num_samples");
+  if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
+  return o;
+}
+
+StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const DeviceChoice device = resolve_device(o.device);
+  // One seeded order, so every model answers the same prompts (all of them unless max_prompts).
+  const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
+  const int64_t size = static_cast<int64_t>(data.size());
+  const int64_t B = o.max_prompts > 0 ? std::min<int64_t>(o.max_prompts, size) : size;
+  const std::vector<const Json*> rows = data.rows(0, B);
+  const rewards::Scorer scorer = rewards::Scorer::from_json(o.rewards, ctx.stage_name + ".rewards");
+  ThreadPool pool(0);
+  rollout::SamplingOptions sampling;
+  sampling.temperature = o.temperature;
+  sampling.top_p = o.temperature == 0 ? 1.0 : o.top_p;
+  sampling.max_new_tokens = o.max_new_tokens;
+  sampling.stop_strings = o.stop_strings;
+  const int64_t n = o.num_samples;
+  std::vector<uint64_t> seeds;
+  for (int64_t b = 0; b < B; ++b) seeds.push_back(rollout::prompt_seed(o.seed, b));
+
+  const fs::path out_dir = fs::path(ctx.run_dir) / ctx.stage_name;
+  fs::create_directories(out_dir);
+  JsonlWriter samples((out_dir / "eval_samples.jsonl").string());
+  Json results = Json::object();
+  for (const EvalModel& m : o.models) {
+    const Tokenizer tokenizer = Tokenizer::load(m.dir);
+    auto model = policy::load_pretrained(m.dir, device);
+    model->eval();
+    rollout::EngineOptions engine_options;
+    engine_options.max_batch_rows = o.generation_batch_rows;
+    rollout::Engine engine = make_engine(model, tokenizer, engine_options);
+    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, n, sampling);
+
+    double correct = 0, tokens = 0, maj_correct = 0;
+    std::map<std::string, double> part_sums;
+    for (int64_t b = 0; b < B; ++b) {
+      // maj@k over the first k samples: the most frequent answer (ties: the first seen).
+      std::map<std::string, int> votes;
+      std::map<std::string, bool> key_correct;
+      std::string best;
+      for (int64_t s = 0; s < n; ++s) {
+        const int64_t i = b * n + s;
+        const bool ok = is_correct(g.scored[i], scorer);
+        correct += ok;
+        tokens += g.rollouts.rows[i].completion_ids.size();
+        for (const auto& [name, v] : g.scored[i].parts) part_sums[name] += v;
+        if (s < o.maj_k) {
+          const std::string key = vote_key(g.rollouts.rows[i].text);
+          if (key.empty()) continue;
+          key_correct[key] = key_correct[key] || ok;
+          if (++votes[key] > (best.empty() ? 0 : votes[best])) best = key;
+        }
+      }
+      maj_correct += !best.empty() && key_correct[best];
+    }
+    const double total = static_cast<double>(B * n);
+    Json r = {{"model", m.dir},
+              {"accuracy", correct / total},
+              {"mean_completion_tokens", tokens / total},
+              {"n", B},
+              {"samples_per_prompt", n},
+              {"temperature", o.temperature},
+              {"params", model->num_parameters()},
+              {"active_params", model->num_active_parameters()}};
+    if (o.maj_k > 1) {
+      r["maj_at_k"] = maj_correct / B;
+      r["k"] = o.maj_k;
+    }
+    for (const auto& [name, sum] : part_sums) r["rewards"][name] = sum / total;
+    results[m.name] = r;
+    for (int64_t i = 0; i < std::min<int64_t>(o.log_samples, B); ++i) {
+      const int64_t row = i * n;
+      samples.write({{"model", m.name}, {"prompt", g.prompt_texts[i]}, {"completion", g.rollouts.rows[row].text},
+                     {"answer", rows[i]->value("answer", Json()).is_string() ? (*rows[i])["answer"] : Json()},
+                     {"correct", is_correct(g.scored[row], scorer)}});
+    }
+    log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,
+              correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total, B, n);
+  }
+  samples.commit();
+  const Json report = {{"models", results}, {"data", o.data}, {"num_samples", n}, {"temperature", o.temperature}};
+  write_file_atomic((out_dir / "eval.json").string(), report.dump(2) + "\n");
+  StageResult result;
+  result.summary = {{"type", "eval"},
+                    {"models", results},
+                    {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  return result;
+}
+
+}  // namespace r1kit::pipelines

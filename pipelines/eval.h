@@ -1,0 +1,46 @@
+// The `eval` stage: every listed model answers the same held-out prompts; reports pass@1
+// (the mean correctness over n samples per prompt, DeepSeek-R1's "pass@1 with k samples"),
+// maj@k (the most frequent extracted answer among k samples is correct; consensus in the
+// R1 tables) and the mean completion length. Greedy when temperature is 0 (n is then 1).
+// Correct = the first reward of `rewards` is full (the task's checker), as in GRPO.
+// Outputs: RUN/<stage>/eval.json ({"models": {NAME: {...}}}) and eval_samples.jsonl.
+// Not here: pass@k for k > 1 (the unbiased estimator); answers grouped by their normal form
+// are compared by the extracted text's parsed form, not by a full symbolic equivalence.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "pipelines/grpo/trainer.h"
+
+namespace r1kit::pipelines {
+
+struct EvalModel {
+  std::string name;  // the row in the tables; a recipe stage name when given as a string
+  std::string dir;   // HF model directory (with tokenizer.json)
+};
+
+struct EvalOptions {
+  std::vector<EvalModel> models;
+  std::string data;                       // held-out prompt JSONL ({"prompt", "answer"} / tests)
+  std::string prompt_field = "prompt";
+  std::string prompt_template = "{prompt}";  // usually the one the model was trained with
+  Json rewards = Json::array({{{"name", "math"}, {"weight", 1.0}}, {{"name", "format"}, {"weight", 1.0}}});
+  int64_t num_samples = 4;                // n samples per prompt (pass@1 is their mean)
+  int64_t maj_k = 0;                      // k of maj@k; 0 = num_samples (when > 1)
+  double temperature = 0.6;               // DeepSeek-R1's evaluation setting; 0 = greedy
+  double top_p = 0.95;
+  int64_t max_new_tokens = 256;
+  std::vector<std::string> stop_strings;
+  int64_t max_prompts = 0;                // 0 = every row
+  int64_t generation_batch_rows = 64;
+  int64_t log_samples = 3;                // per model, to eval_samples.jsonl
+  uint64_t seed = 1234;
+  std::string device = "auto";
+};
+
+// `models` in JSON: a list of {"name", "model"} objects (the recipe runner turns stage names
+// into these before parsing).
+EvalOptions parse_eval_options(const Json& j, const std::string& where);
+StageResult run_eval(const EvalOptions& options, const StageContext& context);
+
+}  // namespace r1kit::pipelines

@@ -1,0 +1,152 @@
+// run_rejection_sample (see rejection_sample.h): batches of prompts -> N samples each ->
+// scores -> thresholds -> filters -> JSONL, written atomically at the end.
+#include "pipelines/rejection_sample.h"
+
+#include <chrono>
+#include <filesystem>
+#include <set>
+
+#include "pipelines/prompt_data.h"
+#include "pipelines/scored_groups.h"
+#include "policy/pretrained.h"
+#include "src/device.h"
+#include "src/jsonl.h"
+#include "src/logging.h"
+#include "src/thread_pool.h"
+#include "src/tokenizer.h"
+
+namespace r1kit::pipelines {
+
+RejectionSampleOptions parse_rejection_sample_options(const Json& j, const std::string& where) {
+  RejectionSampleOptions o;
+  JsonFields f(j, where);
+  f.ignore("name");
+  f.ignore("type");
+  f.require("model", o.model);
+  f.require("data", o.data);
+  f.get("prompt_field", o.prompt_field);
+  f.get("prompt_template", o.prompt_template);
+  f.get("rewards", o.rewards);
+  Json min_rewards;
+  f.get("min_rewards", min_rewards);
+  f.get("num_samples", o.num_samples);
+  f.get("max_per_prompt", o.max_per_prompt);
+  f.get("dedupe", o.dedupe);
+  f.get("min_completion_tokens", o.min_completion_tokens);
+  f.get("max_completion_tokens", o.max_completion_tokens);
+  f.get("drop_truncated", o.drop_truncated);
+  f.get("max_prompts", o.max_prompts);
+  f.get("temperature", o.temperature);
+  f.get("top_p", o.top_p);
+  f.get("max_new_tokens", o.max_new_tokens);
+  f.get("stop_strings", o.stop_strings);
+  f.get("generation_batch_rows", o.generation_batch_rows);
+  f.get("prompts_per_batch", o.prompts_per_batch);
+  f.get("seed", o.seed);
+  f.get("device", o.device);
+  f.finish();
+  if (!min_rewards.is_null()) {
+    if (!min_rewards.is_object()) f.fail("min_rewards", "must be an object {reward name: threshold}");
+    for (const auto& [name, v] : min_rewards.items()) {
+      if (!v.is_number()) f.fail("min_rewards", "threshold of '" + name + "' must be a number");
+      o.min_rewards[name] = v.get<double>();
+    }
+  }
+  if (o.num_samples <= 0) f.fail("num_samples", "must be positive");
+  if (o.prompts_per_batch <= 0) f.fail("prompts_per_batch", "must be positive");
+  if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
+  return o;
+}
+
+StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageContext& ctx) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const DeviceChoice device = resolve_device(o.device);
+  const Tokenizer tokenizer = Tokenizer::load(o.model);
+  auto model = policy::load_pretrained(o.model, device);
+  model->eval();
+  const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
+  const rewards::Scorer scorer = rewards::Scorer::from_json(o.rewards, ctx.stage_name + ".rewards");
+  std::map<std::string, double> thresholds = o.min_rewards;
+  if (thresholds.empty() && !scorer.entries().empty()) thresholds[scorer.entries()[0].name] = 1.0;
+  for (const auto& [name, t] : thresholds) {
+    bool known = false;
+    for (const auto& e : scorer.entries()) known |= e.name == name;
+    if (!known) throw Error(ctx.stage_name + ".min_rewards: '" + name + "' is not one of the stage's rewards");
+  }
+  ThreadPool pool(0);
+  rollout::EngineOptions engine_options;
+  engine_options.max_batch_rows = o.generation_batch_rows;
+  rollout::Engine engine = make_engine(model, tokenizer, engine_options);
+  rollout::SamplingOptions sampling;
+  sampling.temperature = o.temperature;
+  sampling.top_p = o.top_p;
+  sampling.max_new_tokens = o.max_new_tokens;
+  sampling.stop_strings = o.stop_strings;
+
+  const int64_t size = static_cast<int64_t>(data.size());
+  const int64_t total = o.max_prompts > 0 ? o.max_prompts : size;
+  const int64_t N = o.num_samples;
+  const std::string out_path = (std::filesystem::path(ctx.run_dir) / "data" / (ctx.stage_name + ".jsonl")).string();
+  std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
+  JsonlWriter out(out_path);
+  int64_t drawn = 0, passed = 0, kept = 0, prompts_with_one = 0;
+  for (int64_t start = 0; start < total; start += o.prompts_per_batch) {
+    const int64_t B = std::min(o.prompts_per_batch, total - start);
+    const std::vector<const Json*> rows = data.rows(start, B);
+    std::vector<uint64_t> seeds;
+    for (int64_t b = 0; b < B; ++b) seeds.push_back(rollout::prompt_seed(o.seed, start + b));
+    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, N, sampling);
+    for (int64_t b = 0; b < B; ++b) {
+      std::set<std::string> seen;
+      int64_t kept_here = 0;
+      for (int64_t s = 0; s < N; ++s) {
+        const int64_t i = b * N + s;
+        const rollout::Rollout& row = g.rollouts.rows[i];
+        ++drawn;
+        bool ok = true;
+        for (const auto& [name, t] : thresholds) {
+          auto it = g.scored[i].parts.find(name);
+          ok = ok && it != g.scored[i].parts.end() && it->second >= t;
+        }
+        if (!ok) continue;
+        ++passed;
+        const auto tokens = static_cast<int64_t>(row.completion_ids.size());
+        if (o.drop_truncated && row.finish == rollout::FinishReason::kLength) continue;
+        if (tokens < o.min_completion_tokens || (o.max_completion_tokens > 0 && tokens > o.max_completion_tokens)) continue;
+        if (o.dedupe && !seen.insert(row.text).second) continue;
+        if (o.max_per_prompt > 0 && kept_here >= o.max_per_prompt) continue;
+        ++kept_here;
+        ++kept;
+        Json parts = Json::object();
+        for (const auto& [name, v] : g.scored[i].parts) parts[name] = v;
+        Json record = {{"prompt", g.prompt_texts[b]},
+                       {"completion", row.text},
+                       {"source_model", o.model},
+                       {"stage", ctx.stage_name},
+                       {"prompt_index", start + b},
+                       {"sample_index", s},
+                       {"rewards", parts},
+                       {"source", *rows[b]}};
+        out.write(record);
+      }
+      prompts_with_one += kept_here > 0;
+    }
+    log::info("{}: {}/{} prompts, {} of {} samples kept", ctx.stage_name, std::min(start + B, total), total, kept,
+              drawn);
+  }
+  out.commit();
+  StageResult result;
+  result.data_path = out_path;
+  result.summary = {{"type", "rejection_sample"},
+                    {"data", out_path},
+                    {"prompts", total},
+                    {"samples", drawn},
+                    {"passed", passed},
+                    {"kept", kept},
+                    {"prompts_with_a_kept_sample", prompts_with_one},
+                    {"acceptance_rate", drawn > 0 ? static_cast<double>(passed) / drawn : 0.0},
+                    {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  return result;
+}
+
+}  // namespace r1kit::pipelines
