@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "pipelines/checkpoint.h"
 #include "pipelines/schedule.h"
@@ -15,6 +16,7 @@
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
 #include "src/bpe_trainer.h"
+#include "src/distributed.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
 #include "src/metrics.h"
@@ -115,7 +117,17 @@ at::Tensor kd_loss(const at::Tensor& hidden, const at::Tensor& head, const at::T
 
 StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeacher* teacher) {
   const auto t0 = std::chrono::steady_clock::now();
-  const DeviceChoice device = resolve_device(o.device);
+  // Data parallel (src/distributed.h): each rank takes batch_size/W examples of every batch
+  // (the same seeded global order), the loss is normalised by the global token count and the
+  // gradients are summed over ranks: W ranks compute the one-rank update. Rank 0 writes.
+  DistributedContext& dist = distributed();
+  if (o.batch_size % dist.world_size() != 0) {
+    throw Error(ctx.stage_name + ".batch_size: " + std::to_string(o.batch_size) + " does not split evenly over " +
+                std::to_string(dist.world_size()) + " ranks");
+  }
+  const int64_t batch_local = o.batch_size / dist.world_size(), batch_begin = dist.rank() * batch_local;
+  DeviceChoice device = resolve_device(o.device);
+  device.device = dist.place(device.device);
   const std::vector<Json> rows = read_jsonl(o.data);
   if (rows.empty()) throw Error(o.data + ": no rows");
 
@@ -153,9 +165,16 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
   TrainerState state;
   if (ctx.resume) {
-    if (auto latest = latest_checkpoint(ckpt_root)) state = load_checkpoint(*latest, *model, optimizer);
+    // Every rank loads the checkpoint rank 0 sees (the run directory is shared).
+    const std::optional<std::string> latest = latest_checkpoint(ckpt_root);
+    const Json chosen = dist.all_gather_json(latest ? Json(*latest) : Json(nullptr), "resume checkpoint")[0];
+    if (!chosen.is_null()) state = load_checkpoint(chosen.get<std::string>(), *model, optimizer);
   }
-  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), true);
+  // A fresh model is made from the seed on every rank: the check proves they agree.
+  std::vector<at::Tensor> replica = model->parameters();
+  for (const at::Tensor& b : model->buffers()) replica.push_back(b);
+  check_replicas_equal(dist, replica, ctx.stage_name + " start");
+  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), dist.is_main());
   if (ctx.resume) metrics.truncate_after(state.step);
   model->train();
   if (teacher != nullptr) teacher->model->eval();  // frozen: no dropout, no router-load counting
@@ -163,15 +182,20 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     // The batch: examples at positions [data_position, +batch) of a seeded order (as PromptData).
     std::vector<const Example*> batch;
-    for (int64_t i : stream_indices(o.seed, state.data_position, o.batch_size, static_cast<int64_t>(examples.size()))) {
+    // This rank's share: [batch_begin, +batch_local) of the batch.
+    for (int64_t i : stream_indices(o.seed, state.data_position + batch_begin, batch_local,
+                                    static_cast<int64_t>(examples.size()))) {
       batch.push_back(&examples[i]);
     }
     state.data_position += o.batch_size;
     int64_t L = 1;
     for (const Example* e : batch) L = std::max<int64_t>(L, static_cast<int64_t>(e->tokens.size()) - 1);
-    at::Tensor inputs = at::zeros({o.batch_size, L}, at::kLong), targets = at::zeros({o.batch_size, L}, at::kLong);
-    at::Tensor mask = at::zeros({o.batch_size, L}, at::kFloat);
-    for (int64_t i = 0; i < o.batch_size; ++i) {
+    // Padded to the longest row of all ranks: padding passes the MoE router too, and the
+    // expert load must count the same tokens as on one rank.
+    L = static_cast<int64_t>(dist.max_over_ranks(static_cast<double>(L), "batch length"));
+    at::Tensor inputs = at::zeros({batch_local, L}, at::kLong), targets = at::zeros({batch_local, L}, at::kLong);
+    at::Tensor mask = at::zeros({batch_local, L}, at::kFloat);
+    for (int64_t i = 0; i < batch_local; ++i) {
       const Example& e = *batch[i];
       for (size_t t = 0; t + 1 < e.tokens.size(); ++t) {
         inputs[i][t] = e.tokens[t];
@@ -184,8 +208,13 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
     mask = mask.to(device.device);
     const at::Tensor hidden = model->forward_hidden(inputs);                               // [B, L, D]
     const at::Tensor lp = policy::token_logprobs(hidden, model->lm_head_weight(), targets).logprobs;
-    const at::Tensor nll = -(lp * mask).sum() / mask.sum().clamp_min(1.0);
-    at::Tensor loss = nll + model->aux_loss();
+    // Token mean over the GLOBAL batch; summed over ranks it is the one-rank loss.
+    const double tokens_local = mask.sum().item<double>();
+    const double tokens = std::max(1.0, dist.sum_over_ranks(tokens_local, "batch tokens"));
+    const double share = dist.world_size() == 1 ? 1.0 : tokens_local / tokens;  // this rank's part of the mean
+    const double rows_share = static_cast<double>(batch_local) / o.batch_size;
+    const at::Tensor nll = -(lp * mask).sum() / tokens;
+    at::Tensor loss = nll + model->aux_loss() * rows_share;
     double kd_value = 0;
     if (teacher != nullptr) {
       at::Tensor teacher_hidden;
@@ -195,33 +224,42 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
       }
       const at::Tensor kd = kd_loss(hidden, model->lm_head_weight(), teacher_hidden,
                                     teacher->model->lm_head_weight().detach(), mask, teacher->temperature);
-      loss = (1 - teacher->weight) * nll + teacher->weight * kd + model->aux_loss();
-      kd_value = kd.item<double>();
+      loss = (1 - teacher->weight) * nll + teacher->weight * kd * share + model->aux_loss() * rows_share;
+      kd_value = dist.sum_over_ranks(kd.item<double>() * share, "kd");
     }
     // Cosine decays to 10% of the peak, as DeepSeek-R1 does for SFT (5e-5 -> 5e-6).
     const double lr = learning_rate_at({o.learning_rate, o.lr_scheduler_type, o.warmup_steps, o.max_steps, 0.1}, step);
     for (auto& g : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
     optimizer.zero_grad();
     loss.backward();
+    all_reduce_gradients(dist, model->parameters());
     const double grad_norm = torch::nn::utils::clip_grad_norm_(model->parameters(), o.max_grad_norm);
     optimizer.step();
-    policy::update_router_biases(*model, model->config().bias_update_speed);
-    loss_value = loss.item<double>();
+    policy::update_router_biases(*model, model->config().bias_update_speed,
+                                 [&](at::Tensor& load) { dist.all_reduce_sum(load, "expert load"); });
+    loss_value = dist.sum_over_ranks(loss.item<double>(), "loss");
     state.step = step + 1;
     std::map<std::string, double> row = {{"loss", loss_value}, {"grad_norm", grad_norm}, {"learning_rate", lr}};
     if (teacher != nullptr) row["kd"] = kd_value;
     metrics.log(state.step, row);
-    if (state.step % 25 == 0 || state.step == o.max_steps) {
+    if (dist.is_main() && (state.step % 25 == 0 || state.step == o.max_steps)) {
       log::info("{} step {}/{}  loss {:.4f}", ctx.stage_name, state.step, o.max_steps, loss_value);
     }
+    if (state.step == o.max_steps || state.step % 50 == 0) {
+      check_replicas_equal(dist, replica, ctx.stage_name + " step " + std::to_string(state.step));
+    }
     if (state.step == o.max_steps || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
-      save_checkpoint(ckpt_root, *model, tok, optimizer, state, o.save_total_limit);
+      if (dist.is_main()) save_checkpoint(ckpt_root, *model, tok, optimizer, state, o.save_total_limit);
+      dist.barrier("checkpoint saved");
     }
   }
   StageResult result;
   result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
-  policy::save_pretrained(*model, result.model_dir);
-  tok.save((fs::path(result.model_dir) / "tokenizer.json").string());
+  if (dist.is_main()) {
+    policy::save_pretrained(*model, result.model_dir);
+    tok.save((fs::path(result.model_dir) / "tokenizer.json").string());
+  }
+  dist.barrier("model saved");  // the next stage may load it on any rank
   result.summary = {{"type", "sft"}, {"params", model->num_parameters()}, {"active_params", model->num_active_parameters()},
                     {"steps", state.step}, {"final_loss", loss_value},
                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};

@@ -206,11 +206,11 @@ struct DistributedContext::Impl {
     return x.contiguous();
   }
 
-  void all_reduce_flat(at::Tensor& flat, const std::string& op) {
+  void all_reduce_flat(at::Tensor& flat, const std::string& op, c10d::ReduceOp::RedOpType red = c10d::ReduceOp::SUM) {
     run(op, [&] {
       std::vector<at::Tensor> v{flat};
       c10d::AllreduceOptions o;
-      o.reduceOp = c10d::ReduceOp::SUM;
+      o.reduceOp = c10d::ReduceOp(red);
       o.timeout = timeout;
       return backend->allreduce(v, o);
     });
@@ -362,6 +362,20 @@ void DistributedContext::all_reduce_sum(std::vector<at::Tensor>& tensors, const 
   }
 }
 
+double DistributedContext::sum_over_ranks(double value, const std::string& what) {
+  if (!launched()) return value;
+  at::Tensor t = impl_->on_backend(at::full({1}, value, at::kDouble));
+  impl_->all_reduce_flat(t, what);
+  return t.cpu().item<double>();
+}
+
+double DistributedContext::max_over_ranks(double value, const std::string& what) {
+  if (!launched()) return value;
+  at::Tensor t = impl_->on_backend(at::full({1}, value, at::kDouble));
+  impl_->all_reduce_flat(t, what, c10d::ReduceOp::MAX);
+  return t.cpu().item<double>();
+}
+
 void DistributedContext::broadcast(at::Tensor& tensor, int root, const std::string& what) {
   if (!launched()) return;
   TORCH_CHECK(root >= 0 && root < world_size(), "broadcast: root ", root, " outside [0, ", world_size(), ")");
@@ -435,6 +449,23 @@ void check_replicas_equal(DistributedContext& context, const std::vector<at::Ten
     throw Error(fmt::format("rank {}: the ranks' weights diverged ({}): rank 0 has sum/sum of squares {} but {}",
                             context.rank(), what, all[0].get<std::string>(), fmt::join(differ, ", ")));
   }
+}
+
+void all_reduce_gradients(DistributedContext& context, const std::vector<at::Tensor>& parameters) {
+  if (!context.launched()) return;
+  at::Tensor present = at::zeros({static_cast<int64_t>(parameters.size())}, at::kFloat);  // [P]
+  float* pa = present.data_ptr<float>();
+  for (size_t i = 0; i < parameters.size(); ++i) pa[i] = parameters[i].grad().defined() ? 1.f : 0.f;
+  context.all_reduce_sum(present, "gradient presence");
+  pa = present.data_ptr<float>();
+  std::vector<at::Tensor> grads;
+  for (size_t i = 0; i < parameters.size(); ++i) {
+    if (pa[i] == 0) continue;
+    at::Tensor p = parameters[i];
+    if (!p.grad().defined()) p.mutable_grad() = at::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  context.all_reduce_sum(grads, "gradients");  // bucketed, in place (the tensors are the .grad)
 }
 
 namespace {

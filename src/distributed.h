@@ -79,6 +79,9 @@ class DistributedContext {
   // The same for many tensors, flattened into buckets of one dtype and device (one collective
   // per bucket instead of one per tensor). Every tensor must be defined.
   void all_reduce_sum(std::vector<at::Tensor>& tensors, const std::string& what = "all_reduce");
+  // One number summed / maximised over ranks (loss normalisers, batch lengths, metrics).
+  double sum_over_ranks(double value, const std::string& what);
+  double max_over_ranks(double value, const std::string& what);
   // Copies `root`'s tensor into every rank's (same shape and dtype everywhere).
   void broadcast(at::Tensor& tensor, int root, const std::string& what = "broadcast");
   // Every rank's value, indexed by rank (through the TCPStore: meant for small objects such as
@@ -100,6 +103,12 @@ class DistributedContext {
 // an all-reduce, a non-deterministic update), and then silently train different models.
 void check_replicas_equal(DistributedContext& context, const std::vector<at::Tensor>& tensors,
                           const std::string& what);
+
+// Data-parallel gradient sync after backward: every parameter's .grad summed over ranks
+// (bucketed). Losses normalised by the GLOBAL batch make this sum the one-rank gradient. A
+// parameter without a gradient on some rank (no token reached it there) gets zeros on that
+// rank first, unless no rank has one: then it stays without, as on one rank (AdamW skips it).
+void all_reduce_gradients(DistributedContext& context, const std::vector<at::Tensor>& parameters);
 
 // The process's context: `r1kit run` joins the group once and installs it here; stages read
 // it. Until then it is the single-process context.

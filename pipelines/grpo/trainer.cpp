@@ -1,5 +1,12 @@
 // run_grpo (see trainer.h). One step = one rollout batch of prompts_per_step x
 // num_generations completions and num_iterations optimizer steps on it.
+// Data parallel (src/distributed.h, world size W): each rank rolls out and scores B/W of the
+// step's prompts (the same seeded global order and per-prompt seeds as on one rank; groups
+// never split), every batch statistic (batch-scaled advantages, dynamic sampling's fill, the
+// loss normalisers, expert load, metrics) is taken over all ranks, and gradients are summed
+// over ranks, so W ranks compute the one-rank update. Rank 0 alone writes metrics, samples,
+// checkpoints and the model; a replica check every kReplicaCheckSteps steps catches ranks
+// whose weights drifted apart.
 #include "pipelines/grpo/trainer.h"
 
 #include <ATen/ATen.h>
@@ -10,6 +17,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
+#include <numeric>
+#include <optional>
 
 #include "pipelines/checkpoint.h"
 #include "pipelines/grpo/advantages.h"
@@ -21,6 +31,7 @@
 #include "policy/pretrained.h"
 #include "rewards/scorer.h"
 #include "rollout/engine.h"
+#include "src/distributed.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
 #include "src/metrics.h"
@@ -35,6 +46,9 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+// Ranks compare their weights this often (and at the end, and after a resume).
+constexpr int64_t kReplicaCheckSteps = 10;
+
 // The policy's view of a rollout batch: each row is prompt + completion, right-padded, with
 // inputs = tokens[:-1] and targets = tokens[1:]; the mask marks the completion targets.
 struct TrainBatch {
@@ -44,12 +58,20 @@ struct TrainBatch {
   at::Tensor logprobs_roll;  // [N, L] fp32 the sampler's logprobs at the completion targets
 };
 
-TrainBatch make_batch(const rollout::Rollouts& r, bool mask_truncated, const at::Device& device) {
-  const int64_t N = static_cast<int64_t>(r.rows.size());
+// The longest row's input length (at least 1).
+int64_t batch_length(const rollout::Rollouts& r) {
   int64_t L = 1;
   for (const auto& row : r.rows) {
     L = std::max<int64_t>(L, static_cast<int64_t>(row.prompt_ids.size() + row.completion_ids.size()) - 1);
   }
+  return L;
+}
+
+// Rows padded to L >= batch_length(r). Data parallel ranks pad to the longest row of ALL
+// ranks: padding tokens pass through the MoE router too, and the expert load (the bias rule's
+// input) must count the same tokens as on one rank.
+TrainBatch make_batch(const rollout::Rollouts& r, bool mask_truncated, const at::Device& device, int64_t L) {
+  const int64_t N = static_cast<int64_t>(r.rows.size());
   TrainBatch b;
   b.inputs = at::zeros({N, L}, at::kLong);
   b.targets = at::zeros({N, L}, at::kLong);
@@ -163,42 +185,100 @@ std::vector<bool> spread_groups(const Advantages& a) {
 }
 
 
-// Reward, accuracy and length statistics of a batch of scored groups.
-std::map<std::string, double> rollout_metrics(const GroupBatch& g, const rewards::Scorer& scorer) {
-  const double N = std::max<double>(1, g.rollouts.rows.size());
-  const at::Tensor r = g.rewards_tensor();  // [N]
-  std::map<std::string, double> m;
-  m["reward/mean"] = r.numel() > 0 ? r.mean().item<double>() : 0;
-  m["reward/std"] = r.numel() > 1 ? r.std().item<double>() : 0;
-  std::map<std::string, double> part_sums;
-  double correct = 0;
+// Reward-part, accuracy and length sums of a batch of scored groups, as {"sum": {...},
+// "max": {...}}: the form in which ranks' shares combine (combine_over_ranks).
+Json rollout_sums(const GroupBatch& g, const rewards::Scorer& scorer) {
+  Json sum = {{"rows", g.rollouts.rows.size()}, {"correct", 0.0}, {"length", 0.0}, {"truncated", 0.0}};
+  Json parts = Json::object();
+  double len_max = 0;
   for (const auto& s : g.scored) {
-    for (const auto& [name, v] : s.parts) part_sums[name] += v;
+    for (const auto& [name, v] : s.parts) parts[name] = parts.value(name, 0.0) + v;
     // Accuracy: the share of completions whose first reward (the task's checker) is full.
     if (!scorer.entries().empty()) {
       auto it = s.parts.find(scorer.entries()[0].name);
-      correct += (it != s.parts.end() ? it->second : s.value.value_or(0)) >= 1.0;
+      sum["correct"] = sum["correct"].get<double>() + ((it != s.parts.end() ? it->second : s.value.value_or(0)) >= 1.0);
     }
   }
-  for (const auto& [name, sum] : part_sums) m["reward/" + name] = sum / N;
-  if (!scorer.entries().empty()) m["accuracy"] = correct / N;
-  double len_sum = 0, len_max = 0, truncated = 0;
   for (const auto& row : g.rollouts.rows) {
-    len_sum += row.completion_ids.size();
+    sum["length"] = sum["length"].get<double>() + row.completion_ids.size();
     len_max = std::max<double>(len_max, row.completion_ids.size());
-    truncated += row.finish == rollout::FinishReason::kLength;
+    sum["truncated"] = sum["truncated"].get<double>() + (row.finish == rollout::FinishReason::kLength);
   }
-  m["completion/mean_length"] = len_sum / N;
-  m["completion/max_length"] = len_max;
-  m["completion/frac_truncated"] = truncated / N;
+  sum["parts"] = parts;
+  return {{"sum", sum}, {"max", {{"length", len_max}}}};
+}
+
+// Adds the "sum" fields (numbers, and objects of numbers) and takes the largest "max" fields
+// of every rank's `local`, in rank order (the same result on every rank).
+Json combine_over_ranks(DistributedContext& dist, const Json& local, const std::string& what) {
+  const std::vector<Json> all = dist.all_gather_json(local, what);
+  Json out = all[0];
+  for (size_t r = 1; r < all.size(); ++r) {
+    for (auto& [k, v] : all[r]["sum"].items()) {
+      if (v.is_object()) {
+        for (auto& [k2, v2] : v.items()) out["sum"][k][k2] = out["sum"][k].value(k2, 0.0) + v2.get<double>();
+      } else {
+        out["sum"][k] = out["sum"].value(k, 0.0) + v.get<double>();
+      }
+    }
+    for (auto& [k, v] : all[r]["max"].items()) out["max"][k] = std::max(out["max"].value(k, 0.0), v.get<double>());
+  }
+  return out;
+}
+
+// Reward, accuracy and length statistics from all ranks' sums and the drawn rewards [N].
+std::map<std::string, double> rollout_metrics(const Json& totals, const at::Tensor& r, const rewards::Scorer& scorer) {
+  const Json& sum = totals["sum"];
+  const double N = std::max(1.0, sum["rows"].get<double>());
+  std::map<std::string, double> m;
+  m["reward/mean"] = r.numel() > 0 ? r.mean().item<double>() : 0;
+  m["reward/std"] = r.numel() > 1 ? r.std().item<double>() : 0;
+  for (const auto& [name, v] : sum["parts"].items()) m["reward/" + name] = v.get<double>() / N;
+  if (!scorer.entries().empty()) m["accuracy"] = sum["correct"].get<double>() / N;
+  m["completion/mean_length"] = sum["length"].get<double>() / N;
+  m["completion/max_length"] = totals["max"]["length"].get<double>();
+  m["completion/frac_truncated"] = sum["truncated"].get<double>() / N;
   return m;
+}
+
+// This rank's share of each batch of B prompts: [begin, begin + count) of the global order.
+struct Shard {
+  int64_t begin = 0, count = 0;
+};
+
+Shard prompt_shard(int64_t B, const DistributedContext& dist, const std::string& stage) {
+  const int64_t W = dist.world_size();
+  if (B % W != 0) {
+    throw Error(fmt::format("{}.prompts_per_step: {} prompts do not split evenly over {} ranks (groups never split; "
+                            "use a multiple of the world size)", stage, B, W));
+  }
+  return {dist.rank() * (B / W), B / W};
+}
+
+// Every rank's `local` values at their global `rows` of a [total] vector, on every rank: an
+// all-reduce over zeros, exact (x + 0 = x), so statistics over it equal the one-rank ones.
+at::Tensor gather_rows(DistributedContext& dist, const at::Tensor& local, const std::vector<int64_t>& rows,
+                       int64_t total, const std::string& what) {
+  at::Tensor all = at::zeros({total}, at::kFloat);  // [total]
+  if (!rows.empty()) all.index_copy_(0, at::tensor(rows, at::kLong), local.to(at::kFloat));
+  dist.all_reduce_sum(all, what);
+  return all;
+}
+
+// Parameters and buffers (the router biases): what replicas must agree on.
+std::vector<at::Tensor> replica_state(policy::CausalLM& model) {
+  std::vector<at::Tensor> out = model.parameters();
+  for (const at::Tensor& b : model.buffers()) out.push_back(b);
+  return out;
 }
 
 }  // namespace
 
 StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const auto t_stage = Clock::now();
-  const DeviceChoice device = resolve_device(o.device);
+  DistributedContext& dist = distributed();  // one rank of one when not launched
+  DeviceChoice device = resolve_device(o.device);
+  device.device = dist.place(device.device);  // cuda -> cuda:<LOCAL_RANK>
   const Tokenizer tokenizer = Tokenizer::load(o.model);
   auto policy = policy::load_pretrained(o.model, device);
   const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
@@ -212,15 +292,20 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
   TrainerState state;
   if (ctx.resume) {
-    if (auto latest = latest_checkpoint(ckpt_root)) {
-      state = load_checkpoint(*latest, *policy, optimizer, reference.get());
-      log::info("{}: resumed from {} (step {})", ctx.stage_name, *latest, state.step);
+    // Every rank loads the checkpoint rank 0 sees (the run directory is shared).
+    const std::optional<std::string> latest = latest_checkpoint(ckpt_root);
+    const Json chosen = dist.all_gather_json(latest ? Json(*latest) : Json(nullptr), "resume checkpoint")[0];
+    if (!chosen.is_null()) {
+      state = load_checkpoint(chosen.get<std::string>(), *policy, optimizer, reference.get());
+      if (dist.is_main()) log::info("{}: resumed from {} (step {})", ctx.stage_name, chosen.get<std::string>(), state.step);
+      check_replicas_equal(dist, replica_state(*policy), ctx.stage_name + " after resume");
     }
   }
-  // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events).
-  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), /*enabled=*/true);
+  // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events); rank 0 only.
+  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), /*enabled=*/dist.is_main());
   if (ctx.resume) metrics.truncate_after(state.step);  // replayed steps are not logged twice
-  JsonlAppender samples((fs::path(ctx.run_dir) / "samples.jsonl").string());
+  std::optional<JsonlAppender> samples;
+  if (dist.is_main()) samples.emplace((fs::path(ctx.run_dir) / "samples.jsonl").string());
 
   rollout::EngineOptions engine_options;
   engine_options.max_batch_rows = o.generation_batch_rows;
@@ -255,53 +340,85 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   loss_options.entropy_coef = o.entropy_coef;
   loss_options.max_completion_length = o.max_completion_length;
   const int64_t B = o.prompts_per_step, G = o.num_generations;
+  const Shard shard = prompt_shard(B, dist, ctx.stage_name);  // this rank's prompts of each batch
 
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     const auto t_step = Clock::now();
     // 1-4. Prompts (the next B of the seeded stream), G completions each from the policy
     // being trained, rewards, group-relative advantages. With dynamic sampling (DAPO) the
     // groups whose rewards are all equal are dropped and more prompts drawn, up to a cap.
+    // Each rank samples its shard; the decisions are taken over all ranks' rewards.
     policy->eval();
-    GroupBatch groups;     // what is trained on
-    GroupBatch drawn_all;  // everything sampled this step (the metrics: unbiased by the filter)
-    int64_t drawn = 0, rounds = 0, zero_std_drawn = 0;
+    GroupBatch groups;     // this rank's share of what is trained on
+    GroupBatch drawn_all;  // this rank's share of everything sampled this step (the metrics:
+                           // unbiased by the filter)
+    std::vector<int64_t> trained_rows;      // global row (one-rank order) of each row of `groups`
+    std::vector<at::Tensor> drawn_rewards;  // per round: all ranks' rewards [B*G]
+    std::vector<Json> sample_rows;          // this rank's rows among the first log_completions
+    int64_t trained = 0, drawn = 0, rounds = 0, zero_std_drawn = 0;  // groups, over all ranks
     double t_rollout = 0, t_reward = 0, generated_tokens = 0;
-    while (rounds == 0 || (o.dynamic_sampling && groups.size() < B && rounds < o.dynamic_sampling_max_rounds)) {
-      const std::vector<const Json*> rows = data.rows(state.data_position, B);
+    while (rounds == 0 || (o.dynamic_sampling && trained < B && rounds < o.dynamic_sampling_max_rounds)) {
+      const std::vector<const Json*> rows = data.rows(state.data_position + shard.begin, shard.count);
       state.data_position += B;
       std::vector<uint64_t> seeds;
-      for (int64_t b = 0; b < B; ++b) {
-        // Round r's prompts get seeds B*r.. so that each round samples afresh.
-        seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), drawn + b));
+      for (int64_t b = 0; b < shard.count; ++b) {
+        // Round r's prompts get seeds B*r.. so that each round samples afresh; a prompt's seed
+        // is its global index, whatever the world size.
+        seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), drawn + shard.begin + b));
       }
       const GroupBatch round = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, G, sampling);
       t_rollout += round.seconds_rollout;
       t_reward += round.seconds_reward;
       generated_tokens += round.rollouts.generated_tokens;
+      std::vector<int64_t> round_rows(shard.count * G);
+      std::iota(round_rows.begin(), round_rows.end(), shard.begin * G);
+      const at::Tensor round_rewards = gather_rows(dist, round.rewards_tensor(), round_rows, B * G, "rewards");  // [B*G]
+      drawn_rewards.push_back(round_rewards);
+      const Advantages check = group_advantages(round_rewards, G, {o.scale_rewards});
+      zero_std_drawn += check.num_zero_std;
+      const std::vector<bool> spread = o.dynamic_sampling ? spread_groups(check) : std::vector<bool>(B, true);
+      // The batch is filled with the first kept groups in global order; a rank keeps its own.
+      std::vector<bool> keep(shard.count, false);
+      for (int64_t b = 0; b < B && trained < B; ++b) {
+        if (!spread[b]) continue;
+        if (b >= shard.begin && b < shard.begin + shard.count) {
+          keep[b - shard.begin] = true;
+          for (int64_t g = 0; g < G; ++g) trained_rows.push_back(trained * G + g);
+        }
+        ++trained;
+      }
+      for (int64_t i = 0; i < shard.count * G; ++i) {
+        const int64_t global = (drawn + shard.begin) * G + i;
+        if (global >= o.log_completions) break;
+        const rollout::Rollout& row = round.rollouts.rows[i];
+        sample_rows.push_back({{"i", global}, {"prompt", round.prompt_texts[row.prompt_index]}, {"completion", row.text},
+                               {"reward", round.scored[i].value.value_or(0.0)}, {"why", round.scored[i].why}});
+      }
+      constexpr int64_t kAll = std::numeric_limits<int64_t>::max();
+      drawn_all.append(round, std::vector<bool>(shard.count, true), kAll);
+      groups.append(round, keep, kAll);
       drawn += B;
       ++rounds;
-      const Advantages check = group_advantages(round.rewards_tensor(), G, {o.scale_rewards});
-      zero_std_drawn += check.num_zero_std;
-      drawn_all.append(round, std::vector<bool>(B, true), B);
-      groups.append(round, o.dynamic_sampling ? spread_groups(check) : std::vector<bool>(B, true), B);
     }
-    if (groups.size() == 0) {
+    if (trained == 0 && dist.is_main()) {
       // Every drawn group was uniform: no learning signal at all. Skip the update, log the step.
       log::warn("{} step {}: all {} drawn groups had equal rewards; no update", ctx.stage_name, step + 1, drawn);
     }
     const rollout::Rollouts& rollouts = groups.rollouts;
-    const int64_t N = static_cast<int64_t>(rollouts.rows.size());  // B*G, or fewer when every draw was uniform
-    const at::Tensor reward_t = groups.rewards_tensor();            // [N]
+    const int64_t N = trained * G;  // B*G over all ranks, or fewer when every draw was uniform
+    const int64_t N_local = static_cast<int64_t>(rollouts.rows.size());
+    const at::Tensor reward_t = gather_rows(dist, groups.rewards_tensor(), trained_rows, N, "trained rewards");  // [N]
     const Advantages adv = N > 0 ? group_advantages(reward_t, G, {o.scale_rewards}) : Advantages{};
 
     // 5. Old-policy and reference logprobs.
     const auto t_ref0 = Clock::now();
-    const TrainBatch batch = make_batch(rollouts, o.mask_truncated_completions, device.device);
+    const int64_t L = static_cast<int64_t>(dist.max_over_ranks(static_cast<double>(batch_length(rollouts)), "batch length"));
+    const TrainBatch batch = make_batch(rollouts, o.mask_truncated_completions, device.device, L);
     const int64_t micro = o.per_device_train_batch_size;
     const at::Tensor logprobs_old =
-        truncated_sampling && N > 0 ? score_batch(*policy, batch, micro, o.temperature) : batch.logprobs_roll;
+        truncated_sampling && N_local > 0 ? score_batch(*policy, batch, micro, o.temperature) : batch.logprobs_roll;
     at::Tensor logprobs_ref;
-    if (reference && N > 0) logprobs_ref = score_batch(*reference, batch, micro, o.temperature);
+    if (reference && N_local > 0) logprobs_ref = score_batch(*reference, batch, micro, o.temperature);
     const double t_ref = seconds_since(t_ref0);
 
     // 6. num_iterations optimizer steps over the batch, micro-batched.
@@ -309,14 +426,18 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     policy->train();
     const double lr = learning_rate_at({o.learning_rate, o.lr_scheduler_type, o.warmup_steps, o.max_steps}, step);
     for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    const double batch_tokens = batch.mask.sum().item<double>();
-    const int64_t num_micro = (N + micro - 1) / micro;
-    const at::Tensor advantages = N > 0 ? adv.values.to(device.device) : at::Tensor();
+    // The normalisers are the global batch's: summed over ranks, the micro-batch losses are
+    // the one-rank loss (bnpo: equal when each rank's rows are a multiple of the micro-batch).
+    const double batch_tokens = dist.sum_over_ranks(batch.mask.sum().item<double>(), "batch tokens");
+    const int64_t num_micro =
+        static_cast<int64_t>(dist.sum_over_ranks(static_cast<double>((N_local + micro - 1) / micro), "micro-batches"));
+    const at::Tensor advantages =
+        N_local > 0 ? adv.values.index_select(0, at::tensor(trained_rows, at::kLong)).to(device.device) : at::Tensor();
     double grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, entropy = 0, tokens = 0;
     for (int64_t it = 0; it < o.num_iterations && N > 0; ++it) {
       optimizer.zero_grad();
-      for (int64_t s = 0; s < N; s += micro) {
-        const int64_t n = std::min(micro, N - s);
+      for (int64_t s = 0; s < N_local; s += micro) {
+        const int64_t n = std::min(micro, N_local - s);
         const at::Tensor hidden = policy->forward_hidden(batch.inputs.narrow(0, s, n));
         const policy::TokenLogprobs lp = policy::token_logprobs(hidden, policy->lm_head_weight(),
                                                                 batch.targets.narrow(0, s, n), {o.temperature});
@@ -341,11 +462,13 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
           tokens += out.tokens;
         }
       }
+      all_reduce_gradients(dist, policy->parameters());
       grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.max_grad_norm);
       optimizer.step();
     }
-    // 7. Aux-loss-free balancing from this step's expert load (DeepSeek-V3).
-    const policy::ExpertLoadReport load = policy::update_router_biases(*policy, policy->config().bias_update_speed);
+    // 7. Aux-loss-free balancing from this step's expert load (DeepSeek-V3), over all ranks.
+    const policy::ExpertLoadReport load = policy::update_router_biases(
+        *policy, policy->config().bias_update_speed, [&](at::Tensor& l) { dist.all_reduce_sum(l, "expert load"); });
     if (reference && o.ref_model_sync_steps > 0 && (step + 1) % o.ref_model_sync_steps == 0) {
       policy::copy_weights(*policy, *reference);  // R1-Zero: reference reset every 400 steps
     }
@@ -353,11 +476,19 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     state.step = step + 1;
 
     // 8. Metrics (over everything drawn: the dynamic-sampling filter would bias them),
-    // samples, checkpoint.
+    // samples, checkpoint. Sums come from every rank; times are rank 0's.
+    at::Tensor diag = at::tensor({kl, clip_low, clip_high, entropy, tokens}, at::kDouble);
+    dist.all_reduce_sum(diag, "loss diagnostics");
+    kl = diag[0].item<double>(), clip_low = diag[1].item<double>(), clip_high = diag[2].item<double>();
+    entropy = diag[3].item<double>(), tokens = diag[4].item<double>();
+    Json local = rollout_sums(drawn_all, scorer);
+    local["sum"]["generated_tokens"] = generated_tokens;
+    local["max"]["t_rollout"] = t_rollout;
+    const Json totals = combine_over_ranks(dist, local, "rollout metrics");
     const double step_seconds = seconds_since(t_step);
-    std::map<std::string, double> m = rollout_metrics(drawn_all, scorer);
+    std::map<std::string, double> m = rollout_metrics(totals, at::cat(drawn_rewards), scorer);
     m["frac_zero_std_groups"] = static_cast<double>(zero_std_drawn) / drawn;
-    m["trained_groups"] = static_cast<double>(groups.size());
+    m["trained_groups"] = static_cast<double>(trained);
     if (o.dynamic_sampling) m["dynamic_sampling/rounds"] = static_cast<double>(rounds);
     m["clip/low_fraction"] = tokens > 0 ? clip_low / tokens : 0;
     m["clip/high_fraction"] = tokens > 0 ? clip_high / tokens : 0;
@@ -365,7 +496,8 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     m["entropy"] = tokens > 0 ? entropy / tokens : 0;
     m["grad_norm"] = grad_norm;
     m["learning_rate"] = lr;
-    m["tokens_per_second"] = generated_tokens / std::max(t_rollout, 1e-9);
+    m["tokens_per_second"] = totals["sum"]["generated_tokens"].get<double>() /
+                             std::max(totals["max"]["t_rollout"].get<double>(), 1e-9);
     m["time/rollout"] = t_rollout;
     m["time/reward"] = t_reward;
     m["time/reference"] = t_ref;
@@ -379,27 +511,45 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
       m["moe/load_max_over_mean"] = *std::max_element(load.max_over_mean.begin(), load.max_over_mean.end());
     }
     metrics.log(state.step, m);
-    const int64_t drawn_rows = static_cast<int64_t>(drawn_all.rollouts.rows.size());
-    for (int64_t i = 0; i < std::min<int64_t>(o.log_completions, drawn_rows); ++i) {
-      const rollout::Rollout& row = drawn_all.rollouts.rows[i];
-      samples.write({{"stage", ctx.stage_name}, {"step", state.step}, {"prompt", drawn_all.prompt_texts[row.prompt_index]},
-                     {"completion", row.text}, {"reward", drawn_all.scored[i].value.value_or(0.0)},
-                     {"why", drawn_all.scored[i].why}});
+    // The first log_completions rows drawn (one-rank order), whichever rank sampled them.
+    std::vector<Json> all_samples;
+    if (o.log_completions > 0) {
+      for (const Json& part : dist.all_gather_json(sample_rows, "samples")) {
+        for (const Json& row : part) all_samples.push_back(row);
+      }
     }
-    log::info("{} {}", ctx.stage_name,
-              format_progress(state.step, o.max_steps, m,
-                              {"reward/mean", "accuracy", "completion/mean_length", "kl", "frac_zero_std_groups",
-                               kSecondsPerStepKey}));
+    std::sort(all_samples.begin(), all_samples.end(), [](const Json& a, const Json& b) { return a["i"] < b["i"]; });
+    for (const Json& row : all_samples) {
+      if (samples) {
+        samples->write({{"stage", ctx.stage_name}, {"step", state.step}, {"prompt", row["prompt"]},
+                        {"completion", row["completion"]}, {"reward", row["reward"]}, {"why", row["why"]}});
+      }
+    }
+    if (dist.is_main()) {
+      log::info("{} {}", ctx.stage_name,
+                format_progress(state.step, o.max_steps, m,
+                                {"reward/mean", "accuracy", "completion/mean_length", "kl", "frac_zero_std_groups",
+                                 kSecondsPerStepKey}));
+    }
     const bool last = state.step == o.max_steps;
+    if (last || state.step % kReplicaCheckSteps == 0) {
+      check_replicas_equal(dist, replica_state(*policy), fmt::format("{} step {}", ctx.stage_name, state.step));
+    }
     if (last || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
-      save_checkpoint(ckpt_root, *policy, tokenizer, optimizer, state, o.save_total_limit, reference.get());
+      if (dist.is_main()) {
+        save_checkpoint(ckpt_root, *policy, tokenizer, optimizer, state, o.save_total_limit, reference.get());
+      }
+      dist.barrier("checkpoint saved");  // no rank runs ahead of a checkpoint it may resume from
     }
   }
 
   StageResult result;
   result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
-  policy::save_pretrained(*policy, result.model_dir);
-  tokenizer.save((fs::path(result.model_dir) / "tokenizer.json").string());
+  if (dist.is_main()) {
+    policy::save_pretrained(*policy, result.model_dir);
+    tokenizer.save((fs::path(result.model_dir) / "tokenizer.json").string());
+  }
+  dist.barrier("model saved");  // the next stage may load it on any rank
   result.summary = {{"type", "grpo"},
                     {"params", policy->num_parameters()},
                     {"active_params", policy->num_active_parameters()},

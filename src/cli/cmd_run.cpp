@@ -1,6 +1,7 @@
 // `r1kit run RECIPE.json [--out DIR] [--resume] [--set stage.key=value ...]`: runs a recipe
 // (pipelines/recipe.h).
 #include "pipelines/recipe.h"
+#include "src/distributed.h"
 #include "src/cli/commands.h"
 
 namespace r1kit::cli {
@@ -12,7 +13,14 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--out,-o", args->out, "run directory")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "skip finished stages, resume the interrupted one");
   cmd->add_option("--set", args->sets, "override: stage.key=value (repeatable)");
-  cmd->callback([args] { exit_code() = pipelines::run_recipe(*args); });
+  cmd->callback([args] {
+    // Under `r1kit launch`, torchrun, srun or mpirun this process is one rank of a
+    // data-parallel group (src/distributed.h); otherwise the group is just this process.
+    set_distributed(DistributedContext::init_from_env());
+    exit_code() = pipelines::run_recipe(*args);
+    distributed().barrier("end of run");  // rank 0 hosts the store: nobody leaves before all are done
+    distributed().shutdown();
+  });
 }
 
 }  // namespace r1kit::cli
