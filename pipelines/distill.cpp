@@ -33,7 +33,8 @@ DistillOptions parse_distill_options(const Json& j, const std::string& where) {
   Json rest = j;
   auto take = [&](const char* key, auto& out) {
     if (!rest.contains(key)) return;
-    JsonFields f(Json{{key, rest[key]}}, where);
+    const Json one = {{key, rest[key]}};  // JsonFields keeps a reference: a named object
+    JsonFields f(one, where);
     f.get(key, out);
     f.finish();
     rest.erase(key);
@@ -42,7 +43,8 @@ DistillOptions parse_distill_options(const Json& j, const std::string& where) {
   take("kd_weight", o.kd_weight);
   take("kd_temperature", o.kd_temperature);
   o.sft = parse_sft_options(rest, where);
-  JsonFields f(Json::object(), where);
+  const Json none = Json::object();
+  JsonFields f(none, where);
   if (o.kd_weight < 0 || o.kd_weight > 1) f.fail("kd_weight", "must be in [0, 1]");
   if (o.kd_temperature <= 0) f.fail("kd_temperature", "must be positive");
   if (o.kd_weight > 0 && o.teacher.empty()) f.fail("teacher", "is required when kd_weight > 0");
