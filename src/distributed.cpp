@@ -139,9 +139,11 @@ struct DistributedContext::Impl {
   DistributedEnv env;
   std::chrono::milliseconds timeout{0};
   std::string backend_name = "none";
-  c10::Device device{c10::kCPU};  // where the backend's tensors live
   c10::intrusive_ptr<c10d::Store> store;
-  c10::intrusive_ptr<c10d::Backend> backend;
+  // PyTorch's default pairing ("cpu:gloo,cuda:nccl"): CPU tensors go through Gloo, CUDA
+  // tensors through NCCL; a tensor whose kind has no backend is copied to the other one.
+  c10::intrusive_ptr<c10d::Backend> gloo, nccl;
+  c10::Device cuda_device{c10::kCUDA, 0};  // NCCL's device: cuda:<LOCAL_RANK % GPUs>
   uint64_t seq = 0;  // collectives so far; the same on every rank
   uint64_t last_gather = 0;  // seq of this rank's previous all_gather_json (its key is still stored)
   bool closed = false;
@@ -200,13 +202,22 @@ struct DistributedContext::Impl {
     }
   }
 
-  // `t` on the backend's device, contiguous; the caller copies results back when it differs.
+  // The backend for a tensor on `device`, and the device its tensors must be on.
+  std::pair<c10d::Backend*, c10::Device> backend_for(c10::Device device) const {
+    if (device.is_cuda() && nccl) return {nccl.get(), cuda_device};
+    if (gloo) return {gloo.get(), c10::Device(c10::kCPU)};
+    return {nccl.get(), cuda_device};
+  }
+
+  // `t` on its backend's device, contiguous; the caller copies results back when it differs.
   at::Tensor on_backend(const at::Tensor& t) const {
-    at::Tensor x = t.device() == device ? t : t.to(device);
+    const c10::Device d = backend_for(t.device()).second;
+    at::Tensor x = t.device() == d ? t : t.to(d);
     return x.contiguous();
   }
 
   void all_reduce_flat(at::Tensor& flat, const std::string& op, c10d::ReduceOp::RedOpType red = c10d::ReduceOp::SUM) {
+    c10d::Backend* backend = backend_for(flat.device()).first;
     run(op, [&] {
       std::vector<at::Tensor> v{flat};
       c10d::AllreduceOptions o;
@@ -237,8 +248,7 @@ std::unique_ptr<DistributedContext> DistributedContext::init_from_env(const Dist
   if (s.timeout.count() <= 0) throw Error("distributed: the timeout must be positive");
   std::string backend = options.backend;
   if (const char* v = env_or_null("R1KIT_DIST_BACKEND")) backend = v;
-  if (backend == "auto") backend = at::hasCUDA() ? "nccl" : "gloo";
-  if (backend != "gloo" && backend != "nccl") {
+  if (backend != "auto" && backend != "gloo" && backend != "nccl") {
     throw Error(fmt::format("distributed: backend {:?} is not one of auto, gloo, nccl (R1KIT_DIST_BACKEND)", backend));
   }
   const std::string rank_s = fmt::format("rank {}", e.rank);
@@ -262,42 +272,59 @@ std::unique_ptr<DistributedContext> DistributedContext::init_from_env(const Dist
                             first_line(ex)));
   }
 
-  try {
-    if (backend == "gloo") {
 #ifdef R1KIT_C10D_GLOO
-      auto opts = c10d::ProcessGroupGloo::Options::create_default(s.timeout);
-      s.backend = c10::make_intrusive<c10d::ProcessGroupGloo>(
-          c10::make_intrusive<c10d::PrefixStore>("gloo", s.store), e.rank, e.world_size, opts);
-      s.device = c10::Device(c10::kCPU);
+  constexpr bool have_gloo = true;
 #else
-      throw Error(rank_s + ": this r1kit was built without Gloo (install the gloo headers, Debian: libgloo-dev, "
-                           "and configure again)");
+  constexpr bool have_gloo = false;
 #endif
-    } else {
 #ifdef R1KIT_C10D_NCCL
-      if (!at::hasCUDA()) throw Error(rank_s + ": backend nccl needs a GPU, and LibTorch sees none");
+  const bool have_nccl = at::hasCUDA();
+#else
+  constexpr bool have_nccl = false;
+#endif
+  // auto: Gloo for CPU tensors when built with it, NCCL for CUDA tensors when a GPU is seen.
+  const bool use_gloo = backend == "gloo" || (backend == "auto" && have_gloo);
+  const bool use_nccl = backend == "nccl" || (backend == "auto" && have_nccl);
+  if (use_gloo && !have_gloo) {
+    throw Error(rank_s + ": this r1kit was built without Gloo (install the gloo headers, Debian: libgloo-dev, and "
+                         "configure again)");
+  }
+  if (use_nccl && !have_nccl) {
+    throw Error(rank_s + ": NCCL needs a CUDA LibTorch built with nccl.h found, and a GPU (this build or machine lacks one)");
+  }
+  if (!use_gloo && !use_nccl) {
+    throw Error(rank_s + ": no backend: this r1kit has no Gloo (libgloo-dev headers) and no GPU is seen for NCCL");
+  }
+  try {
+#ifdef R1KIT_C10D_GLOO
+    if (use_gloo) {
+      auto opts = c10d::ProcessGroupGloo::Options::create_default(s.timeout);
+      s.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo", s.store),
+                                                           e.rank, e.world_size, opts);
+    }
+#endif
+#ifdef R1KIT_C10D_NCCL
+    if (use_nccl) {
       const int count = static_cast<int>(c10::cuda::device_count());
-      s.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(e.local_rank % count));
-      c10::cuda::set_device(s.device.index());
+      s.cuda_device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(e.local_rank % count));
+      c10::cuda::set_device(s.cuda_device.index());
       // Blocking wait: Work::wait throws at the timeout instead of the watchdog killing the
       // process, so a hang becomes this file's error message.
       ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", /*overwrite=*/0);
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = s.timeout;
-      s.backend = c10::make_intrusive<c10d::ProcessGroupNCCL>(
-          c10::make_intrusive<c10d::PrefixStore>("nccl", s.store), e.rank, e.world_size, opts);
-#else
-      throw Error(rank_s + ": this r1kit was built without NCCL (a CUDA LibTorch and nccl.h are needed)");
-#endif
+      s.nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl", s.store),
+                                                           e.rank, e.world_size, opts);
     }
-  } catch (const Error&) {
-    throw;
+#endif
   } catch (const std::exception& ex) {
-    throw Error(fmt::format("{}: creating the {} process group of {} ranks failed after {:.1f} s: {}", rank_s, backend,
+    throw Error(fmt::format("{}: creating the process group of {} ranks failed after {:.1f} s: {}", rank_s,
                             e.world_size, seconds(Clock::now() - t0), first_line(ex)));
   }
-  s.backend_name = backend;
-  ctx->barrier("init");  // NCCL connects lazily: make the first collective prove the group works
+  s.backend_name = use_gloo && use_nccl ? "gloo+nccl" : use_gloo ? "gloo" : "nccl";
+  // The first collective proves the group works (through Gloo when there is one). NCCL
+  // connects at its first CUDA collective: ranks of a CPU recipe sharing one GPU never do.
+  ctx->barrier("init");
   return ctx;
 }
 
@@ -316,13 +343,15 @@ c10::Device DistributedContext::place(c10::Device requested) const {
 
 void DistributedContext::barrier(const std::string& what) {
   if (!launched()) return;
+  impl_->check_open(what);
   // An all-reduce of one number: the same code path (and the same diagnosis) as gradients.
-  at::Tensor one = at::ones({1}, at::TensorOptions().dtype(at::kFloat).device(impl_->device));
+  at::Tensor one = impl_->on_backend(at::ones({1}, at::kFloat));  // Gloo when there is one
   impl_->all_reduce_flat(one, what);
 }
 
 void DistributedContext::all_reduce_sum(at::Tensor& tensor, const std::string& what) {
   if (!launched()) return;
+  impl_->check_open(what);
   TORCH_CHECK(tensor.defined(), "all_reduce_sum: undefined tensor (", what, ")");
   at::Tensor x = impl_->on_backend(tensor);
   const bool copy_back = !x.is_same(tensor);
@@ -332,6 +361,7 @@ void DistributedContext::all_reduce_sum(at::Tensor& tensor, const std::string& w
 
 void DistributedContext::all_reduce_sum(std::vector<at::Tensor>& tensors, const std::string& what) {
   if (!launched()) return;
+  impl_->check_open(what);
   // Buckets of one dtype and device, in the caller's order (the same on every rank).
   std::map<std::pair<int, std::string>, std::vector<size_t>> by_kind;
   for (size_t i = 0; i < tensors.size(); ++i) {
@@ -364,6 +394,7 @@ void DistributedContext::all_reduce_sum(std::vector<at::Tensor>& tensors, const 
 
 double DistributedContext::sum_over_ranks(double value, const std::string& what) {
   if (!launched()) return value;
+  impl_->check_open(what);
   at::Tensor t = impl_->on_backend(at::full({1}, value, at::kDouble));
   impl_->all_reduce_flat(t, what);
   return t.cpu().item<double>();
@@ -371,6 +402,7 @@ double DistributedContext::sum_over_ranks(double value, const std::string& what)
 
 double DistributedContext::max_over_ranks(double value, const std::string& what) {
   if (!launched()) return value;
+  impl_->check_open(what);
   at::Tensor t = impl_->on_backend(at::full({1}, value, at::kDouble));
   impl_->all_reduce_flat(t, what, c10d::ReduceOp::MAX);
   return t.cpu().item<double>();
@@ -378,15 +410,17 @@ double DistributedContext::max_over_ranks(double value, const std::string& what)
 
 void DistributedContext::broadcast(at::Tensor& tensor, int root, const std::string& what) {
   if (!launched()) return;
+  impl_->check_open(what);
   TORCH_CHECK(root >= 0 && root < world_size(), "broadcast: root ", root, " outside [0, ", world_size(), ")");
   at::Tensor x = impl_->on_backend(tensor);
   const bool copy_back = !x.is_same(tensor);
+  c10d::Backend* backend = impl_->backend_for(x.device()).first;
   impl_->run(what, [&] {
     std::vector<at::Tensor> v{x};
     c10d::BroadcastOptions o;
     o.rootRank = root;
     o.timeout = impl_->timeout;
-    return impl_->backend->broadcast(v, o);
+    return backend->broadcast(v, o);
   });
   if (copy_back) tensor.copy_(x);
 }
@@ -424,8 +458,10 @@ void DistributedContext::shutdown() {
   Impl& s = *impl_;
   if (!s.env.launched || s.closed) return;
   s.closed = true;
-  if (s.backend) s.backend->shutdown();
-  s.backend.reset();
+  if (s.nccl) s.nccl->shutdown();
+  if (s.gloo) s.gloo->shutdown();
+  s.nccl.reset();
+  s.gloo.reset();
   s.store.reset();
 }
 

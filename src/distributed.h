@@ -40,8 +40,9 @@ struct DistributedOptions {
   // Rendezvous and every collective must finish within this; R1KIT_DIST_TIMEOUT (seconds)
   // overrides it.
   std::chrono::milliseconds timeout = std::chrono::minutes(10);
-  // "auto": NCCL when LibTorch sees a GPU, else Gloo; "gloo" | "nccl" force one.
-  // R1KIT_DIST_BACKEND overrides it.
+  // "auto": Gloo for CPU tensors (when built with the gloo headers) and NCCL for CUDA tensors
+  // (when LibTorch sees a GPU), PyTorch's "cpu:gloo,cuda:nccl"; "gloo" | "nccl" use only that
+  // one (tensors of the other kind are copied over). R1KIT_DIST_BACKEND overrides it.
   std::string backend = "auto";
 };
 
@@ -65,7 +66,7 @@ class DistributedContext {
   bool is_main() const { return rank() == 0; }
   // True when a process group exists (launched, any world size).
   bool launched() const;
-  // "none", "gloo" or "nccl".
+  // "none", "gloo", "nccl" or "gloo+nccl".
   std::string backend() const;
   // The device this rank computes on: `cuda` / `cuda:0` become cuda:<LOCAL_RANK> (one process
   // per GPU); CPU stays CPU.
