@@ -5,6 +5,8 @@
 #include <ATen/ATen.h>
 #include <torch/nn/modules/container/any.h>
 
+#include <limits>
+
 #include "policy/layers/mla.h"
 #include "policy/layers/mlp.h"
 #include "policy/layers/moe.h"
@@ -76,10 +78,12 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   if (cache != nullptr) {
     TORCH_CHECK(static_cast<int64_t>(cache->size()) == config_.num_hidden_layers,
                 "CausalLM: cache has ", cache->size(), " layers, model has ", config_.num_hidden_layers);
-    // Key index j is visible to a query at position p iff j <= p (see attention.h).
+    // Key index j is visible to a query at position p iff j <= p (see attention.h); built
+    // once here as an additive mask that every layer adds to its scores.
     const int64_t S = config_.is_mla() ? (*cache)[0].k.size(1) : (*cache)[0].k.size(2);
     const at::Tensor key_index = at::arange(S, ctx.positions.options());
-    ctx.mask = (key_index.view({1, 1, 1, S}) <= ctx.positions.view({N, 1, T, 1}));  // [N, 1, T, S]
+    const at::Tensor hidden = key_index.view({1, 1, 1, S}) > ctx.positions.view({N, 1, T, 1});  // [N, 1, T, S]
+    ctx.mask = at::zeros({N, 1, T, S}, x.options()).masked_fill_(hidden, -std::numeric_limits<double>::infinity());
   } else {
     TORCH_CHECK(!positions_in.defined() || positions_in.size(1) == T,
                 "CausalLM: positions must be [N, T] like tokens");

@@ -6,7 +6,8 @@
 // causal attention is exactly that rule, so a pad token never influences a real token and a
 // row's result never depends on what else is in the batch. With a cache (rollout), each
 // row's keys live at their own positions, new keys are written at `positions`, and the mask
-// [N, 1, T, S] is built once per forward by CausalLM.
+// [N, 1, T, S] is built once per forward by CausalLM, additive (0 = visible, -inf = hidden)
+// in the activations' dtype, so no layer converts or repeats it.
 #pragma once
 #include <torch/nn/module.h>
 
@@ -26,7 +27,7 @@ struct LayerKv {
 struct AttentionContext {
   at::Tensor positions;  // [N, T] int64 absolute positions of the query tokens
   at::Tensor cos, sin;   // [N, T, Dr] RoPE tables at those positions
-  at::Tensor mask;       // [N, 1, T, S] bool, true = attend; undefined = causal over T
+  at::Tensor mask;       // [N, 1, T, S] additive: 0 = attend, -inf = hidden; undefined = causal over T
 };
 
 // softmax(q k^T * scale) v with the context's mask; q [N, H, T, E], k [N, H, S, E],
@@ -35,8 +36,9 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const AttentionContext& ctx, double scale);
 // The cached path: q [N, H, T, E] against keys k [N, Hk, S, E] and values v [N, Hk, S, Ev]
 // shared by groups of H / Hk query heads (GQA; MLA's latent has Hk = 1), masked by
-// ctx.mask. The query heads of a group are stacked into one matmul against their shared
-// keys, so cached keys are never repeated per head (a per-step copy that dominated decode).
+// ctx.mask. The g = H / Hk query heads of a group are stacked as g*T queries of one
+// attention against their shared keys (SDPA's fused CPU kernel when the key and value sizes
+// agree), so cached keys are never repeated per head (a per-step copy that dominated decode).
 at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const AttentionContext& ctx, double scale);
 // Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions.
