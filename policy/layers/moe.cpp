@@ -68,7 +68,14 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   const at::Tensor xs = x.index_select(0, token);                                   // [M*K, D]
 
   at::Tensor ys;  // [M*K, D]
-  if (x.is_cuda() && x.scalar_type() == at::kBFloat16) {
+  if (x.is_cpu() && !at::GradMode::is_enabled()) {
+    // Rollout: one grouped GEMM per projection over row-major weight copies (see moe.h).
+    const Transposed& w = transposed();
+    const at::Tensor offs = counts.cumsum(0).to(at::kInt);                // [E] end row of each expert
+    const at::Tensor gu = at::_grouped_mm(xs, w.gate_up, offs);           // [M*K, 2I]
+    const at::Tensor h = at::silu(gu.narrow(-1, 0, I)).mul_(gu.narrow(-1, I, I));  // gate rows first
+    ys = at::_grouped_mm(h, w.down, offs);                                 // [M*K, D]
+  } else if (x.is_cuda() && x.scalar_type() == at::kBFloat16) {
     // One grouped GEMM over all experts (offsets = cumulative row counts), no host sync.
     const at::Tensor offs = counts.cumsum(0).to(at::kInt);
     const at::Tensor gu = at::_grouped_mm(xs, gate_up_proj.transpose(1, 2), offs);  // [M*K, 2I]
@@ -91,6 +98,20 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   }
   ys = ys * weight.unsqueeze(-1).to(ys.scalar_type());
   return at::zeros_like(x).index_add(0, token, ys);
+}
+
+const Experts::Transposed& Experts::transposed() const {
+  Transposed& t = transposed_;
+  if (t.gate_up_ptr != gate_up_proj.data_ptr() || t.gate_up_version != gate_up_proj._version() ||
+      t.down_ptr != down_proj.data_ptr() || t.down_version != down_proj._version()) {
+    t.gate_up = gate_up_proj.detach().transpose(1, 2).contiguous();  // [E, D, 2I]
+    t.down = down_proj.detach().transpose(1, 2).contiguous();        // [E, I, D]
+    t.gate_up_ptr = gate_up_proj.data_ptr();
+    t.down_ptr = down_proj.data_ptr();
+    t.gate_up_version = gate_up_proj._version();
+    t.down_version = down_proj._version();
+  }
+  return t;
 }
 
 MoeBlock::MoeBlock(const ModelConfig& c)

@@ -10,7 +10,12 @@
 // gate rows first, `mlp.experts.down_proj` [E, D, I]); the loader also accepts per-expert
 // tensors. Forward never loops over tokens: the N*T*K (token, expert) pairs are sorted by
 // expert, each expert does one matmul over its contiguous rows (one grouped GEMM on CUDA),
-// and the weighted results are scattered back with index_add.
+// and the weighted results are scattered back with index_add. Without gradients on CPU
+// (rollout) the experts run as two grouped GEMMs (no per-expert ops, no host sync) over
+// [E, D, 2I] / [E, I, D] copies of the weights kept beside the HF-layout parameters (the
+// transposed operand costs ~1.5x at decode's few rows per expert); the copies are rebuilt
+// whenever the parameters change (data pointer or version counter), so training and
+// checkpoints never see them.
 // Shared experts: deepseek `shared_experts` (always on), qwen2_moe `shared_expert` scaled by
 // sigmoid(`shared_expert_gate` x).
 #pragma once
@@ -48,6 +53,18 @@ class Experts : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const Routing& r, at::Tensor* counts) const;
   at::Tensor gate_up_proj;  // [E, 2I, D]
   at::Tensor down_proj;     // [E, D, I]
+
+ private:
+  // Inference-only [E, D, 2I] and [E, I, D] copies of the weights and the parameter state
+  // they were made from (see the file comment).
+  struct Transposed {
+    at::Tensor gate_up, down;
+    const void* gate_up_ptr = nullptr;
+    const void* down_ptr = nullptr;
+    int64_t gate_up_version = -1, down_version = -1;
+  };
+  const Transposed& transposed() const;
+  mutable Transposed transposed_;
 };
 
 class MoeBlock : public torch::nn::Module {

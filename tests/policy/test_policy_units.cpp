@@ -1,7 +1,8 @@
 // Hand-checkable policy tests: routing with a planted bias, the bias-update signs, the
-// sort-by-expert MoE against a per-token loop, chunked logprobs (values and gradients)
-// against the full log_softmax, the KV-cache paths (MLA absorbed, GQA) against the
-// cache-free forward, batch invariance under right padding, and config errors.
+// sort-by-expert MoE against a per-token loop and its no-grad path against the grad path,
+// chunked logprobs (values and gradients) against the full log_softmax, the KV-cache paths
+// (MLA absorbed, GQA) against the cache-free forward, batch invariance under right padding,
+// and config errors.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -141,6 +142,35 @@ TEST(PolicyMoe, SortedExpertsEqualPerTokenLoop) {
   }
   EXPECT_LT((y.view({15, -1}) - ref).abs().max().item<double>(), 1e-5);
   EXPECT_EQ(moe.last_counts().sum().item<int64_t>(), 15 * 2);  // every (token, k) counted once
+}
+
+// Without gradients the experts run as grouped GEMMs over transposed weight copies; with
+// gradients as per-expert matmuls on the parameters. Both must agree, the copies must follow
+// an in-place weight update (an optimizer step), and gradients must still reach the experts.
+TEST(PolicyMoe, InferencePathEqualsTrainingPathAndFollowsWeightUpdates) {
+  const ModelConfig c = tiny("qwen3_moe");
+  at::manual_seed(1);
+  MoeBlock moe(c);
+  moe.eval();
+  const at::Tensor x = at::randn({4, 3, c.hidden_size});
+  at::Tensor gu = moe.named_parameters()["experts.gate_up_proj"];
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round == 0 ? "fresh weights" : "after an in-place update");
+    const at::Tensor trained = moe.forward(x);  // grad mode: the training path
+    ASSERT_TRUE(trained.requires_grad());
+    at::Tensor inferred;
+    {
+      torch::NoGradGuard no_grad;
+      inferred = moe.forward(x);
+    }
+    EXPECT_LT((trained.detach() - inferred).abs().max().item<double>(), 1e-6);
+    torch::NoGradGuard no_grad;
+    gu.mul_(1.5).add_(0.01);  // bumps the version counter, as AdamW's step does
+  }
+  const at::Tensor loss = moe.forward(x).pow(2).sum();
+  loss.backward();
+  ASSERT_TRUE(gu.grad().defined());
+  EXPECT_GT(gu.grad().abs().sum().item<double>(), 0.0);
 }
 
 TEST(PolicyLogprobs, ChunkedEqualsNaiveValuesAndGradients) {
