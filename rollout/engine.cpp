@@ -254,8 +254,7 @@ struct Engine::Impl {
       }
       seen = run.seen.index_select(0, idx);
     }
-    const at::Tensor lp = sampling_logprobs(at::stack(logits_rows), seen, run.o);  // [A, V]
-    const Draw d = draw(lp, row_uniforms(keys, at::zeros_like(keys)), run.o.temperature == 0);
+    const Draw d = sample(at::stack(logits_rows), seen, run.o, row_uniforms(keys, at::zeros_like(keys)));
     run.last_token.index_copy_(0, idx, d.tokens.unsqueeze(1));
     run.steps.index_fill_(0, idx, 1);
     if (run.seen.defined()) run.seen.index_put_({idx, d.tokens}, true);
@@ -273,9 +272,8 @@ struct Engine::Impl {
     const at::Tensor hidden = model->forward_hidden(last_token, positions, &views);  // [n, 1, D]
     const at::Tensor logits = model->logits(hidden.select(1, 0));                    // [n, V]
     at::Tensor seen = run.seen.defined() ? run.seen.narrow(0, 0, n) : at::Tensor();
-    const at::Tensor lp = sampling_logprobs(logits, seen, run.o);
     at::Tensor steps = run.steps.narrow(0, 0, n);
-    const Draw d = draw(lp, row_uniforms(run.keys.narrow(0, 0, n), steps), run.o.temperature == 0);
+    const Draw d = sample(logits, seen, run.o, row_uniforms(run.keys.narrow(0, 0, n), steps));
     last_token.copy_(d.tokens.unsqueeze(1));
     positions.add_(1);
     steps.add_(1);

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "src/error.h"
@@ -146,6 +147,51 @@ Draw draw(const at::Tensor& logprobs, const at::Tensor& uniforms, bool greedy) {
   }
   const at::Tensor lp = logprobs.gather(1, tokens.unsqueeze(1)).squeeze(1);  // [N]
   return {tokens, lp};
+}
+
+Draw sample(const at::Tensor& logits_in, const at::Tensor& seen, const SamplingOptions& o, const at::Tensor& uniforms) {
+  const bool only_scales = o.temperature > 0 && o.top_k == 0 && o.top_p >= 1.0 && o.min_p == 0 &&
+                           (o.repetition_penalty == 1.0 || !seen.defined());
+  if (!only_scales) return draw(sampling_logprobs(logits_in, seen, o), uniforms, o.temperature == 0);
+  TORCH_CHECK(logits_in.dim() == 2 && uniforms.dim() == 1 && uniforms.size(0) == logits_in.size(0),
+              "sampler: logits ", logits_in.sizes(), ", uniforms ", uniforms.sizes());
+  at::Tensor logits = logits_in.to(at::kFloat);  // [N, V]
+  if (o.temperature != 1.0) logits = logits / o.temperature;
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const at::Tensor top = logits.amax(/*dim=*/-1, /*keepdim=*/true);           // [N, 1]
+  if (logits.is_cpu()) {
+    // On the host the CDF is walked only up to the drawn token, in double, instead of
+    // materialising the [N, V] cumsum (which alone was ~5% of a decode step).
+    const at::Tensor mass = (logits - top).exp_().contiguous();                // [N, V] unnormalised
+    const at::Tensor total = mass.sum(/*dim=*/-1, /*keepdim=*/false, at::kDouble);  // [N]
+    const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();
+    at::Tensor tokens = at::empty({N}, at::kLong);
+    const float* m = mass.data_ptr<float>();
+    const double* tot = total.data_ptr<double>();
+    const double* up = u.data_ptr<double>();
+    int64_t* tok = tokens.data_ptr<int64_t>();
+    for (int64_t n = 0; n < N; ++n) {
+      const float* row = m + n * V;
+      const double target = up[n] * tot[n];
+      double acc = 0;
+      int64_t i = 0;
+      while (i < V && (acc += row[i]) <= target) ++i;
+      // Rounding can leave the target at or past the last mass: the mode, as draw().
+      tok[n] = i < V ? i : std::max_element(row, row + V) - row;
+    }
+    const at::Tensor lp = logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - top.squeeze(1) -
+                          total.log().to(at::kFloat);  // [N]
+    return {tokens, lp};
+  }
+  const at::Tensor cdf = at::cumsum(at::exp(logits - top), /*dim=*/-1);      // [N, V] unnormalised
+  const at::Tensor total = cdf.narrow(1, V - 1, 1);                           // [N, 1]
+  at::Tensor tokens = at::searchsorted(cdf, uniforms.unsqueeze(1) * total, /*out_int32=*/false, /*right=*/true);
+  const at::Tensor overflow = tokens >= V;  // u * total rounded up to total: the mode, as draw()
+  if (!tokens.is_cpu() || overflow.any().item<bool>()) {  // a host check is free on CPU
+    tokens = at::where(overflow, logits.argmax(-1, /*keepdim=*/true), tokens);
+  }
+  const at::Tensor lp = logits.gather(1, tokens) - top - total.log();  // [N, 1]
+  return {tokens.squeeze(1), lp.squeeze(1)};
 }
 
 }  // namespace r1kit::rollout

@@ -60,4 +60,12 @@ struct Draw {
 // Inverse-CDF draw from logprobs [N, V] with uniforms [N]; argmax when greedy.
 Draw draw(const at::Tensor& logprobs, const at::Tensor& uniforms, bool greedy);
 
+// draw(sampling_logprobs(logits, seen, o), uniforms, o.temperature == 0) in fewer passes
+// over [N, V] when the chain only scales (no penalty, top-k/p or min-p, temperature > 0):
+// the CDF is taken over exp(x - max) and the logprob is x - max - log(total), so neither the
+// [N, V] logprobs nor an argmax are materialised (the draw was a third of a decode step on
+// the bench model); on CPU the CDF is walked on the host up to the drawn token. Equal to the
+// chain up to float rounding at the CDF boundaries.
+Draw sample(const at::Tensor& logits, const at::Tensor& seen, const SamplingOptions& o, const at::Tensor& uniforms);
+
 }  // namespace r1kit::rollout

@@ -1,6 +1,7 @@
 // Hand-checkable sampler cases: top-p / top-k / min-p over p = {0.1, 0.2, 0.3, 0.4}, the
 // repetition penalty and temperature on small logit rows, the inverse-CDF draw, and the
-// per-row random stream (device twin equals host twin; draws follow the distribution).
+// per-row random stream (device twin equals host twin; draws follow the distribution), and
+// the scale-only fast path sample() against the chain + draw.
 #include <gtest/gtest.h>
 
 #include <ATen/ATen.h>
@@ -94,6 +95,40 @@ TEST(RolloutSampler, InverseCdfDraw) {
   EXPECT_NEAR(dc.logprobs[0].item<double>(), 0.0, 1e-7);
   // Greedy = argmax.
   EXPECT_EQ(draw(lp, at::tensor({0.05f, 0.25f, 0.59f, 0.99f}), true).tokens[0].item<int64_t>(), 3);
+}
+
+// sample() skips the [N, V] logprobs when the chain only scales; it must draw the tokens
+// draw(sampling_logprobs()) draws and report the same logprobs. CDF {0.1, 0.3, 0.6, 1.0}:
+// u = 0.05 -> 0, 0.25 -> 1, 0.59 -> 2, 0.99 -> 3; at T = 0.5 p ~ {1, 4, 9, 16} / 30, CDF
+// {0.033, 0.167, 0.467, 1}: u = 0.05 -> 1, 0.25 -> 2, 0.59 -> 3, 0.99 -> 3.
+TEST(RolloutSampler, SampleEqualsChainThenDraw) {
+  const at::Tensor logits = (logits_of({0.1f, 0.2f, 0.3f, 0.4f}) + 2.0f).expand({4, 4}).contiguous();
+  const at::Tensor u = at::tensor({0.05f, 0.25f, 0.59f, 0.99f});
+  for (double temperature : {1.0, 0.5}) {
+    SamplingOptions o;
+    o.temperature = temperature;
+    const Draw fast = sample(logits, {}, o, u);
+    const Draw ref = draw(sampling_logprobs(logits, {}, o), u, /*greedy=*/false);
+    EXPECT_TRUE(fast.tokens.equal(ref.tokens)) << "T " << temperature << ": " << fast.tokens << " vs " << ref.tokens;
+    EXPECT_TRUE(at::allclose(fast.logprobs, ref.logprobs, 0.0, 1e-6)) << "T " << temperature;
+  }
+  EXPECT_EQ(sample(logits, {}, SamplingOptions{}, u).tokens[2].item<int64_t>(), 2);
+  EXPECT_NEAR(sample(logits, {}, SamplingOptions{}, u).logprobs[2].item<double>(), std::log(0.3), 1e-6);
+  SamplingOptions half;
+  half.temperature = 0.5;
+  EXPECT_EQ(sample(logits, {}, half, u).tokens[0].item<int64_t>(), 1);
+  // A processor that cuts (top_k 1) goes through the chain: every u gives the mode.
+  SamplingOptions cut;
+  cut.top_k = 1;
+  EXPECT_TRUE(sample(logits, {}, cut, u).tokens.eq(3).all().item<bool>());
+  // 40000 draws follow p within 0.01 (4.5 standard deviations), as for draw().
+  const int64_t n = 40000;
+  const at::Tensor keys = at::full({n}, static_cast<int64_t>(row_key(prompt_seed(5, 0), 0)), at::kLong);
+  const at::Tensor many = sample(logits.narrow(0, 0, 1).expand({n, 4}), {}, SamplingOptions{},
+                                 row_uniforms(keys, at::arange(n, at::kLong))).tokens;
+  const at::Tensor freq = at::bincount(many, {}, 4).to(at::kDouble) / n;
+  const double expected[] = {0.1, 0.2, 0.3, 0.4};
+  for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(freq[i].item<double>(), expected[i], 0.01) << "token " << i;
 }
 
 TEST(RolloutSampler, RowStreamsAreKeyedAndMatchHost) {
