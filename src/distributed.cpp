@@ -42,6 +42,7 @@
 #include <fmt/ranges.h>
 
 #include "src/error.h"
+#include "src/logging.h"
 
 namespace r1kit {
 namespace {
@@ -325,6 +326,10 @@ std::unique_ptr<DistributedContext> DistributedContext::init_from_env(const Dist
   // The first collective proves the group works (through Gloo when there is one). NCCL
   // connects at its first CUDA collective: ranks of a CPU recipe sharing one GPU never do.
   ctx->barrier("init");
+  if (e.rank == 0) {
+    log::info("distributed: {} ranks, backend {}, store {}:{}, timeout {} s", e.world_size, s.backend_name,
+              e.master_addr, e.master_port, std::chrono::duration_cast<std::chrono::seconds>(s.timeout).count());
+  }
   return ctx;
 }
 
