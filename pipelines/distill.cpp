@@ -9,6 +9,7 @@
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "src/device.h"
+#include "src/distributed.h"
 
 namespace r1kit::pipelines {
 namespace {
@@ -69,7 +70,9 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
                 " differ (use kd_weight 0 for SFT on the traces only)");
   }
   KdTeacher teacher;
-  teacher.model = policy::load_pretrained(o.teacher, resolve_device(o.sft.device));
+  DeviceChoice device = resolve_device(o.sft.device);
+  device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>, as the student
+  teacher.model = policy::load_pretrained(o.teacher, device);
   teacher.weight = o.kd_weight;
   teacher.temperature = o.kd_temperature;
   StageResult r = run_sft(o.sft, ctx, &teacher);

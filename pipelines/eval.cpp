@@ -6,6 +6,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 
 #include "pipelines/prompt_data.h"
 #include "pipelines/scored_groups.h"
@@ -14,6 +15,7 @@
 #include "rewards/math_parse.h"
 #include "src/atomic_file.h"
 #include "src/device.h"
+#include "src/distributed.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
 #include "src/thread_pool.h"
@@ -76,7 +78,8 @@ EvalOptions parse_eval_options(const Json& j, const std::string& where) {
 
 StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  const DeviceChoice device = resolve_device(o.device);
+  DeviceChoice device = resolve_device(o.device);
+  device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>
   // One seeded order, so every model answers the same prompts (all of them unless max_prompts).
   const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
   const int64_t size = static_cast<int64_t>(data.size());
@@ -93,9 +96,23 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   std::vector<uint64_t> seeds;
   for (int64_t b = 0; b < B; ++b) seeds.push_back(rollout::prompt_seed(o.seed, b));
 
+  // Data parallel: rank r answers prompts r, r+R, ...; the per-prompt tallies are gathered
+  // so every rank computes the same totals; rank 0 writes the files.
+  DistributedContext& dist = distributed();
+  std::vector<const Json*> my_rows;
+  std::vector<uint64_t> my_seeds;
+  std::vector<int64_t> my_index;
+  for (int64_t b = dist.rank(); b < B; b += dist.world_size()) {
+    my_rows.push_back(rows[b]);
+    my_seeds.push_back(seeds[b]);
+    my_index.push_back(b);
+  }
   const fs::path out_dir = fs::path(ctx.run_dir) / ctx.stage_name;
-  fs::create_directories(out_dir);
-  JsonlWriter samples((out_dir / "eval_samples.jsonl").string());
+  std::optional<JsonlWriter> samples;
+  if (dist.is_main()) {
+    fs::create_directories(out_dir);
+    samples.emplace((out_dir / "eval_samples.jsonl").string());
+  }
   Json results = Json::object();
   for (const EvalModel& m : o.models) {
     const Tokenizer tokenizer = Tokenizer::load(m.dir);
@@ -104,21 +121,22 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     rollout::EngineOptions engine_options;
     engine_options.max_batch_rows = o.generation_batch_rows;
     rollout::Engine engine = make_engine(model, tokenizer, engine_options);
-    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, n, sampling);
+    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, my_rows, my_seeds, n, sampling);
 
-    double correct = 0, tokens = 0, maj_correct = 0;
-    std::map<std::string, double> part_sums;
-    for (int64_t b = 0; b < B; ++b) {
+    // Per prompt: correct samples, completion tokens, reward parts, maj@k verdict.
+    Json tallies = Json::array();
+    for (int64_t j = 0; j < static_cast<int64_t>(my_rows.size()); ++j) {
+      Json t = {{"index", my_index[j]}, {"correct", 0}, {"tokens", 0}, {"parts", Json::object()}};
       // maj@k over the first k samples: the most frequent answer (ties: the first seen).
       std::map<std::string, int> votes;
       std::map<std::string, bool> key_correct;
       std::string best;
       for (int64_t s = 0; s < n; ++s) {
-        const int64_t i = b * n + s;
+        const int64_t i = j * n + s;
         const bool ok = is_correct(g.scored[i], scorer);
-        correct += ok;
-        tokens += g.rollouts.rows[i].completion_ids.size();
-        for (const auto& [name, v] : g.scored[i].parts) part_sums[name] += v;
+        t["correct"] = t["correct"].get<int64_t>() + ok;
+        t["tokens"] = t["tokens"].get<int64_t>() + static_cast<int64_t>(g.rollouts.rows[i].completion_ids.size());
+        for (const auto& [name, v] : g.scored[i].parts) t["parts"][name] = t["parts"].value(name, 0.0) + v;
         if (s < o.maj_k) {
           const std::string key = vote_key(g.rollouts.rows[i].text);
           if (key.empty()) continue;
@@ -126,7 +144,26 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
           if (++votes[key] > (best.empty() ? 0 : votes[best])) best = key;
         }
       }
-      maj_correct += !best.empty() && key_correct[best];
+      t["maj_correct"] = !best.empty() && key_correct[best];
+      if (my_index[j] < o.log_samples) {
+        t["sample"] = {{"model", m.name}, {"prompt", g.prompt_texts[j]}, {"completion", g.rollouts.rows[j * n].text},
+                       {"answer", my_rows[j]->contains("answer") ? (*my_rows[j])["answer"] : Json()},
+                       {"correct", is_correct(g.scored[j * n], scorer)}};
+      }
+      tallies.push_back(t);
+    }
+    std::vector<Json> all(B);
+    for (const Json& rank_tallies : dist.all_gather_json(tallies, ctx.stage_name + ": eval tallies")) {
+      for (const Json& t : rank_tallies) all[t["index"].get<int64_t>()] = t;
+    }
+    double correct = 0, tokens = 0, maj_correct = 0;
+    std::map<std::string, double> part_sums;
+    for (const Json& t : all) {
+      correct += t["correct"].get<double>();
+      tokens += t["tokens"].get<double>();
+      maj_correct += t["maj_correct"].get<bool>();
+      for (const auto& [name, v] : t["parts"].items()) part_sums[name] += v.get<double>();
+      if (samples && t.contains("sample")) samples->write(t["sample"]);
     }
     const double total = static_cast<double>(B * n);
     Json r = {{"model", m.dir},
@@ -143,18 +180,17 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     }
     for (const auto& [name, sum] : part_sums) r["rewards"][name] = sum / total;
     results[m.name] = r;
-    for (int64_t i = 0; i < std::min<int64_t>(o.log_samples, B); ++i) {
-      const int64_t row = i * n;
-      samples.write({{"model", m.name}, {"prompt", g.prompt_texts[i]}, {"completion", g.rollouts.rows[row].text},
-                     {"answer", rows[i]->value("answer", Json()).is_string() ? (*rows[i])["answer"] : Json()},
-                     {"correct", is_correct(g.scored[row], scorer)}});
+    if (dist.is_main()) {
+      log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,
+                correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total,
+                B, n);
     }
-    log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,
-              correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total, B, n);
   }
-  samples.commit();
-  const Json report = {{"models", results}, {"data", o.data}, {"num_samples", n}, {"temperature", o.temperature}};
-  write_file_atomic((out_dir / "eval.json").string(), report.dump(2) + "\n");
+  if (dist.is_main()) {
+    samples->commit();
+    const Json report = {{"models", results}, {"data", o.data}, {"num_samples", n}, {"temperature", o.temperature}};
+    write_file_atomic((out_dir / "eval.json").string(), report.dump(2) + "\n");
+  }
   StageResult result;
   result.summary = {{"type", "eval"},
                     {"models", results},

@@ -137,9 +137,6 @@ int run_recipe(const RunArgs& args) {
       log::info("stage {} ({}): done in an earlier run, skipped", name, type);
       continue;
     }
-    if (distributed().world_size() > 1 && type != "grpo" && type != "sft") {
-      throw Error(where + ".type: '" + type + "' does not run data-parallel yet (grpo and sft do); run it with one rank");
-    }
     resolve_from(stage, manifest, where);
     StageContext ctx;
     ctx.run_dir = args.out;

@@ -2,14 +2,17 @@
 // scores -> thresholds -> filters -> JSONL, written atomically at the end.
 #include "pipelines/rejection_sample.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <set>
 
 #include "pipelines/prompt_data.h"
 #include "pipelines/scored_groups.h"
 #include "policy/pretrained.h"
 #include "src/device.h"
+#include "src/distributed.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
 #include "src/thread_pool.h"
@@ -60,7 +63,8 @@ RejectionSampleOptions parse_rejection_sample_options(const Json& j, const std::
 
 StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  const DeviceChoice device = resolve_device(o.device);
+  DeviceChoice device = resolve_device(o.device);
+  device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>
   const Tokenizer tokenizer = Tokenizer::load(o.model);
   auto model = policy::load_pretrained(o.model, device);
   model->eval();
@@ -87,54 +91,78 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
   const int64_t total = o.max_prompts > 0 ? o.max_prompts : size;
   const int64_t N = o.num_samples;
   const std::string out_path = (std::filesystem::path(ctx.run_dir) / "data" / (ctx.stage_name + ".jsonl")).string();
-  std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
-  JsonlWriter out(out_path);
+  if (distributed().is_main()) std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
+  // Data parallel: in each batch rank r samples prompts r, r+R, ...; the kept records and
+  // the counts are gathered, and rank 0 writes them in prompt order.
+  DistributedContext& dist = distributed();
+  std::optional<JsonlWriter> out;
+  if (dist.is_main()) out.emplace(out_path);
   int64_t drawn = 0, passed = 0, kept = 0, prompts_with_one = 0;
   for (int64_t start = 0; start < total; start += o.prompts_per_batch) {
     const int64_t B = std::min(o.prompts_per_batch, total - start);
-    const std::vector<const Json*> rows = data.rows(start, B);
+    const std::vector<const Json*> batch_rows = data.rows(start, B);
+    std::vector<const Json*> rows;
     std::vector<uint64_t> seeds;
-    for (int64_t b = 0; b < B; ++b) seeds.push_back(rollout::prompt_seed(o.seed, start + b));
+    std::vector<int64_t> index;
+    for (int64_t b = dist.rank(); b < B; b += dist.world_size()) {
+      rows.push_back(batch_rows[b]);
+      seeds.push_back(rollout::prompt_seed(o.seed, start + b));
+      index.push_back(start + b);
+    }
     const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, N, sampling);
-    for (int64_t b = 0; b < B; ++b) {
+    Json mine = {{"records", Json::array()}, {"drawn", 0}, {"passed", 0}, {"prompts_with_one", 0}};
+    for (int64_t b = 0; b < static_cast<int64_t>(rows.size()); ++b) {
       std::set<std::string> seen;
       int64_t kept_here = 0;
       for (int64_t s = 0; s < N; ++s) {
         const int64_t i = b * N + s;
         const rollout::Rollout& row = g.rollouts.rows[i];
-        ++drawn;
+        mine["drawn"] = mine["drawn"].get<int64_t>() + 1;
         bool ok = true;
         for (const auto& [name, t] : thresholds) {
           auto it = g.scored[i].parts.find(name);
           ok = ok && it != g.scored[i].parts.end() && it->second >= t;
         }
         if (!ok) continue;
-        ++passed;
+        mine["passed"] = mine["passed"].get<int64_t>() + 1;
         const auto tokens = static_cast<int64_t>(row.completion_ids.size());
         if (o.drop_truncated && row.finish == rollout::FinishReason::kLength) continue;
         if (tokens < o.min_completion_tokens || (o.max_completion_tokens > 0 && tokens > o.max_completion_tokens)) continue;
         if (o.dedupe && !seen.insert(row.text).second) continue;
         if (o.max_per_prompt > 0 && kept_here >= o.max_per_prompt) continue;
         ++kept_here;
-        ++kept;
         Json parts = Json::object();
         for (const auto& [name, v] : g.scored[i].parts) parts[name] = v;
-        Json record = {{"prompt", g.prompt_texts[b]},
-                       {"completion", row.text},
-                       {"source_model", o.model},
-                       {"stage", ctx.stage_name},
-                       {"prompt_index", start + b},
-                       {"sample_index", s},
-                       {"rewards", parts},
-                       {"source", *rows[b]}};
-        out.write(record);
+        mine["records"].push_back({{"prompt", g.prompt_texts[b]},
+                                   {"completion", row.text},
+                                   {"source_model", o.model},
+                                   {"stage", ctx.stage_name},
+                                   {"prompt_index", index[b]},
+                                   {"sample_index", s},
+                                   {"rewards", parts},
+                                   {"source", *rows[b]}});
       }
-      prompts_with_one += kept_here > 0;
+      mine["prompts_with_one"] = mine["prompts_with_one"].get<int64_t>() + (kept_here > 0);
     }
-    log::info("{}: {}/{} prompts, {} of {} samples kept", ctx.stage_name, std::min(start + B, total), total, kept,
-              drawn);
+    std::vector<Json> records;
+    for (const Json& r : dist.all_gather_json(mine, ctx.stage_name + ": kept samples")) {
+      drawn += r["drawn"].get<int64_t>();
+      passed += r["passed"].get<int64_t>();
+      prompts_with_one += r["prompts_with_one"].get<int64_t>();
+      records.insert(records.end(), r["records"].begin(), r["records"].end());
+    }
+    std::sort(records.begin(), records.end(), [](const Json& x, const Json& y) {
+      return std::make_pair(x["prompt_index"].get<int64_t>(), x["sample_index"].get<int64_t>()) <
+             std::make_pair(y["prompt_index"].get<int64_t>(), y["sample_index"].get<int64_t>());
+    });
+    kept += static_cast<int64_t>(records.size());
+    if (out) {
+      for (const Json& r : records) out->write(r);
+      log::info("{}: {}/{} prompts, {} of {} samples kept", ctx.stage_name, std::min(start + B, total), total, kept,
+                drawn);
+    }
   }
-  out.commit();
+  if (out) out->commit();
   StageResult result;
   result.data_path = out_path;
   result.summary = {{"type", "rejection_sample"},

@@ -5,6 +5,8 @@
 // the final evaluation. Writes RUN/summary.json and RUN/report.html and prints the eval
 // table. It is `r1kit run` on that recipe, so it runs from the r1kit checkout (the recipe's
 // data paths are relative to it).
+#include <ATen/Parallel.h>
+
 #include <filesystem>
 
 #include "pipelines/recipe.h"
@@ -23,7 +25,10 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--recipe", args->recipe, "the recipe to run")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "skip finished stages, resume the interrupted one");
   cmd->add_option("--set", args->sets, "override: stage.key=value (repeatable)");
-  cmd->callback([args] {
+  auto threads = std::make_shared<int>(0);
+  cmd->add_option("--threads", *threads, "CPU threads for LibTorch (0 = its default; 1 on a busy machine)");
+  cmd->callback([args, threads] {
+    if (*threads > 0) at::set_num_threads(*threads);
     if (!std::filesystem::exists(args->recipe)) {
       throw Error(args->recipe + ": not found; run `r1kit demo` from the r1kit checkout (or pass --recipe)");
     }
