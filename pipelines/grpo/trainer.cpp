@@ -26,6 +26,7 @@
 #include "pipelines/grpo/loss.h"
 #include "pipelines/prompt_data.h"
 #include "pipelines/schedule.h"
+#include "pipelines/scored_groups.h"
 #include "policy/balancing.h"
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
@@ -116,66 +117,6 @@ at::Tensor score_batch(policy::CausalLM& model, const TrainBatch& b, int64_t mic
 }
 
 
-// Groups of G scored completions, rows of a group contiguous (row b*G + g).
-struct GroupBatch {
-  rollout::Rollouts rollouts;                  // N rows; prompt_index indexes prompt_texts
-  std::vector<rewards::RewardResult> scored;   // [N]
-  std::vector<std::string> prompt_texts;       // [B]
-  std::vector<const Json*> prompt_rows;        // [B]
-  double seconds_rollout = 0, seconds_reward = 0;
-
-  int64_t size() const { return static_cast<int64_t>(prompt_texts.size()); }
-  at::Tensor rewards_tensor() const {  // [N] fp32, a skipped reward counts as 0
-    std::vector<float> v;
-    for (const auto& r : scored) v.push_back(static_cast<float>(r.value.value_or(0.0)));
-    return at::tensor(v);
-  }
-  // Appends the groups of `other` marked in `keep`, up to `limit` groups in all.
-  void append(const GroupBatch& other, const std::vector<bool>& keep, int64_t limit) {
-    const int64_t G = other.rollouts.group_size;
-    rollouts.group_size = G;
-    for (int64_t b = 0; b < other.size() && size() < limit; ++b) {
-      if (!keep[b]) continue;
-      for (int64_t g = 0; g < G; ++g) {
-        rollout::Rollout row = other.rollouts.rows[b * G + g];
-        row.prompt_index = size();
-        rollouts.rows.push_back(std::move(row));
-        scored.push_back(other.scored[b * G + g]);
-      }
-      prompt_texts.push_back(other.prompt_texts[b]);
-      prompt_rows.push_back(other.prompt_rows[b]);
-    }
-  }
-};
-
-// Rolls out G completions for each prompt row and scores them (weighted sum, parts kept).
-GroupBatch sample_groups(rollout::Engine& engine, const Tokenizer& tokenizer, const PromptData& data,
-                         const rewards::Scorer& scorer, ThreadPool& pool, const std::vector<const Json*>& rows,
-                         const std::vector<uint64_t>& seeds, int64_t G, const rollout::SamplingOptions& sampling) {
-  const auto t0 = Clock::now();
-  GroupBatch out;
-  std::vector<std::vector<int32_t>> prompts;
-  for (const Json* row : rows) {
-    out.prompt_texts.push_back(data.render(*row));
-    out.prompt_rows.push_back(row);
-    prompts.push_back(tokenizer.encode(out.prompt_texts.back()));
-  }
-  out.rollouts = engine.generate(prompts, G, sampling, seeds);
-  out.seconds_rollout = seconds_since(t0);
-  const auto t1 = Clock::now();
-  const int64_t N = static_cast<int64_t>(out.rollouts.rows.size());
-  std::vector<rewards::RewardInput> inputs(N);
-  for (int64_t i = 0; i < N; ++i) {
-    const int64_t b = out.rollouts.rows[i].prompt_index;
-    inputs[i].prompt = out.prompt_texts[b];
-    inputs[i].completion = out.rollouts.rows[i].text;
-    inputs[i].fields = out.prompt_rows[b];
-  }
-  out.scored = scorer.score_batch(inputs, &pool);
-  out.seconds_reward = seconds_since(t1);
-  return out;
-}
-
 // DAPO's dynamic-sampling filter: keep the groups whose rewards are not all equal.
 std::vector<bool> spread_groups(const Advantages& a) {
   std::vector<bool> keep;
@@ -187,7 +128,7 @@ std::vector<bool> spread_groups(const Advantages& a) {
 
 // Reward-part, accuracy and length sums of a batch of scored groups, as {"sum": {...},
 // "max": {...}}: the form in which ranks' shares combine (combine_over_ranks).
-Json rollout_sums(const GroupBatch& g, const rewards::Scorer& scorer) {
+Json rollout_sums(const ScoredGroups& g, const rewards::Scorer& scorer) {
   Json sum = {{"rows", g.rollouts.rows.size()}, {"correct", 0.0}, {"length", 0.0}, {"truncated", 0.0}};
   Json parts = Json::object();
   double len_max = 0;
@@ -309,16 +250,8 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
 
   rollout::EngineOptions engine_options;
   engine_options.max_batch_rows = o.generation_batch_rows;
-  // Completion text for rewards: special tokens such as <think> stay (the format reward reads
-  // them); the EOS that ended a row is not part of what the model "said".
-  const std::vector<int64_t> eos_ids = policy->config().eos_token_ids;
-  rollout::Engine engine(policy, engine_options, [eos_ids, &tokenizer](const std::vector<int32_t>& ids) {
-    std::vector<int32_t> kept;
-    for (int32_t id : ids) {
-      if (std::find(eos_ids.begin(), eos_ids.end(), id) == eos_ids.end()) kept.push_back(id);
-    }
-    return tokenizer.decode(kept, /*skip_special_tokens=*/false);
-  });
+  // Completion text for rewards keeps <think> etc. and drops the final EOS (scored_groups.h).
+  rollout::Engine engine = make_engine(policy, tokenizer, engine_options);
   rollout::SamplingOptions sampling;
   sampling.temperature = o.temperature;
   sampling.top_p = o.top_p;
@@ -349,8 +282,8 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     // groups whose rewards are all equal are dropped and more prompts drawn, up to a cap.
     // Each rank samples its shard; the decisions are taken over all ranks' rewards.
     policy->eval();
-    GroupBatch groups;     // this rank's share of what is trained on
-    GroupBatch drawn_all;  // this rank's share of everything sampled this step (the metrics:
+    ScoredGroups groups;     // this rank's share of what is trained on
+    ScoredGroups drawn_all;  // this rank's share of everything sampled this step (the metrics:
                            // unbiased by the filter)
     std::vector<int64_t> trained_rows;      // global row (one-rank order) of each row of `groups`
     std::vector<at::Tensor> drawn_rewards;  // per round: all ranks' rewards [B*G]
@@ -366,7 +299,7 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
         // is its global index, whatever the world size.
         seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), drawn + shard.begin + b));
       }
-      const GroupBatch round = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, G, sampling);
+      const ScoredGroups round = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, G, sampling);
       t_rollout += round.seconds_rollout;
       t_reward += round.seconds_reward;
       generated_tokens += round.rollouts.generated_tokens;
