@@ -28,8 +28,10 @@ at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Te
   // (T = 1) the [N, 1, 1, S] mask already broadcasts over the g stacked rows.
   const at::Tensor qg = q.reshape({N, Hk, g * T, q.size(3)});  // [N, Hk, g*T, E]
   const at::Tensor mask = g == 1 || T == 1 ? ctx.mask : ctx.mask.repeat({1, 1, g, 1});  // [N, 1, g*T|1, S]
-  if (q.size(3) == v.size(3)) {
-    // SDPA's fused kernel: one pass over the keys, no [N, Hk, g*T, S] scores in memory.
+  if (q.size(3) == v.size(3) && q.device().is_cpu()) {
+    // SDPA's fused CPU kernel: one pass over the keys, no [N, Hk, g*T, S] scores in memory.
+    // Not on CUDA: with this additive fp32 mask over bf16 heads SDPA falls back to a slow
+    // kernel there (H100: 2.4k vs 18.5k tok/s for the matmul path below, bench rollout).
     return at::scaled_dot_product_attention(qg, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, scale)
         .reshape({N, H, T, v.size(3)});  // [N, H, T, Ev]
   }
