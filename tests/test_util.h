@@ -7,6 +7,8 @@
 #include <stdlib.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 #include <filesystem>
 #include <string>
@@ -43,6 +45,14 @@ struct TempDir {
   TempDir& operator=(const TempDir&) = delete;
   std::string operator/(const std::string& name) const { return path + "/" + name; }
 };
+
+// A file's bytes ("" when it cannot be read).
+inline std::string slurp(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 inline std::filesystem::path scratch_dir(const std::string& name) {
   const auto dir = std::filesystem::path(R1KIT_BINARY_DIR) / "test-scratch" / name;

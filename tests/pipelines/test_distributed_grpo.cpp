@@ -23,12 +23,10 @@
 #include <thread>
 
 #include "pipelines/recipe.h"
-#include "policy/pretrained.h"
-#include "src/bpe_trainer.h"
 #include "src/jsonl.h"
 #include "src/safetensors.h"
-#include "src/tokenizer.h"
 #include "tests/test_util.h"
+#include "tests/tiny_policy.h"
 
 extern char** environ;
 
@@ -36,34 +34,13 @@ namespace r1kit::pipelines {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::slurp;
 using Clock = std::chrono::steady_clock;
 
 // A tiny qwen3_moe policy with its own tokenizer, a prompt set and a one-stage GRPO recipe.
 std::string make_fixture(const fs::path& dir, int64_t max_steps, const Json& overrides = Json::object()) {
   fs::create_directories(dir);
-  std::vector<std::string> texts;
-  for (int i = 0; i < 50; ++i) texts.push_back(std::to_string(i) + "+" + std::to_string(i % 7) + " <think> </think> <answer> </answer>");
-  BpeTrainerOptions t;
-  t.vocab_size = 300;
-  t.special_tokens = {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"};
-  const Tokenizer tok = train_bpe(texts, t);
-  policy::ModelConfig c;
-  c.model_type = "qwen3_moe";
-  c.vocab_size = tok.vocab_size();
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.qk_norm = true;
-  c.num_experts = 4;
-  c.num_experts_per_tok = 2;
-  c.moe_intermediate_size = 16;
-  c.eos_token_ids = {*tok.token_to_id("<|endoftext|>")};
-  auto model = policy::create_model(c, 3);
-  policy::save_pretrained(*model, (dir / "model").string());
-  tok.save((dir / "model" / "tokenizer.json").string());
+  testing::save_tiny_policy(dir / "model");
   std::vector<Json> rows;
   for (int i = 0; i < 12; ++i) rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
   write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
@@ -103,13 +80,6 @@ int wait_exit(pid_t pid) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Largest |a - b| over every fp32 tensor of two model directories (names must match).

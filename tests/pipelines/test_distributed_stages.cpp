@@ -10,11 +10,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "policy/pretrained.h"
-#include "src/bpe_trainer.h"
 #include "src/jsonl.h"
-#include "src/tokenizer.h"
 #include "tests/test_util.h"
+#include "tests/tiny_policy.h"
 
 namespace r1kit {
 namespace {
@@ -24,28 +22,7 @@ namespace fs = std::filesystem;
 // A tiny random qwen3_moe with its tokenizer, 12 prompts, and an eval + rejection_sample recipe
 // whose 5-prompt batches split unevenly over 2 ranks.
 std::string make_recipe(const fs::path& dir) {
-  std::vector<std::string> texts;
-  for (int i = 0; i < 40; ++i) texts.push_back(std::to_string(i) + "+2 <think> </think> <answer> </answer>");
-  BpeTrainerOptions t;
-  t.vocab_size = 280;
-  t.special_tokens = {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"};
-  const Tokenizer tok = train_bpe(texts, t);
-  policy::ModelConfig c;
-  c.model_type = "qwen3_moe";
-  c.vocab_size = tok.vocab_size();
-  c.hidden_size = 32;
-  c.intermediate_size = 64;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.qk_norm = true;  // qwen3_moe always has q/k norms
-  c.num_experts = 4;
-  c.num_experts_per_tok = 2;
-  c.moe_intermediate_size = 16;
-  c.eos_token_ids = {*tok.token_to_id("<|endoftext|>")};
-  policy::save_pretrained(*policy::create_model(c, 11), (dir / "model").string());
-  tok.save((dir / "model" / "tokenizer.json").string());
+  testing::save_tiny_policy(dir / "model", /*seed=*/11);
   std::vector<Json> rows;
   for (int i = 0; i < 12; ++i) rows.push_back({{"prompt", std::to_string(i) + "+2"}, {"answer", std::to_string(i + 2)}});
   write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);

@@ -28,6 +28,7 @@ namespace r1kit {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::slurp;
 
 const std::vector<std::string> kSmallerStages = {
     "base.max_steps=30",           "student_base.max_steps=30",  "eval_base.num_samples=2",
@@ -62,13 +63,6 @@ pid_t start_demo(const std::string& out, bool resume, const std::string& log) {
   posix_spawn_file_actions_destroy(&actions);
   EXPECT_EQ(rc, 0) << "cannot start " << binary;
   return pid;
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 TEST(PipelineSmoke, StagesChainResumeSkipsFinishedStagesAndSummaryHasEveryField) {

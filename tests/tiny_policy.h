@@ -1,0 +1,42 @@
+// A tiny qwen3_moe policy with its own BPE tokenizer, saved as an HF model directory, for the
+// pipeline tests that start a recipe from a model on disk (D 32, L 2, H 4 / Hkv 2, Dh 8,
+// 4 experts top-2). The tokenizer is trained on arithmetic-looking text with the R1 tags.
+#pragma once
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "policy/pretrained.h"
+#include "src/bpe_trainer.h"
+#include "src/tokenizer.h"
+
+namespace r1kit::testing {
+
+inline void save_tiny_policy(const std::filesystem::path& dir, uint64_t seed = 3) {
+  std::vector<std::string> texts;
+  for (int i = 0; i < 50; ++i) {
+    texts.push_back(std::to_string(i) + "+" + std::to_string(i % 7) + " <think> </think> <answer> </answer>");
+  }
+  BpeTrainerOptions t;
+  t.vocab_size = 300;
+  t.special_tokens = {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"};
+  const Tokenizer tok = train_bpe(texts, t);
+  policy::ModelConfig c;
+  c.model_type = "qwen3_moe";
+  c.vocab_size = tok.vocab_size();
+  c.hidden_size = 32;
+  c.intermediate_size = 64;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.qk_norm = true;  // qwen3_moe always has q/k norms
+  c.num_experts = 4;
+  c.num_experts_per_tok = 2;
+  c.moe_intermediate_size = 16;
+  c.eos_token_ids = {*tok.token_to_id("<|endoftext|>")};
+  policy::save_pretrained(*policy::create_model(c, seed), dir.string());
+  tok.save((dir / "tokenizer.json").string());
+}
+
+}  // namespace r1kit::testing
