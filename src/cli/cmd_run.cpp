@@ -8,7 +8,7 @@ namespace r1kit::cli {
 
 void add_run_command(CLI::App& app) {
   auto args = std::make_shared<pipelines::RunArgs>();
-  CLI::App* cmd = app.add_subcommand("run", "run a recipe (stages: grpo)");
+  CLI::App* cmd = app.add_subcommand("run", "run a recipe (stages: sft, grpo, rejection_sample, distill, eval)");
   cmd->add_option("recipe", args->recipe, "recipe JSON")->required();
   cmd->add_option("--out,-o", args->out, "run directory")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "skip finished stages, resume the interrupted one");
