@@ -37,6 +37,20 @@ std::string vote_key(const std::string& completion) {
 
 }  // namespace
 
+bool majority_vote_correct(const std::vector<std::string>& completions, const std::vector<bool>& correct, int64_t k) {
+  std::map<std::string, int> votes;
+  std::map<std::string, bool> key_correct;
+  std::string best;
+  const auto n = std::min<int64_t>(k, static_cast<int64_t>(completions.size()));
+  for (int64_t s = 0; s < n; ++s) {
+    const std::string key = vote_key(completions[s]);
+    if (key.empty()) continue;
+    key_correct[key] = key_correct[key] || correct[s];
+    if (++votes[key] > (best.empty() ? 0 : votes[best])) best = key;
+  }
+  return !best.empty() && key_correct[best];
+}
+
 EvalOptions parse_eval_options(const Json& j, const std::string& where) {
   EvalOptions o;
   JsonFields f(j, where);
@@ -127,24 +141,18 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     Json tallies = Json::array();
     for (int64_t j = 0; j < static_cast<int64_t>(my_rows.size()); ++j) {
       Json t = {{"index", my_index[j]}, {"correct", 0}, {"tokens", 0}, {"parts", Json::object()}};
-      // maj@k over the first k samples: the most frequent answer (ties: the first seen).
-      std::map<std::string, int> votes;
-      std::map<std::string, bool> key_correct;
-      std::string best;
+      std::vector<std::string> completions;
+      std::vector<bool> verdicts;
       for (int64_t s = 0; s < n; ++s) {
         const int64_t i = j * n + s;
         const bool ok = is_correct(g.scored[i], scorer);
         t["correct"] = t["correct"].get<int64_t>() + ok;
         t["tokens"] = t["tokens"].get<int64_t>() + static_cast<int64_t>(g.rollouts.rows[i].completion_ids.size());
         for (const auto& [name, v] : g.scored[i].parts) t["parts"][name] = t["parts"].value(name, 0.0) + v;
-        if (s < o.maj_k) {
-          const std::string key = vote_key(g.rollouts.rows[i].text);
-          if (key.empty()) continue;
-          key_correct[key] = key_correct[key] || ok;
-          if (++votes[key] > (best.empty() ? 0 : votes[best])) best = key;
-        }
+        completions.push_back(g.rollouts.rows[i].text);
+        verdicts.push_back(ok);
       }
-      t["maj_correct"] = !best.empty() && key_correct[best];
+      t["maj_correct"] = majority_vote_correct(completions, verdicts, o.maj_k);
       if (my_index[j] < o.log_samples) {
         t["sample"] = {{"model", m.name}, {"prompt", g.prompt_texts[j]}, {"completion", g.rollouts.rows[j * n].text},
                        {"answer", my_rows[j]->contains("answer") ? (*my_rows[j])["answer"] : Json()},

@@ -38,6 +38,12 @@ struct EvalOptions {
   std::string device = "auto";
 };
 
+// maj@k for one prompt: the answers extracted from its first k completions vote (in their
+// parsed normal form, so "1/2" and "\frac{1}{2}" vote together; completions without an answer
+// abstain); the verdict is whether the winning answer was judged correct. Ties go to the answer
+// that reached the winning count first. No votes at all: false.
+bool majority_vote_correct(const std::vector<std::string>& completions, const std::vector<bool>& correct, int64_t k);
+
 // `models` in JSON: a list of {"name", "model"} objects (the recipe runner turns stage names
 // into these before parsing).
 EvalOptions parse_eval_options(const Json& j, const std::string& where);
