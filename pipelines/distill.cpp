@@ -73,6 +73,16 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
   DeviceChoice device = resolve_device(o.sft.device);
   device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>, as the student
   teacher.model = policy::load_pretrained(o.teacher, device);
+  // One tokenizer can sit on differently padded embeddings (e.g. 151936 vs 152064 rows).
+  const int64_t teacher_vocab = teacher.model->config().vocab_size;
+  if (!o.sft.model.empty()) {
+    const int64_t student_vocab =
+        policy::load_model_config((std::filesystem::path(o.sft.model) / "config.json").string()).vocab_size;
+    if (student_vocab != teacher_vocab) {
+      throw Error(ctx.stage_name + ".teacher: vocab_size " + std::to_string(teacher_vocab) + " differs from the student's " +
+                  std::to_string(student_vocab) + "; token-level KD compares distributions over the same vocabulary");
+    }
+  }
   teacher.weight = o.kd_weight;
   teacher.temperature = o.kd_temperature;
   StageResult r = run_sft(o.sft, ctx, &teacher);

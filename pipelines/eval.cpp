@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 
 #include "pipelines/prompt_data.h"
 #include "pipelines/scored_groups.h"
@@ -46,7 +47,8 @@ bool majority_vote_correct(const std::vector<std::string>& completions, const st
     const std::string key = vote_key(completions[s]);
     if (key.empty()) continue;
     key_correct[key] = key_correct[key] || correct[s];
-    if (++votes[key] > (best.empty() ? 0 : votes[best])) best = key;
+    const int count = ++votes[key];
+    if (best.empty() || count > votes[best]) best = key;
   }
   return !best.empty() && key_correct[best];
 }
@@ -75,15 +77,20 @@ EvalOptions parse_eval_options(const Json& j, const std::string& where) {
   f.get("device", o.device);
   f.finish();
   if (!models.is_array() || models.empty()) f.fail("models", "must be a non-empty list of models");
+  std::set<std::string> names;
   for (size_t i = 0; i < models.size(); ++i) {
     const Json& m = models[i];
-    if (!m.is_object() || !m.contains("name") || !m.contains("model") || !m["model"].is_string()) {
-      f.fail("models", "entry " + std::to_string(i) + " must be a stage name or {\"name\", \"model\"}");
+    if (!m.is_object() || !m.contains("name") || !m["name"].is_string() || !m.contains("model") ||
+        !m["model"].is_string()) {
+      f.fail("models", "entry " + std::to_string(i) + " must be a stage name or {\"name\": STRING, \"model\": DIR}");
+    }
+    if (!names.insert(m["name"].get<std::string>()).second) {
+      f.fail("models", "'" + m["name"].get<std::string>() + "' is listed twice");
     }
     o.models.push_back({m["name"].get<std::string>(), m["model"].get<std::string>()});
   }
   if (o.num_samples <= 0) f.fail("num_samples", "must be positive");
-  if (o.temperature == 0) o.num_samples = 1;  // greedy: every sample would be the same
+  if (o.temperature == 0) o.num_samples = o.maj_k = 1;  // greedy: every sample would be the same
   if (o.maj_k == 0) o.maj_k = o.num_samples;
   if (o.maj_k > o.num_samples) f.fail("maj_k", "must be <= num_samples");
   if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");

@@ -57,6 +57,7 @@ RejectionSampleOptions parse_rejection_sample_options(const Json& j, const std::
   }
   if (o.num_samples <= 0) f.fail("num_samples", "must be positive");
   if (o.prompts_per_batch <= 0) f.fail("prompts_per_batch", "must be positive");
+  if (o.temperature == 0) o.num_samples = 1;  // greedy: every sample would be the same
   if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
   return o;
 }
@@ -88,7 +89,8 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
   sampling.stop_strings = o.stop_strings;
 
   const int64_t size = static_cast<int64_t>(data.size());
-  const int64_t total = o.max_prompts > 0 ? o.max_prompts : size;
+  // Each prompt at most once (a second epoch would repeat prompts under new seeds).
+  const int64_t total = o.max_prompts > 0 ? std::min(o.max_prompts, size) : size;
   const int64_t N = o.num_samples;
   const std::string out_path = (std::filesystem::path(ctx.run_dir) / "data" / (ctx.stage_name + ".jsonl")).string();
   if (distributed().is_main()) std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
@@ -163,6 +165,8 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
     }
   }
   if (out) out->commit();
+  // The next stage may read the dataset on every rank: nobody leaves before it is in place.
+  dist.barrier(ctx.stage_name + ": data written");
   StageResult result;
   result.data_path = out_path;
   result.summary = {{"type", "rejection_sample"},
@@ -172,7 +176,7 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
                     {"passed", passed},
                     {"kept", kept},
                     {"prompts_with_a_kept_sample", prompts_with_one},
-                    {"acceptance_rate", drawn > 0 ? static_cast<double>(passed) / drawn : 0.0},
+                    {"acceptance_rate", drawn > 0 ? static_cast<double>(kept) / drawn : 0.0},
                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   return result;
 }

@@ -28,8 +28,8 @@ struct RejectionSampleOptions {
   int64_t min_completion_tokens = 0;
   int64_t max_completion_tokens = 0;      // 0 = no bound (the engine's max_new_tokens still cuts)
   bool drop_truncated = true;             // a completion cut by max_new_tokens never finished
-  int64_t max_prompts = 0;                // 0 = every row once
-  double temperature = 1.0;
+  int64_t max_prompts = 0;                // 0 = every row once; at most the dataset's size
+  double temperature = 1.0;               // 0 = greedy (num_samples is then 1)
   double top_p = 1.0;
   int64_t max_new_tokens = 256;
   std::vector<std::string> stop_strings;
@@ -40,7 +40,8 @@ struct RejectionSampleOptions {
 };
 
 RejectionSampleOptions parse_rejection_sample_options(const Json& j, const std::string& where);
-// StageResult::data_path is the written JSONL.
+// StageResult::data_path is the written JSONL; the summary counts samples drawn, passed (every
+// threshold reached) and kept (after the filters); acceptance_rate = kept / drawn.
 StageResult run_rejection_sample(const RejectionSampleOptions& options, const StageContext& context);
 
 }  // namespace r1kit::pipelines

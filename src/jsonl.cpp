@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "src/error.h"
+#include "src/logging.h"
 
 namespace r1kit {
 namespace {
@@ -141,6 +142,29 @@ void JsonlAppender::write(const Json& row) {
     p += n;
     left -= static_cast<size_t>(n);
   }
+}
+
+void drop_rows_after_step(const std::string& path, int64_t step) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return;
+  // Not read_jsonl: a run killed mid-row may leave one unparseable line, and resuming must
+  // drop it, not refuse to start.
+  std::vector<Json> keep;
+  std::string text;
+  for (size_t line = 1; std::getline(in, text); ++line) {
+    const std::string where = path + ":" + std::to_string(line);
+    if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
+    Json row = Json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
+    if (row.is_discarded()) {
+      log::warn("{}: dropping a partial row (a run killed while writing it)", where);
+      continue;
+    }
+    const Json* s = row.is_object() && row.contains("step") ? &row["step"] : nullptr;
+    if (s == nullptr || !s->is_number_integer()) throw Error(where + ": row without an integer \"step\"");
+    if (s->get<int64_t>() <= step) keep.push_back(std::move(row));
+  }
+  in.close();
+  write_jsonl_atomic(path, keep);
 }
 
 }  // namespace r1kit

@@ -56,6 +56,12 @@ class JsonlWriter {
 
 void write_jsonl_atomic(const std::string& path, const std::vector<Json>& rows);
 
+// Resume support for step-keyed logs (metrics, samples): rewrites `path` atomically without
+// the rows whose integer "step" is > `step`, and without a partial last row that a killed run
+// left (one warning). A row without an integer "step" is an error naming path:line. A missing
+// file is left missing.
+void drop_rows_after_step(const std::string& path, int64_t step);
+
 class JsonlAppender {
  public:
   // Opens for append, creating the file if absent. If a previous run was killed mid-row,

@@ -59,31 +59,10 @@ void MetricsLogger::log(int64_t step, const std::map<std::string, double>& row) 
 
 void MetricsLogger::truncate_after(int64_t step) {
   if (!enabled_) return;
-  // Not read_jsonl: a run killed mid-row leaves one unparseable line (JsonlAppender ends it
-  // on reopen), and resuming must drop that line, not refuse to start.
-  std::vector<Json> keep;
-  {
-    std::ifstream in(jsonl_path_, std::ios::binary);
-    std::string text;
-    for (size_t line = 1; std::getline(in, text); ++line) {
-      const std::string where = jsonl_path_ + ":" + std::to_string(line);
-      if (text.find_first_not_of(" \t\r") == std::string::npos) continue;
-      Json row = Json::parse(text, /*cb=*/nullptr, /*allow_exceptions=*/false);
-      if (row.is_discarded()) {
-        log::warn("{}: dropping a partial row (a run killed while writing it)", where);
-        continue;
-      }
-      const Json* s = row.is_object() && row.contains("step") ? &row["step"] : nullptr;
-      if (s == nullptr || !s->is_number_integer()) {
-        throw Error(where + ": metrics row without an integer \"step\"");
-      }
-      if (s->get<int64_t>() <= step) keep.push_back(std::move(row));
-    }
-  }
   // The appender's fd points at the file being replaced: close it first, reopen after the
   // rename so later rows go to the new file.
   jsonl_.reset();
-  write_jsonl_atomic(jsonl_path_, keep);
+  drop_rows_after_step(jsonl_path_, step);
   jsonl_ = std::make_unique<JsonlAppender>(jsonl_path_);
 
   tensorboard_.reset();

@@ -245,8 +245,15 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events); rank 0 only.
   MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), /*enabled=*/dist.is_main());
   if (ctx.resume) metrics.truncate_after(state.step);  // replayed steps are not logged twice
+  // A few completions per step in RUN/<stage>/samples.jsonl; on resume the rows of replayed
+  // steps are dropped, as for the metrics.
   std::optional<JsonlAppender> samples;
-  if (dist.is_main()) samples.emplace((fs::path(ctx.run_dir) / "samples.jsonl").string());
+  if (dist.is_main()) {
+    const std::string samples_path = (fs::path(ctx.run_dir) / ctx.stage_name / "samples.jsonl").string();
+    fs::create_directories(fs::path(samples_path).parent_path());
+    if (ctx.resume) drop_rows_after_step(samples_path, state.step);
+    samples.emplace(samples_path);
+  }
 
   rollout::EngineOptions engine_options;
   engine_options.max_batch_rows = o.generation_batch_rows;

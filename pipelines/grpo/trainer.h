@@ -2,7 +2,7 @@
 // prompts -> rollout -> rewards -> advantages -> reference logprobs -> num_iterations x
 // (micro-batched loss, backward, clip, AdamW) -> router-bias update -> metrics, samples,
 // checkpoint. Outputs in the run directory: <stage>/metrics.jsonl and TensorBoard events,
-// samples.jsonl, checkpoints/<stage>/step-N/, and the final model in models/<stage>/.
+// <stage>/samples.jsonl, checkpoints/<stage>/step-N/, and the final model in models/<stage>/.
 #pragma once
 #include <string>
 

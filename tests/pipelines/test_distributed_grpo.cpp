@@ -160,8 +160,8 @@ TEST(DistributedGrpo, TwoRanksEndWithTheOneRankWeights) {
       }
     }
     // Rank 0 alone wrote the samples: 20 rows per step, as on one rank.
-    EXPECT_EQ(read_jsonl((fs::path(two) / "samples.jsonl").string()).size(),
-              read_jsonl((fs::path(one.out) / "samples.jsonl").string()).size());
+    EXPECT_EQ(read_jsonl((fs::path(two) / "zero" / "samples.jsonl").string()).size(),
+              read_jsonl((fs::path(one.out) / "zero" / "samples.jsonl").string()).size());
   }
 }
 

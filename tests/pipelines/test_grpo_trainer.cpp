@@ -81,7 +81,7 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
   }
   EXPECT_EQ(rows[3]["step"], 4);
   EXPECT_GT(rows[3]["entropy"].get<double>(), 0.0);
-  EXPECT_FALSE(read_jsonl((dir / "run" / "samples.jsonl").string()).empty());
+  EXPECT_FALSE(read_jsonl((dir / "run" / "zero" / "samples.jsonl").string()).empty());
   // save_steps 2, keep 2: step-2 and step-4, each complete.
   EXPECT_EQ(list_dir((dir / "run" / "checkpoints" / "zero").string()), (std::vector<std::string>{"step-2", "step-4"}));
   for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "optimizer.pt", "trainer_state.json",
@@ -174,6 +174,9 @@ TEST(GrpoResume, KilledRunResumesExactly) {
             slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
       << "final weights differ after kill + resume";
   EXPECT_EQ(metric_rows(dir / "straight"), metric_rows(out));
+  // Samples of the steps replayed after the checkpoint are not written twice.
+  EXPECT_EQ(read_jsonl((dir / "straight" / "zero" / "samples.jsonl").string()),
+            read_jsonl(out + "/zero/samples.jsonl"));
 }
 
 }  // namespace

@@ -1,6 +1,6 @@
-// The rejection_sample stage's filters on a tiny random policy, in process: greedy decoding
-// makes every sample of a prompt identical, so dedupe keeps exactly one per prompt (and all N
-// without it); max_per_prompt caps what passes; a threshold the untrained policy never reaches
+// The rejection_sample stage's filters on a tiny random policy, in process: greedy draws one
+// sample per prompt; near-greedy sampling (T = 1e-4) makes every sample of a prompt identical,
+// so dedupe keeps exactly one per prompt (and all N without it); max_per_prompt caps what passes; a threshold the untrained policy never reaches
 // keeps nothing; a threshold on a reward the stage does not have is an error naming it.
 #include <gtest/gtest.h>
 
@@ -49,8 +49,12 @@ TEST(RejectionSample, FiltersThresholdsDedupeAndPerPromptCap) {
   const fs::path dir = testing::scratch_dir("rejection_sample");
   const Json keep_all = {{"min_rewards", {{"tag_count", 0.0}}}, {"drop_truncated", false}};
 
+  // Greedy draws one sample per prompt (N more would all be the same).
   Json greedy = keep_all;
   greedy["temperature"] = 0.0;
+  EXPECT_EQ(sample(dir, "greedy", greedy).size(), 6u);
+  // Near-greedy keeps N samples, all the same: dedupe keeps one of each.
+  greedy["temperature"] = 1e-4;
   greedy["dedupe"] = false;
   EXPECT_EQ(sample(dir, "greedy_all", greedy).size(), 24u);  // 6 prompts x 4 identical samples
   greedy["dedupe"] = true;

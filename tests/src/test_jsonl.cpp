@@ -148,3 +148,31 @@ TEST(Jsonl, AppenderEndsAPartialLineLeftByAKilledRun) {
 
 }  // namespace
 }  // namespace r1kit
+
+namespace r1kit {
+namespace {
+
+// Resume of step-keyed logs: rows after the checkpoint's step and a row torn by a kill go;
+// a row without a step is an error naming the line.
+TEST(Jsonl, DropRowsAfterStep) {
+  testing::TempDir dir;
+  const std::string path = dir / "samples.jsonl";
+  std::ofstream(path) << "{\"step\": 1, \"x\": \"a\"}\n{\"step\": 2}\n{\"step\": 3}\n{\"step\": 2, \"late\": true}\n{\"step\": 4, \"x\": \"tor";
+  drop_rows_after_step(path, 2);
+  const std::vector<Json> rows = read_jsonl(path);
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(rows[0]["x"], "a");
+  EXPECT_EQ(rows[2]["late"], true);
+  drop_rows_after_step(dir / "absent.jsonl", 2);  // nothing to do
+  EXPECT_FALSE(std::filesystem::exists(dir / "absent.jsonl"));
+  std::ofstream(path) << "{\"step\": 1}\n{\"no_step\": 1}\n";
+  try {
+    drop_rows_after_step(path, 5);
+    FAIL() << "a row without a step must be an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("samples.jsonl:2"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace r1kit
