@@ -179,6 +179,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   model->train();
   if (teacher != nullptr) teacher->model->eval();  // frozen: no dropout, no router-load counting
   double loss_value = 0;
+  bool ran_steps = false;
   for (int64_t step = state.step; step < o.max_steps; ++step) {
     // The batch: examples at positions [data_position, +batch) of a seeded order (as PromptData).
     std::vector<const Example*> batch;
@@ -238,6 +239,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
     policy::update_router_biases(*model, model->config().bias_update_speed,
                                  [&](at::Tensor& load) { dist.all_reduce_sum(load, "expert load"); });
     loss_value = dist.sum_over_ranks(loss.item<double>(), "loss");
+    ran_steps = true;
     state.step = step + 1;
     std::map<std::string, double> row = {{"loss", loss_value}, {"grad_norm", grad_norm}, {"learning_rate", lr}};
     if (teacher != nullptr) row["kd"] = kd_value;
@@ -261,8 +263,11 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   }
   dist.barrier("model saved");  // the next stage may load it on any rank
   result.summary = {{"type", "sft"}, {"params", model->num_parameters()}, {"active_params", model->num_active_parameters()},
-                    {"steps", state.step}, {"final_loss", loss_value},
+                    {"steps", state.step},
                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  // A resumed run whose last checkpoint was already the final step trained nothing now: its
+  // final loss is in metrics.jsonl, not in this attempt.
+  if (ran_steps) result.summary["final_loss"] = loss_value;
   return result;
 }
 
