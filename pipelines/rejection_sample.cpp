@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
-#include <optional>
 #include <set>
 
 #include "pipelines/prompt_data.h"
@@ -93,12 +92,14 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
   const int64_t total = o.max_prompts > 0 ? std::min(o.max_prompts, size) : size;
   const int64_t N = o.num_samples;
   const std::string out_path = (std::filesystem::path(ctx.run_dir) / "data" / (ctx.stage_name + ".jsonl")).string();
-  if (distributed().is_main()) std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());
-  // Data parallel: in each batch rank r samples prompts r, r+R, ...; the kept records and
-  // the counts are gathered, and rank 0 writes them in prompt order.
+  std::filesystem::create_directories(std::filesystem::path(out_path).parent_path());  // every rank writes a part
+  // Data parallel: in each batch rank r samples prompts r, r+R, ...; only the counts go
+  // through the rendezvous store (it is meant for small objects). Each rank writes its kept
+  // records to a part file next to the output, and rank 0 merges the parts in prompt order.
   DistributedContext& dist = distributed();
-  std::optional<JsonlWriter> out;
-  if (dist.is_main()) out.emplace(out_path);
+  const bool parted = dist.world_size() > 1;
+  const std::string part_path = out_path + ".rank" + std::to_string(dist.rank());
+  JsonlWriter out(parted ? part_path : out_path);
   int64_t drawn = 0, passed = 0, kept = 0, prompts_with_one = 0;
   for (int64_t start = 0; start < total; start += o.prompts_per_batch) {
     const int64_t B = std::min(o.prompts_per_batch, total - start);
@@ -146,25 +147,37 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
       }
       mine["prompts_with_one"] = mine["prompts_with_one"].get<int64_t>() + (kept_here > 0);
     }
-    std::vector<Json> records;
-    for (const Json& r : dist.all_gather_json(mine, ctx.stage_name + ": kept samples")) {
+    for (const Json& r : mine["records"]) out.write(r);  // this rank's, in prompt order
+    const Json counts = {{"drawn", mine["drawn"]}, {"passed", mine["passed"]},
+                         {"prompts_with_one", mine["prompts_with_one"]}, {"kept", mine["records"].size()}};
+    for (const Json& r : dist.all_gather_json(counts, ctx.stage_name + ": counts")) {
       drawn += r["drawn"].get<int64_t>();
       passed += r["passed"].get<int64_t>();
       prompts_with_one += r["prompts_with_one"].get<int64_t>();
-      records.insert(records.end(), r["records"].begin(), r["records"].end());
+      kept += r["kept"].get<int64_t>();
     }
-    std::sort(records.begin(), records.end(), [](const Json& x, const Json& y) {
-      return std::make_pair(x["prompt_index"].get<int64_t>(), x["sample_index"].get<int64_t>()) <
-             std::make_pair(y["prompt_index"].get<int64_t>(), y["sample_index"].get<int64_t>());
-    });
-    kept += static_cast<int64_t>(records.size());
-    if (out) {
-      for (const Json& r : records) out->write(r);
+    if (dist.is_main()) {
       log::info("{}: {}/{} prompts, {} of {} samples kept", ctx.stage_name, std::min(start + B, total), total, kept,
                 drawn);
     }
   }
-  if (out) out->commit();
+  out.commit();
+  if (parted) {
+    dist.barrier(ctx.stage_name + ": parts written");
+    if (dist.is_main()) {
+      std::vector<Json> records;
+      for (int r = 0; r < dist.world_size(); ++r) {
+        const std::string part = out_path + ".rank" + std::to_string(r);
+        for (Json& row : read_jsonl(part)) records.push_back(std::move(row));
+      }
+      std::sort(records.begin(), records.end(), [](const Json& x, const Json& y) {
+        return std::make_pair(x["prompt_index"].get<int64_t>(), x["sample_index"].get<int64_t>()) <
+               std::make_pair(y["prompt_index"].get<int64_t>(), y["sample_index"].get<int64_t>());
+      });
+      write_jsonl_atomic(out_path, records);
+      for (int r = 0; r < dist.world_size(); ++r) std::filesystem::remove(out_path + ".rank" + std::to_string(r));
+    }
+  }
   // The next stage may read the dataset on every rank: nobody leaves before it is in place.
   dist.barrier(ctx.stage_name + ": data written");
   StageResult result;

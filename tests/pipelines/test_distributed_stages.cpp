@@ -1,8 +1,9 @@
 // The eval and rejection_sample stages data-parallel (2 Gloo ranks via `r1kit launch`): each
 // rank samples its share of the prompts (per-prompt seeds, so a prompt's samples do not
-// depend on which rank drew them), the tallies and kept samples are gathered, and rank 0
-// writes. Same model, same recipe: 2 ranks must write the same eval numbers and the same
-// rejection-sampled dataset, row for row, as 1 rank.
+// depend on which rank drew them), the eval tallies are gathered, each rank writes its kept
+// samples to a part file and rank 0 merges them. Same model, same recipe: 2 ranks must write
+// the same eval numbers and the same rejection-sampled dataset, row for row, as 1 rank, and
+// leave no part file behind.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -68,6 +69,9 @@ TEST(DistributedStages, EvalAndRejectionSampleOnTwoRanksEqualOneRank) {
     for (Json& r : *rows) r.erase("source_model");  // the same path in both runs anyway
   }
   EXPECT_EQ(t1, t2);
+  for (const char* part : {"/data/traces.jsonl.rank0", "/data/traces.jsonl.rank1"}) {
+    EXPECT_FALSE(fs::exists(two + part)) << "part file left behind: " << part;
+  }
   const Json m1 = read_json_file(one + "/manifest.json")["stages"]["traces"]["summary"];
   const Json m2 = read_json_file(two + "/manifest.json")["stages"]["traces"]["summary"];
   for (const char* key : {"samples", "passed", "kept", "prompts_with_a_kept_sample"}) EXPECT_EQ(m1[key], m2[key]) << key;
