@@ -10,6 +10,7 @@
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "src/atomic_file.h"
+#include "src/distributed.h"
 #include "src/files.h"
 #include "src/tokenizer.h"
 
@@ -91,6 +92,35 @@ TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, to
   f.get("extra", state.extra);
   f.finish();
   return state;
+}
+
+std::optional<std::string> agreed_latest_checkpoint(const std::string& root, DistributedContext& dist) {
+  const std::optional<std::string> latest = latest_checkpoint(root);
+  const Json chosen = dist.all_gather_json(latest ? Json(*latest) : Json(nullptr), "resume checkpoint")[0];
+  if (chosen.is_null()) return std::nullopt;
+  return chosen.get<std::string>();
+}
+
+void save_checkpoint_synced(DistributedContext& dist, const std::string& root, const policy::CausalLM& model,
+                            const Tokenizer& tokenizer, const torch::optim::Optimizer& optimizer,
+                            const TrainerState& state, int64_t keep, const policy::CausalLM* reference) {
+  if (dist.is_main()) save_checkpoint(root, model, tokenizer, optimizer, state, keep, reference);
+  dist.barrier("checkpoint saved");
+}
+
+void save_final_model(DistributedContext& dist, const policy::CausalLM& model, const Tokenizer& tokenizer,
+                      const std::string& dir) {
+  if (dist.is_main()) {
+    policy::save_pretrained(model, dir);
+    tokenizer.save((fs::path(dir) / "tokenizer.json").string());
+  }
+  dist.barrier("model saved");
+}
+
+std::vector<at::Tensor> replica_tensors(const policy::CausalLM& model) {
+  std::vector<at::Tensor> out = model.parameters();
+  for (const at::Tensor& b : model.buffers()) out.push_back(b);
+  return out;
 }
 
 }  // namespace r1kit::pipelines

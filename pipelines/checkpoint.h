@@ -6,8 +6,11 @@
 // one. RNG state is not stored: every random draw in r1kit's trainers is keyed by
 // (seed, step, row), so the step alone restores it.
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "src/config.h"
 
@@ -17,6 +20,7 @@ class Optimizer;
 
 namespace r1kit {
 class Tokenizer;
+class DistributedContext;
 }
 
 namespace r1kit::policy {
@@ -41,5 +45,20 @@ std::optional<std::string> latest_checkpoint(const std::string& root);
 // Loads weights (into `model`), optimizer state and trainer state from a checkpoint dir.
 TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, torch::optim::Optimizer& optimizer,
                              policy::CausalLM* reference = nullptr);
+
+// The same steps for data-parallel trainers: every rank calls them, rank 0 alone writes (the
+// run directory is shared), and nobody goes on before the files are in place.
+// The checkpoint every rank resumes from: rank 0's newest complete one under root, if any.
+std::optional<std::string> agreed_latest_checkpoint(const std::string& root, DistributedContext& dist);
+// save_checkpoint on rank 0, then a barrier: no rank runs ahead of a checkpoint it may resume from.
+void save_checkpoint_synced(DistributedContext& dist, const std::string& root, const policy::CausalLM& model,
+                            const Tokenizer& tokenizer, const torch::optim::Optimizer& optimizer,
+                            const TrainerState& state, int64_t keep, const policy::CausalLM* reference = nullptr);
+// A stage's final model and tokenizer into `dir` on rank 0, then a barrier (the next stage
+// may load it on any rank).
+void save_final_model(DistributedContext& dist, const policy::CausalLM& model, const Tokenizer& tokenizer,
+                      const std::string& dir);
+// Parameters and buffers (the router biases): what data-parallel replicas must agree on.
+std::vector<at::Tensor> replica_tensors(const policy::CausalLM& model);
 
 }  // namespace r1kit::pipelines

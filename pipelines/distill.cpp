@@ -8,7 +8,6 @@
 
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
-#include "src/device.h"
 #include "src/distributed.h"
 
 namespace r1kit::pipelines {
@@ -70,9 +69,7 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
                 " differ (use kd_weight 0 for SFT on the traces only)");
   }
   KdTeacher teacher;
-  DeviceChoice device = resolve_device(o.sft.device);
-  device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>, as the student
-  teacher.model = policy::load_pretrained(o.teacher, device);
+  teacher.model = policy::load_pretrained(o.teacher, rank_device(o.sft.device));  // as the student
   // One tokenizer can sit on differently padded embeddings (e.g. 151936 vs 152064 rows).
   const int64_t teacher_vocab = teacher.model->config().vocab_size;
   if (!o.sft.model.empty()) {

@@ -99,8 +99,7 @@ EvalOptions parse_eval_options(const Json& j, const std::string& where) {
 
 StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  DeviceChoice device = resolve_device(o.device);
-  device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>
+  const DeviceChoice device = rank_device(o.device);
   // One seeded order, so every model answers the same prompts (all of them unless max_prompts).
   const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
   const int64_t size = static_cast<int64_t>(data.size());
@@ -120,13 +119,12 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   // Data parallel: rank r answers prompts r, r+R, ...; the per-prompt tallies are gathered
   // so every rank computes the same totals; rank 0 writes the files.
   DistributedContext& dist = distributed();
+  const std::vector<int64_t> my_index = strided_share(B, dist);
   std::vector<const Json*> my_rows;
   std::vector<uint64_t> my_seeds;
-  std::vector<int64_t> my_index;
-  for (int64_t b = dist.rank(); b < B; b += dist.world_size()) {
+  for (int64_t b : my_index) {
     my_rows.push_back(rows[b]);
     my_seeds.push_back(seeds[b]);
-    my_index.push_back(b);
   }
   const fs::path out_dir = fs::path(ctx.run_dir) / ctx.stage_name;
   std::optional<JsonlWriter> samples;

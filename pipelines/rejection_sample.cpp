@@ -10,7 +10,6 @@
 #include "pipelines/prompt_data.h"
 #include "pipelines/scored_groups.h"
 #include "policy/pretrained.h"
-#include "src/device.h"
 #include "src/distributed.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
@@ -63,10 +62,8 @@ RejectionSampleOptions parse_rejection_sample_options(const Json& j, const std::
 
 StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  DeviceChoice device = resolve_device(o.device);
-  device.device = distributed().place(device.device);  // cuda -> cuda:<LOCAL_RANK>
   const Tokenizer tokenizer = Tokenizer::load(o.model);
-  auto model = policy::load_pretrained(o.model, device);
+  auto model = policy::load_pretrained(o.model, rank_device(o.device));
   model->eval();
   const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
   const rewards::Scorer scorer = rewards::Scorer::from_json(o.rewards, ctx.stage_name + ".rewards");
@@ -107,7 +104,7 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
     std::vector<const Json*> rows;
     std::vector<uint64_t> seeds;
     std::vector<int64_t> index;
-    for (int64_t b = dist.rank(); b < B; b += dist.world_size()) {
+    for (int64_t b : strided_share(B, dist)) {
       rows.push_back(batch_rows[b]);
       seeds.push_back(rollout::prompt_seed(o.seed, start + b));
       index.push_back(start + b);

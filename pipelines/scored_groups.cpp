@@ -8,6 +8,7 @@
 
 #include "pipelines/prompt_data.h"
 #include "policy/causal_lm.h"
+#include "src/distributed.h"
 #include "src/thread_pool.h"
 #include "src/tokenizer.h"
 
@@ -80,6 +81,12 @@ ScoredGroups sample_groups(rollout::Engine& engine, const Tokenizer& tokenizer, 
   out.scored = scorer.score_batch(inputs, &pool);
   out.seconds_reward = seconds_since(t1);
   return out;
+}
+
+std::vector<int64_t> strided_share(int64_t count, const DistributedContext& dist) {
+  std::vector<int64_t> mine;
+  for (int64_t i = dist.rank(); i < count; i += dist.world_size()) mine.push_back(i);
+  return mine;
 }
 
 bool is_correct(const rewards::RewardResult& result, const rewards::Scorer& scorer) {

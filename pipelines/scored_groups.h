@@ -16,6 +16,7 @@
 namespace r1kit {
 class Tokenizer;
 class ThreadPool;
+class DistributedContext;
 }  // namespace r1kit
 
 namespace r1kit::pipelines {
@@ -44,6 +45,10 @@ rollout::Engine make_engine(std::shared_ptr<policy::CausalLM> model, const Token
 ScoredGroups sample_groups(rollout::Engine& engine, const Tokenizer& tokenizer, const PromptData& data,
                            const rewards::Scorer& scorer, ThreadPool& pool, const std::vector<const Json*>& rows,
                            const std::vector<uint64_t>& seeds, int64_t G, const rollout::SamplingOptions& sampling);
+
+// This rank's share of `count` prompts when they need not divide evenly over the ranks:
+// r, r + R, r + 2R, ... (eval and rejection_sample; GRPO needs equal contiguous shards).
+std::vector<int64_t> strided_share(int64_t count, const DistributedContext& dist);
 
 // A completion is correct when the scorer's first reward (the task's checker) is full (>= 1).
 bool is_correct(const rewards::RewardResult& result, const rewards::Scorer& scorer);

@@ -126,8 +126,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
                 std::to_string(dist.world_size()) + " ranks");
   }
   const int64_t batch_local = o.batch_size / dist.world_size(), batch_begin = dist.rank() * batch_local;
-  DeviceChoice device = resolve_device(o.device);
-  device.device = dist.place(device.device);
+  const DeviceChoice device = rank_device(o.device);
   const std::vector<Json> rows = read_jsonl(o.data);
   if (rows.empty()) throw Error(o.data + ": no rows");
 
@@ -165,14 +164,10 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
   TrainerState state;
   if (ctx.resume) {
-    // Every rank loads the checkpoint rank 0 sees (the run directory is shared).
-    const std::optional<std::string> latest = latest_checkpoint(ckpt_root);
-    const Json chosen = dist.all_gather_json(latest ? Json(*latest) : Json(nullptr), "resume checkpoint")[0];
-    if (!chosen.is_null()) state = load_checkpoint(chosen.get<std::string>(), *model, optimizer);
+    if (const auto chosen = agreed_latest_checkpoint(ckpt_root, dist)) state = load_checkpoint(*chosen, *model, optimizer);
   }
   // A fresh model is made from the seed on every rank: the check proves they agree.
-  std::vector<at::Tensor> replica = model->parameters();
-  for (const at::Tensor& b : model->buffers()) replica.push_back(b);
+  const std::vector<at::Tensor> replica = replica_tensors(*model);  // views: follow the updates
   check_replicas_equal(dist, replica, ctx.stage_name + " start");
   MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), dist.is_main());
   if (ctx.resume) metrics.truncate_after(state.step);
@@ -251,17 +246,12 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
       check_replicas_equal(dist, replica, ctx.stage_name + " step " + std::to_string(state.step));
     }
     if (state.step == o.max_steps || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
-      if (dist.is_main()) save_checkpoint(ckpt_root, *model, tok, optimizer, state, o.save_total_limit);
-      dist.barrier("checkpoint saved");
+      save_checkpoint_synced(dist, ckpt_root, *model, tok, optimizer, state, o.save_total_limit);
     }
   }
   StageResult result;
   result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
-  if (dist.is_main()) {
-    policy::save_pretrained(*model, result.model_dir);
-    tok.save((fs::path(result.model_dir) / "tokenizer.json").string());
-  }
-  dist.barrier("model saved");  // the next stage may load it on any rank
+  save_final_model(dist, *model, tok, result.model_dir);
   result.summary = {{"type", "sft"}, {"params", model->num_parameters()}, {"active_params", model->num_active_parameters()},
                     {"steps", state.step},
                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};

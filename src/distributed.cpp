@@ -520,6 +520,12 @@ DistributedContext& distributed() {
   return *g_context;
 }
 
+DeviceChoice rank_device(const std::string& spec) {
+  DeviceChoice device = resolve_device(spec);
+  device.device = distributed().place(device.device);
+  return device;
+}
+
 void set_distributed(std::unique_ptr<DistributedContext> context) {
   std::lock_guard<std::mutex> lock(g_mutex);
   g_context = std::move(context);

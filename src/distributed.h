@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "src/config.h"
+#include "src/device.h"
 
 namespace r1kit {
 
@@ -115,5 +116,9 @@ void all_reduce_gradients(DistributedContext& context, const std::vector<at::Ten
 // it. Until then it is the single-process context.
 DistributedContext& distributed();
 void set_distributed(std::unique_ptr<DistributedContext> context);
+
+// resolve_device(spec) on this process's rank: `cuda` becomes cuda:<LOCAL_RANK> (one process
+// per GPU). What every stage computes on.
+DeviceChoice rank_device(const std::string& spec);
 
 }  // namespace r1kit

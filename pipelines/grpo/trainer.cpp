@@ -206,20 +206,12 @@ at::Tensor gather_rows(DistributedContext& dist, const at::Tensor& local, const 
   return all;
 }
 
-// Parameters and buffers (the router biases): what replicas must agree on.
-std::vector<at::Tensor> replica_state(policy::CausalLM& model) {
-  std::vector<at::Tensor> out = model.parameters();
-  for (const at::Tensor& b : model.buffers()) out.push_back(b);
-  return out;
-}
-
 }  // namespace
 
 StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const auto t_stage = Clock::now();
   DistributedContext& dist = distributed();  // one rank of one when not launched
-  DeviceChoice device = resolve_device(o.device);
-  device.device = dist.place(device.device);  // cuda -> cuda:<LOCAL_RANK>
+  const DeviceChoice device = rank_device(o.device);  // cuda -> cuda:<LOCAL_RANK>
   const Tokenizer tokenizer = Tokenizer::load(o.model);
   auto policy = policy::load_pretrained(o.model, device);
   const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
@@ -233,13 +225,10 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
   TrainerState state;
   if (ctx.resume) {
-    // Every rank loads the checkpoint rank 0 sees (the run directory is shared).
-    const std::optional<std::string> latest = latest_checkpoint(ckpt_root);
-    const Json chosen = dist.all_gather_json(latest ? Json(*latest) : Json(nullptr), "resume checkpoint")[0];
-    if (!chosen.is_null()) {
-      state = load_checkpoint(chosen.get<std::string>(), *policy, optimizer, reference.get());
-      if (dist.is_main()) log::info("{}: resumed from {} (step {})", ctx.stage_name, chosen.get<std::string>(), state.step);
-      check_replicas_equal(dist, replica_state(*policy), ctx.stage_name + " after resume");
+    if (const auto chosen = agreed_latest_checkpoint(ckpt_root, dist)) {
+      state = load_checkpoint(*chosen, *policy, optimizer, reference.get());
+      if (dist.is_main()) log::info("{}: resumed from {} (step {})", ctx.stage_name, *chosen, state.step);
+      check_replicas_equal(dist, replica_tensors(*policy), ctx.stage_name + " after resume");
     }
   }
   // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events); rank 0 only.
@@ -473,23 +462,17 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     }
     const bool last = state.step == o.max_steps;
     if (last || state.step % kReplicaCheckSteps == 0) {
-      check_replicas_equal(dist, replica_state(*policy), fmt::format("{} step {}", ctx.stage_name, state.step));
+      check_replicas_equal(dist, replica_tensors(*policy), fmt::format("{} step {}", ctx.stage_name, state.step));
     }
     if (last || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
-      if (dist.is_main()) {
-        save_checkpoint(ckpt_root, *policy, tokenizer, optimizer, state, o.save_total_limit, reference.get());
-      }
-      dist.barrier("checkpoint saved");  // no rank runs ahead of a checkpoint it may resume from
+      save_checkpoint_synced(dist, ckpt_root, *policy, tokenizer, optimizer, state, o.save_total_limit,
+                             reference.get());
     }
   }
 
   StageResult result;
   result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
-  if (dist.is_main()) {
-    policy::save_pretrained(*policy, result.model_dir);
-    tokenizer.save((fs::path(result.model_dir) / "tokenizer.json").string());
-  }
-  dist.barrier("model saved");  // the next stage may load it on any rank
+  save_final_model(dist, *policy, tokenizer, result.model_dir);
   result.summary = {{"type", "grpo"},
                     {"params", policy->num_parameters()},
                     {"active_params", policy->num_active_parameters()},
