@@ -26,7 +26,7 @@
 #include "src/jsonl.h"
 #include "src/safetensors.h"
 #include "tests/test_util.h"
-#include "tests/tiny_policy.h"
+#include "tests/grpo_fixture.h"
 
 extern char** environ;
 
@@ -34,26 +34,19 @@ namespace r1kit::pipelines {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::metric_rows;
 using testing::slurp;
 using Clock = std::chrono::steady_clock;
 
 // A tiny qwen3_moe policy with its own tokenizer, a prompt set and a one-stage GRPO recipe.
 std::string make_fixture(const fs::path& dir, int64_t max_steps, const Json& overrides = Json::object()) {
-  fs::create_directories(dir);
-  testing::save_tiny_policy(dir / "model");
-  std::vector<Json> rows;
-  for (int i = 0; i < 12; ++i) rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
-  write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
-  Json stage = {{"name", "zero"}, {"type", "grpo"}, {"model", (dir / "model").string()},
-                {"data", (dir / "prompts.jsonl").string()}, {"prompt_template", "{prompt}="},
+  Json stage = {{"name", "zero"}, {"type", "grpo"}, {"prompt_template", "{prompt}="},
                 {"prompts_per_step", 4}, {"num_generations", 4}, {"per_device_train_batch_size", 4},
                 {"max_completion_length", 12}, {"max_steps", max_steps}, {"save_steps", 2},
                 {"learning_rate", 1e-3}, {"beta", 0.01}, {"device", "cpu"}, {"seed", 5}, {"log_completions", 20},
                 {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}};
   stage.update(overrides);
-  const std::string path = (dir / "recipe.json").string();
-  std::ofstream(path) << Json{{"stages", Json::array({stage})}}.dump(2);
-  return path;
+  return testing::write_grpo_fixture(dir, /*prompts=*/12, stage);
 }
 
 // Starts `r1kit launch --nproc 2 -- run RECIPE --out OUT [extra]`, output into OUT.log.
@@ -99,17 +92,6 @@ double max_weight_diff(const fs::path& a_dir, const fs::path& b_dir) {
     for (size_t i = 0; i < x.nbytes / 4; ++i) worst = std::max(worst, static_cast<double>(std::fabs(px[i] - py[i])));
   }
   return worst;
-}
-
-std::vector<Json> metric_rows(const fs::path& run) {
-  std::vector<Json> rows = read_jsonl((run / "zero" / "metrics.jsonl").string());
-  for (Json& r : rows) {
-    for (const char* k : {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step",
-                          "tokens_per_second"}) {
-      r.erase(k);
-    }
-  }
-  return rows;
 }
 
 struct Variant {

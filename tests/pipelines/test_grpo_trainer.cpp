@@ -21,7 +21,7 @@
 #include "src/jsonl.h"
 #include "src/safetensors.h"
 #include "tests/test_util.h"
-#include "tests/tiny_policy.h"
+#include "tests/grpo_fixture.h"
 
 extern char** environ;
 
@@ -29,38 +29,17 @@ namespace r1kit::pipelines {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::metric_rows;
 using testing::slurp;
 
 // A tiny qwen3_moe policy with its own tokenizer, a prompt set and a one-stage recipe.
 std::string make_fixture(const fs::path& dir, int64_t max_steps, const Json& stage_overrides = Json::object()) {
-  testing::save_tiny_policy(dir / "model");
-  std::vector<Json> rows;
-  for (int i = 0; i < 10; ++i) rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
-  write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
-  const Json recipe = {{"stages", Json::array({{{"name", "zero"}, {"type", "grpo"},
-      {"model", (dir / "model").string()}, {"data", (dir / "prompts.jsonl").string()},
-      {"prompt_template", "{prompt}="}, {"prompts_per_step", 2}, {"num_generations", 4},
-      {"per_device_train_batch_size", 3}, {"max_completion_length", 16}, {"max_steps", max_steps},
-      {"save_steps", 2}, {"learning_rate", 1e-3}, {"beta", 0.01}, {"device", "cpu"}, {"seed", 5},
-      {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}}})}};
-  Json stage = recipe["stages"][0];
+  Json stage = {{"name", "zero"}, {"type", "grpo"}, {"prompt_template", "{prompt}="}, {"prompts_per_step", 2},
+                {"num_generations", 4}, {"per_device_train_batch_size", 3}, {"max_completion_length", 16},
+                {"max_steps", max_steps}, {"save_steps", 2}, {"learning_rate", 1e-3}, {"beta", 0.01},
+                {"device", "cpu"}, {"seed", 5}, {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}};
   stage.update(stage_overrides);
-  const Json patched = {{"stages", Json::array({stage})}};
-  const std::string path = (dir / "recipe.json").string();
-  std::ofstream(path) << patched.dump(2);
-  return path;
-}
-
-// metrics.jsonl rows without the wall-clock columns.
-std::vector<Json> metric_rows(const fs::path& run) {
-  std::vector<Json> rows = read_jsonl((run / "zero" / "metrics.jsonl").string());
-  for (Json& r : rows) {
-    for (const char* k : {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step",
-                          "tokens_per_second"}) {
-      r.erase(k);
-    }
-  }
-  return rows;
+  return testing::write_grpo_fixture(dir, /*prompts=*/10, stage);
 }
 
 TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
