@@ -20,36 +20,17 @@
 #include "src/files.h"
 #include "src/jsonl.h"
 #include "src/metrics.h"
+#include "tests/read_tensorboard.h"
 #include "tests/test_util.h"
 
 namespace r1kit {
 namespace {
 
+using testing::read_with_tensorboard;
 using testing::TempDir;  // tests/test_util.h
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
-
-// read_tensorboard.py's {tag: [[step, value], ...]} for `dir`; fails the test on a bad exit.
-Json read_with_tensorboard(const std::string& dir) {
-  // Built by appending: g++ 12 warns falsely (-Wrestrict) on "'" + std::string.
-  std::string cmd = "'";
-  cmd += testing::venv_python() + "' '" + R1KIT_SOURCE_DIR + "/tests/parity/read_tensorboard.py' '";
-  cmd += dir + "'";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen failed: " << cmd;
-    return nullptr;
-  }
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) out.append(buf, n);
-  if (::pclose(pipe) != 0) {
-    ADD_FAILURE() << cmd << " failed (is tensorboard installed in .venv?)\n" << out;
-    return nullptr;
-  }
-  return Json::parse(out);
-}
 
 std::vector<int64_t> steps_of(const std::vector<Json>& rows) {
   std::vector<int64_t> out;

@@ -16,11 +16,13 @@
 #include "src/error.h"
 #include "src/files.h"
 #include "src/tensorboard.h"
+#include "tests/read_tensorboard.h"
 #include "tests/test_util.h"
 
 namespace r1kit {
 namespace {
 
+using testing::read_with_tensorboard;
 using testing::TempDir;  // tests/test_util.h
 
 std::string bytes(std::initializer_list<int> list) {
@@ -29,30 +31,6 @@ std::string bytes(std::initializer_list<int> list) {
   return out;
 }
 
-// Runs read_tensorboard.py on `dir`; its stdout parsed as {tag: [[step, value], ...]}. Its
-// stderr goes to the test's stderr. Fails the test (returns null) on a non-zero exit.
-Json read_with_tensorboard(const std::string& dir) {
-  // Built by appending: g++ 12 warns falsely (-Wrestrict) on "'" + std::string.
-  std::string cmd = "'";
-  cmd += testing::venv_python() + "' '" + R1KIT_SOURCE_DIR + "/tests/parity/read_tensorboard.py' '";
-  cmd += dir + "'";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  if (pipe == nullptr) {
-    ADD_FAILURE() << "popen failed: " << cmd;
-    return nullptr;
-  }
-  std::string out;
-  char buf[4096];
-  while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) out.append(buf, n);
-  const int status = ::pclose(pipe);
-  if (status != 0) {
-    ADD_FAILURE() << cmd << " exited with status " << status
-                  << " (is tensorboard installed in .venv?)\n"
-                  << out;
-    return nullptr;
-  }
-  return Json::parse(out);
-}
 
 // The points TensorBoard read for `tag`, as (step, value) with the value as float.
 std::vector<std::pair<int64_t, float>> points(const Json& read, const std::string& tag) {
