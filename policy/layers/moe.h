@@ -75,7 +75,7 @@ class MoeBlock : public torch::nn::Module {
   Router& router() { return *gate_; }
   // Tokens routed to each expert, summed over forwards since the last take_load(): the
   // aux-loss-free bias update reads it after each optimizer step. Counted in train mode only.
-  at::Tensor take_load();                                 // [E] fp32
+  at::Tensor take_load();                                 // [E] fp32, on the router's device
   // Sequence-wise balance loss of the last forward (DeepSeek-V3 eq. 17-20), or undefined.
   const at::Tensor& aux_loss() const { return aux_loss_; }
   // Tokens per expert of the last forward (any mode), for reports.
