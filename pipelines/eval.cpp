@@ -109,7 +109,7 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   ThreadPool pool(0);
   rollout::SamplingOptions sampling;
   sampling.temperature = o.temperature;
-  sampling.top_p = o.temperature == 0 ? 1.0 : o.top_p;
+  sampling.top_p = o.top_p;  // greedy keeps the argmax, which top-p never drops
   sampling.max_new_tokens = o.max_new_tokens;
   sampling.stop_strings = o.stop_strings;
   const int64_t n = o.num_samples;
