@@ -102,6 +102,31 @@ void set_limit(int resource, rlim_t value) {
   setrlimit(resource, &rl);
 }
 
+// RLIMIT_NPROC counts every task (process or thread) of the real uid, machine-wide. Root
+// runs each sandbox under a uid of its own, so the cap is the program's alone. A normal
+// user's sandbox shares the user's uid: the cap is then what the user already runs plus
+// `processes`, or a user with a busy session would find every program unable to fork.
+// (Tasks in pid namespaces this process cannot see are missed; the error names the cap.)
+rlim_t process_cap(uid_t run_as, int processes) {
+  if (run_as != 0) return static_cast<rlim_t>(processes);
+  uid_t uid = getuid();
+  rlim_t tasks = 0;
+  for (const std::string& name : list_dir("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream st("/proc/" + name + "/status");
+    std::string line;
+    bool mine = false;
+    while (std::getline(st, line)) {
+      if (line.rfind("Uid:", 0) == 0) mine = std::strtoul(line.c_str() + 4, nullptr, 10) == uid;
+      if (line.rfind("Threads:", 0) == 0) {
+        if (mine) tasks += std::strtoul(line.c_str() + 8, nullptr, 10);
+        break;
+      }
+    }
+  }
+  return tasks + static_cast<rlim_t>(processes);
+}
+
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
@@ -122,6 +147,31 @@ std::vector<std::string> bwrap_prefix(const std::string& task_dir) {
   if (!task_dir.empty()) a.insert(a.end(), {"--ro-bind", task_dir, "/task"});
   a.insert(a.end(), {"--remount-ro", "/", "--chdir", "/tmp", "--"});
   return a;
+}
+
+// bwrap exits as soon as the program does, without waiting for its namespace's init,
+// which is then orphaned. Orphans go to the nearest subreaper: this process is made one
+// (start_reaping_orphans) so the init is reaped here, by pid, instead of lingering as a
+// zombie under PID 1 (some container inits never reap, and each zombie counts against the
+// sandbox uid's RLIMIT_NPROC until fork fails). Only the pid bwrap reported and members of
+// the program's own process group are waited for, so other children's statuses are never
+// taken. Pid reuse cannot bite: a reparented orphan stays a zombie until reaped here.
+void start_reaping_orphans() {
+  static std::once_flag once;
+  std::call_once(once, [] { prctl(PR_SET_CHILD_SUBREAPER, 1); });
+}
+
+void reap_orphans(pid_t group, pid_t ns_init) {
+  while (waitpid(-group, nullptr, WNOHANG) > 0) {  // unsafe mode: the program's own children
+  }
+  if (ns_init <= 0) return;
+  for (int i = 0; i < 400; ++i) {  // the init exits right after the program
+    pid_t w = waitpid(ns_init, nullptr, WNOHANG);
+    if (w == ns_init || (w < 0 && errno == ECHILD)) return;  // reaped, or never ours
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(ns_init, SIGKILL);
+  waitpid(ns_init, nullptr, 0);
 }
 
 SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_data,
@@ -151,6 +201,8 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
     }
   }
 
+  start_reaping_orphans();
+  rlim_t nproc = process_cap(run_as, limits.processes);  // before fork: the child may only make signal-safe calls
   int in_pipe[2], out_pipe[2], err_pipe[2], info_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC) ||
       pipe2(info_pipe, O_CLOEXEC))
@@ -176,7 +228,7 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
       setgroups(0, nullptr);
       if (setgid(run_as) != 0 || setuid(run_as) != 0) _exit(125);
     }
-    set_limit(RLIMIT_NPROC, static_cast<rlim_t>(limits.processes));
+    set_limit(RLIMIT_NPROC, nproc);
     execve(exe.c_str(), cargv.data(), cenv.data());
     _exit(127);
   }
@@ -252,7 +304,7 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
       }
     }
   }
-  if (info_fd >= 0 && killed) {  // the info line may still be unread: take what is there
+  if (info_fd >= 0) {  // the info line may still be unread: take what is there
     pollfd p{info_fd, POLLIN, 0};
     if (poll(&p, 1, 100) > 0) {
       ssize_t got = read(info_fd, buf, sizeof(buf));
@@ -282,6 +334,7 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
   while (!reaped && waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   kill(-pid, SIGKILL);  // anything left in the group (unsafe mode has no PID namespace)
+  reap_orphans(pid, ns_init);
   res.wall_s = seconds_since(t0);
   if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);

@@ -9,6 +9,9 @@
 // program): CPU seconds, address space, file size, open files, processes, no core dumps.
 // The whole process group is SIGKILLed at the wall-clock deadline or when stdout/stderr
 // pass the byte cap; killing bwrap takes its PID namespace, so every descendant, with it.
+// The process running sandboxes becomes a child subreaper (PR_SET_CHILD_SUBREAPER) so
+// that bwrap's namespace init, orphaned when bwrap exits, is reaped here rather than left
+// as a zombie counting against RLIMIT_NPROC.
 // Where bwrap cannot create namespaces, run_sandboxed refuses (Error) unless the caller
 // passes unsafe_no_sandbox, which keeps only the rlimits and the process-group kill.
 // Not done: a tmpfs size limit (bwrap 0.8 has no --size; the wall clock and RLIMIT_FSIZE
@@ -27,7 +30,7 @@ struct SandboxLimits {
   int64_t memory_mb = 1024;         // RLIMIT_AS
   int64_t file_size_mb = 16;        // RLIMIT_FSIZE
   int open_files = 64;              // RLIMIT_NOFILE
-  int processes = 64;               // RLIMIT_NPROC (for the sandbox's own uid)
+  int processes = 64;               // tasks the program may add (RLIMIT_NPROC, see process_cap)
   size_t output_bytes = 1 << 20;    // per stream; more kills the program
 };
 
