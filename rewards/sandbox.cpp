@@ -339,6 +339,9 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
   if (WIFEXITED(status)) res.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) res.signal = WTERMSIG(status);
   if (killed) res.exit_code = -1;
+  // bwrap reports the init's pid once the namespaces exist, before the program runs: no
+  // report and a failure means bwrap itself failed (nothing the program did).
+  res.not_started = is_bwrap && ns_init <= 0 && !killed && !res.exited_zero();
   return res;
 }
 
@@ -396,7 +399,17 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv, std::string_vi
   if (sandboxed) {
     std::vector<std::string> full = bwrap_prefix(dir.path);
     full.insert(full.end(), argv.begin(), argv.end());
-    return run_process(full, stdin_data, limits, "", run_as);
+    // A sandbox that could not start says nothing about the program: scoring it 0 would
+    // feed a wrong reward to training. Retry transient failures (EAGAIN), then fail loudly.
+    for (int attempt = 0;; ++attempt) {
+      SandboxResult r = run_process(full, stdin_data, limits, "", run_as);
+      if (!r.not_started) return r;
+      if (attempt == 2) {
+        throw Error(fmt::format("code sandbox: bwrap could not start the program 3 times: {}",
+                                r.err.substr(0, r.err.find('\n'))));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100 << (2 * attempt)));
+    }
   }
   // Unsafe mode: the files' directory stands in for /task.
   std::vector<std::string> local;

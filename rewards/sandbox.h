@@ -44,6 +44,7 @@ struct SandboxResult {
   int signal = 0;            // when a signal ended it
   bool timed_out = false;    // killed at the wall-clock deadline
   bool output_capped = false;// killed for printing more than output_bytes
+  bool not_started = false;  // bwrap failed before the program ran (run_sandboxed retries, then throws)
   std::string out, err;      // at most output_bytes each
   double wall_s = 0;
   bool exited_zero() const { return exit_code == 0 && signal == 0 && !timed_out && !output_capped; }

@@ -152,3 +152,18 @@ TEST(Sandbox, ManyShortRunsNeverRunOutOfProcesses) {
   }
   set_sandbox_parallelism(static_cast<int>(std::thread::hardware_concurrency()));
 }
+
+TEST(Sandbox, ASandboxThatCannotStartThrowsInsteadOfScoringTheProgram) {
+  // Room for bwrap alone: it cannot fork the namespace's init. That is a failure of the
+  // machine, not of the program, and must not come back as an ordinary failed run.
+  std::string why;
+  if (!sandbox_available(&why)) GTEST_SKIP() << "bubblewrap unavailable here: " << why;
+  SandboxLimits limits;
+  limits.processes = 1;
+  try {
+    run_sandboxed({"/usr/bin/true"}, "", {}, limits);
+    FAIL() << "expected r1kit::Error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bwrap could not start the program"), std::string::npos) << e.what();
+  }
+}
