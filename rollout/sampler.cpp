@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <limits>
 
+#include "policy/cpu/packed_gemm.h"
+#include "rollout/cpu_draw.h"
 #include "src/error.h"
 
 namespace r1kit::rollout {
@@ -155,9 +157,17 @@ Draw sample(const at::Tensor& logits_in, const at::Tensor& seen, const SamplingO
   if (!only_scales) return draw(sampling_logprobs(logits_in, seen, o), uniforms, o.temperature == 0);
   TORCH_CHECK(logits_in.dim() == 2 && uniforms.dim() == 1 && uniforms.size(0) == logits_in.size(0),
               "sampler: logits ", logits_in.sizes(), ", uniforms ", uniforms.sizes());
+  const int64_t N = logits_in.size(0), V = logits_in.size(1);
+  if (logits_in.is_cpu() && policy::cpu::cpu_has_avx2_fma()) {
+    const at::Tensor x = logits_in.to(at::kFloat).contiguous();                // [N, V]
+    const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();     // [N]
+    at::Tensor tokens = at::empty({N}, at::kLong), lp = at::empty({N}, at::kFloat);
+    cpu_draw(x.data_ptr<float>(), N, V, o.temperature, u.data_ptr<double>(), tokens.data_ptr<int64_t>(),
+             lp.data_ptr<float>());
+    return {tokens, lp};
+  }
   at::Tensor logits = logits_in.to(at::kFloat);  // [N, V]
   if (o.temperature != 1.0) logits = logits / o.temperature;
-  const int64_t N = logits.size(0), V = logits.size(1);
   const at::Tensor top = logits.amax(/*dim=*/-1, /*keepdim=*/true);           // [N, 1]
   if (logits.is_cpu()) {
     // On the host the CDF is walked only up to the drawn token, in double, instead of

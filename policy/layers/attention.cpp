@@ -6,6 +6,8 @@
 
 #include <cmath>
 
+#include "policy/cpu/decode_attention.h"
+#include "policy/cpu/packed_gemm.h"
 #include "policy/layers/rope.h"
 
 namespace r1kit::policy {
@@ -20,8 +22,14 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                           /*is_causal=*/false, scale);
 }
 
+bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx) {
+  return q.is_cpu() && q.size(2) == 1 && q.scalar_type() == at::kFloat && ctx.mask.defined() &&
+         ctx.mask.scalar_type() == at::kFloat && cpu::cpu_has_avx2_fma();
+}
+
 at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const AttentionContext& ctx, double scale) {
+  if (cpu_decode_kernel_applies(q, ctx)) return cpu::decode_attention(q.contiguous(), k, v, ctx.mask, scale);
   const int64_t N = q.size(0), H = q.size(1), T = q.size(2), Hk = k.size(1), g = H / Hk;
   TORCH_CHECK(H % Hk == 0 && ctx.mask.defined(), "attend_grouped: ", H, " query heads over ", Hk, " key heads");
   // Head h = hk * g + j reads key head hk (HF repeat_kv); its rows go to j * T + t. At decode

@@ -7,6 +7,7 @@
 
 #include <cmath>
 
+#include "policy/cpu/decode_attention.h"
 #include "policy/layers/rope.h"
 
 namespace r1kit::policy {
@@ -71,6 +72,13 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     // Absorbed path: q_lat[n,h,t,:] = q_nope[n,h,t,:] W_UK[h]  -> [N, H, T, R]; then
     // scores = q_lat c^T + q_rope k_rope^T, and out = (softmax c) W_UV[h]^T.
     const at::Tensor q_lat = at::matmul(q_nope, w_uk.unsqueeze(0));                // [N, H, T, R]
+    if (cpu_decode_kernel_applies(q_lat, ctx)) {
+      // The kernel scores the latent and the RoPE key as one key without concatenating them.
+      const at::Tensor o_lat = cpu::decode_attention(q_lat.contiguous(), c_kv.unsqueeze(1), c_kv.unsqueeze(1), ctx.mask,
+                                                     scale_, q_rope.contiguous(), c_rope.unsqueeze(1));  // [N, H, 1, R]
+      out = at::matmul(o_lat, w_uv.transpose(1, 2).unsqueeze(0));                  // [N, H, 1, Dv]
+      return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * v_dim_}));
+    }
     const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);                         // [N, H, T, R+Dr]
     const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);             // [N, 1, S, R+Dr]
     // One key "head" shared by all H query heads: grouped attention, no per-head copies.

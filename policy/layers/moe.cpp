@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/cpu/packed_gemm.h"
+
 namespace r1kit::policy {
 
 Router::Router(const ModelConfig& c)
@@ -56,7 +58,11 @@ Experts::Experts(int64_t num_experts, int64_t dim, int64_t hidden) {
 }
 
 at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* counts_out) const {
-  const int64_t M = x.size(0), K = r.experts.size(1), E = gate_up_proj.size(0);
+  const bool cpu_inference = x.is_cpu() && !at::GradMode::is_enabled();
+  if (cpu_inference && x.scalar_type() == at::kFloat && cpu::cpu_has_avx2_fma()) {
+    return cpu::expert_ffn(x, r.experts, r.weights, inference_weights(/*packed=*/true).packed, counts_out);
+  }
+  const int64_t K = r.experts.size(1), E = gate_up_proj.size(0);
   const int64_t I = down_proj.size(2);
   // Sort the M*K (token, expert) pairs by expert so each expert's rows are contiguous.
   const at::Tensor flat_expert = r.experts.reshape({-1});                           // [M*K]
@@ -68,9 +74,9 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   const at::Tensor xs = x.index_select(0, token);                                   // [M*K, D]
 
   at::Tensor ys;  // [M*K, D]
-  if (x.is_cpu() && !at::GradMode::is_enabled()) {
-    // Rollout: one grouped GEMM per projection over row-major weight copies (see moe.h).
-    const Transposed& w = transposed();
+  if (cpu_inference) {
+    // Rollout without AVX2: one grouped GEMM per projection over row-major weight copies.
+    const InferenceWeights& w = inference_weights(/*packed=*/false);
     const at::Tensor offs = counts.cumsum(0).to(at::kInt);                // [E] end row of each expert
     const at::Tensor gu = at::_grouped_mm(xs, w.gate_up, offs);           // [M*K, 2I]
     const at::Tensor h = at::silu(gu.narrow(-1, 0, I)).mul_(gu.narrow(-1, I, I));  // gate rows first
@@ -100,17 +106,21 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   return at::zeros_like(x).index_add(0, token, ys);
 }
 
-const Experts::Transposed& Experts::transposed() const {
-  Transposed& t = transposed_;
-  if (t.gate_up_ptr != gate_up_proj.data_ptr() || t.gate_up_version != gate_up_proj._version() ||
-      t.down_ptr != down_proj.data_ptr() || t.down_version != down_proj._version()) {
+const Experts::InferenceWeights& Experts::inference_weights(bool packed) const {
+  InferenceWeights& t = inference_;
+  const bool stale = t.gate_up_ptr != gate_up_proj.data_ptr() || t.gate_up_version != gate_up_proj._version() ||
+                     t.down_ptr != down_proj.data_ptr() || t.down_version != down_proj._version();
+  if (stale) t = InferenceWeights{};
+  if (packed && !t.packed.gate_up.defined()) {
+    t.packed = cpu::pack_experts(gate_up_proj, down_proj);
+  } else if (!packed && !t.gate_up.defined()) {
     t.gate_up = gate_up_proj.detach().transpose(1, 2).contiguous();  // [E, D, 2I]
     t.down = down_proj.detach().transpose(1, 2).contiguous();        // [E, I, D]
-    t.gate_up_ptr = gate_up_proj.data_ptr();
-    t.down_ptr = down_proj.data_ptr();
-    t.gate_up_version = gate_up_proj._version();
-    t.down_version = down_proj._version();
   }
+  t.gate_up_ptr = gate_up_proj.data_ptr();
+  t.down_ptr = down_proj.data_ptr();
+  t.gate_up_version = gate_up_proj._version();
+  t.down_version = down_proj._version();
   return t;
 }
 

@@ -11,17 +11,18 @@
 // tensors. Forward never loops over tokens: the N*T*K (token, expert) pairs are sorted by
 // expert, each expert does one matmul over its contiguous rows (one grouped GEMM on CUDA),
 // and the weighted results are scattered back with index_add. Without gradients on CPU
-// (rollout) the experts run as two grouped GEMMs (no per-expert ops, no host sync) over
-// [E, D, 2I] / [E, I, D] copies of the weights kept beside the HF-layout parameters (the
-// transposed operand costs ~1.5x at decode's few rows per expert); the copies are rebuilt
-// whenever the parameters change (data pointer or version counter), so training and
-// checkpoints never see them.
+// (rollout) the experts run on copies of the weights kept beside the HF-layout parameters:
+// packed for policy/cpu/expert_ffn (AVX2 + FMA, fp32: one pass, no tensor op per expert),
+// else two grouped GEMMs over [E, D, 2I] / [E, I, D] copies (the transposed operand costs
+// ~1.5x at decode's few rows per expert); the copies are rebuilt whenever the parameters
+// change (data pointer or version counter), so training and checkpoints never see them.
 // Shared experts: deepseek `shared_experts` (always on), qwen2_moe `shared_expert` scaled by
 // sigmoid(`shared_expert_gate` x).
 #pragma once
 #include <torch/nn/module.h>
 
 #include "policy/config.h"
+#include "policy/cpu/expert_ffn.h"
 #include "policy/layers/linear.h"
 #include "policy/layers/mlp.h"
 
@@ -55,16 +56,18 @@ class Experts : public torch::nn::Module {
   at::Tensor down_proj;     // [E, D, I]
 
  private:
-  // Inference-only [E, D, 2I] and [E, I, D] copies of the weights and the parameter state
-  // they were made from (see the file comment).
-  struct Transposed {
+  // Inference-only copies of the weights and the parameter state they were made from (see
+  // the file comment): packed for policy/cpu's kernels on AVX2 CPUs, else [E, D, 2I] and
+  // [E, I, D] for _grouped_mm.
+  struct InferenceWeights {
+    cpu::PackedExperts packed;
     at::Tensor gate_up, down;
     const void* gate_up_ptr = nullptr;
     const void* down_ptr = nullptr;
     int64_t gate_up_version = -1, down_version = -1;
   };
-  const Transposed& transposed() const;
-  mutable Transposed transposed_;
+  const InferenceWeights& inference_weights(bool packed) const;
+  mutable InferenceWeights inference_;
 };
 
 class MoeBlock : public torch::nn::Module {

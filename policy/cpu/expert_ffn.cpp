@@ -1,0 +1,137 @@
+// Routed experts on packed weights (see expert_ffn.h).
+#include "policy/cpu/expert_ffn.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <ATen/record_function.h>
+
+#include <vector>
+
+#include "policy/cpu/avx2_math.h"
+#include "policy/cpu/packed_gemm.h"
+
+namespace r1kit::policy::cpu {
+namespace {
+
+// h[j] = silu(g[j]) * u[j] = g[j] / (1 + exp(-g[j])) * u[j], in place over g.
+R1KIT_AVX2 void silu_mul(float* g, const float* u, int64_t n) {
+  int64_t j = 0;
+  const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+  for (; j + 8 <= n; j += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + j);
+    const __m256 sig = _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(zero, gv))));
+    _mm256_storeu_ps(g + j, _mm256_mul_ps(_mm256_mul_ps(gv, sig), _mm256_loadu_ps(u + j)));
+  }
+  for (; j < n; ++j) g[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
+}
+
+// o = sum_k w[k] * ys[k][:], k in order.
+R1KIT_AVX2 void weighted_sum(float* o, const float* const* ys, const float* w, int64_t K, int64_t D) {
+  int64_t d = 0;
+  for (; d + 8 <= D; d += 8) {
+    __m256 acc = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K; ++k) acc = _mm256_fmadd_ps(_mm256_set1_ps(w[k]), _mm256_loadu_ps(ys[k] + d), acc);
+    _mm256_storeu_ps(o + d, acc);
+  }
+  for (; d < D; ++d) {
+    float acc = 0.0f;
+    for (int64_t k = 0; k < K; ++k) acc = std::fma(w[k], ys[k][d], acc);
+    o[d] = acc;
+  }
+}
+
+}  // namespace
+
+PackedExperts pack_experts(const at::Tensor& gate_up_proj, const at::Tensor& down_proj) {
+  TORCH_CHECK(gate_up_proj.dim() == 3 && down_proj.dim() == 3 && gate_up_proj.size(0) == down_proj.size(0) &&
+                  gate_up_proj.size(1) == 2 * down_proj.size(2) && gate_up_proj.size(2) == down_proj.size(1),
+              "pack_experts: gate_up_proj ", gate_up_proj.sizes(), " and down_proj ", down_proj.sizes(),
+              " are not [E, 2I, D] and [E, D, I]");
+  const at::Tensor gu = gate_up_proj.detach().to(at::kFloat).contiguous();  // [E, 2I, D]
+  const at::Tensor dn = down_proj.detach().to(at::kFloat).contiguous();     // [E, D, I]
+  PackedExperts p;
+  const int64_t E = gu.size(0), D = gu.size(2), I = dn.size(2);
+  p.dim = D;
+  p.hidden = I;
+  p.gate_up = at::empty({E, packed_size(D, 2 * I)}, at::kFloat);
+  p.down = at::empty({E, packed_size(I, D)}, at::kFloat);
+  for (int64_t e = 0; e < E; ++e) {
+    // As B = W^T: B[k][j] = W[j][k].
+    pack_b(gu[e].data_ptr<float>(), D, 2 * I, /*stride_k=*/1, /*stride_j=*/D, p.gate_up[e].data_ptr<float>());
+    pack_b(dn[e].data_ptr<float>(), I, D, /*stride_k=*/1, /*stride_j=*/I, p.down[e].data_ptr<float>());
+  }
+  return p;
+}
+
+at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, const at::Tensor& weights_in,
+                      const PackedExperts& w, at::Tensor* counts_out) {
+  RECORD_FUNCTION("r1kit::expert_ffn", std::vector<c10::IValue>());  // named in profiler traces
+  const at::Tensor x = x_in.contiguous();                                  // [M, D]
+  const at::Tensor experts = experts_in.to(at::kLong).contiguous();        // [M, K]
+  const at::Tensor weights = weights_in.to(at::kFloat).contiguous();       // [M, K]
+  const int64_t M = x.size(0), D = w.dim, I = w.hidden, K = experts.size(1), E = w.gate_up.size(0);
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.size(1) == D && experts.size(0) == M && weights.sizes() == experts.sizes(),
+              "expert_ffn: x ", x.sizes(), ", experts ", experts.sizes(), ", weights ", weights.sizes(), " for D=", D);
+  const int64_t* ex = experts.data_ptr<int64_t>();
+
+  // Counting sort of the M*K pairs by expert (stable: token order within an expert).
+  at::Tensor counts = at::zeros({E}, at::kLong);  // [E]
+  int64_t* cnt = counts.data_ptr<int64_t>();
+  for (int64_t i = 0; i < M * K; ++i) {
+    TORCH_CHECK(ex[i] >= 0 && ex[i] < E, "expert_ffn: expert id ", ex[i], " outside [0, ", E, ")");
+    ++cnt[ex[i]];
+  }
+  std::vector<int64_t> start(E + 1, 0);  // [E+1] first sorted row of each expert
+  for (int64_t e = 0; e < E; ++e) start[e + 1] = start[e] + cnt[e];
+  std::vector<int64_t> slot_of_pair(M * K);  // [M*K] sorted row of pair (m, k)
+  std::vector<const float*> rows(M * K);     // [M*K] input row of each sorted row
+  {
+    std::vector<int64_t> next(start.begin(), start.end() - 1);
+    const float* xp = x.data_ptr<float>();
+    for (int64_t i = 0; i < M * K; ++i) {
+      const int64_t s = next[ex[i]]++;
+      slot_of_pair[i] = s;
+      rows[s] = xp + (i / K) * D;
+    }
+  }
+
+  // gate_up into h [M*K, 2I], SiLU(gate) * up into its first I columns, down into y [M*K, D].
+  at::Tensor h = at::empty({M * K, 2 * I}, at::kFloat);
+  at::Tensor y = at::empty({M * K, D}, at::kFloat);
+  float* hp = h.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const float* gu = w.gate_up.data_ptr<float>();
+  const float* dn = w.down.data_ptr<float>();
+  const int64_t gu_size = w.gate_up.size(1), dn_size = w.down.size(1);
+  at::parallel_for(0, E, /*grain_size=*/1, [&](int64_t e0, int64_t e1) {
+    std::vector<const float*> h_rows;
+    for (int64_t e = e0; e < e1; ++e) {
+      const int64_t n = start[e + 1] - start[e];
+      if (n == 0) continue;
+      float* he = hp + start[e] * 2 * I;
+      gemm_packed(rows.data() + start[e], n, gu + e * gu_size, D, 2 * I, he, 2 * I);
+      h_rows.resize(n);
+      for (int64_t r = 0; r < n; ++r) {
+        silu_mul(he + r * 2 * I, he + r * 2 * I + I, I);
+        h_rows[r] = he + r * 2 * I;
+      }
+      gemm_packed(h_rows.data(), n, dn + e * dn_size, I, D, yp + start[e] * D, D);
+    }
+  });
+
+  // out[m] = sum_k weights[m, k] * y[slot(m, k)], k in order.
+  at::Tensor out = at::empty({M, D}, at::kFloat);  // [M, D]
+  float* op = out.data_ptr<float>();
+  const float* wp = weights.data_ptr<float>();
+  at::parallel_for(0, M, /*grain_size=*/16, [&](int64_t m0, int64_t m1) {
+    std::vector<const float*> ys(K);
+    for (int64_t m = m0; m < m1; ++m) {
+      for (int64_t k = 0; k < K; ++k) ys[k] = yp + slot_of_pair[m * K + k] * D;
+      weighted_sum(op + m * D, ys.data(), wp + m * K, K, D);
+    }
+  });
+  if (counts_out != nullptr) *counts_out = counts;
+  return out;
+}
+
+}  // namespace r1kit::policy::cpu

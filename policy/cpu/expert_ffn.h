@@ -1,0 +1,28 @@
+// The routed experts of one MoE layer at inference on the CPU (fp32, no autograd), as one
+// pass of plain loops around the packed GEMM: a counting sort of the N*T*K (token, expert)
+// pairs by expert, per expert gate_up on its tokens' rows read in place, SiLU(gate) * up,
+// down, then each token sums its K results weighted, in its own k order. No tensor op per
+// expert and no gathered copy of the inputs; each token's result is independent of what
+// else is in the batch. Same math as Experts::forward's ATen paths (HF Qwen3MoeExperts /
+// DeepseekV3 experts); not used with gradients, where the ATen path keeps autograd.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+namespace r1kit::policy::cpu {
+
+// Expert weights packed for gemm_packed, made once per weight version (see Experts).
+struct PackedExperts {
+  at::Tensor gate_up;  // [E, packed_size(D, 2I)] fp32: gate columns 0..I-1, up I..2I-1
+  at::Tensor down;     // [E, packed_size(I, D)] fp32
+  int64_t dim = 0, hidden = 0;  // D, I
+};
+
+// gate_up_proj [E, 2I, D] (gate rows first), down_proj [E, D, I], fp32, HF layout.
+PackedExperts pack_experts(const at::Tensor& gate_up_proj, const at::Tensor& down_proj);
+
+// x [M, D] fp32, experts [M, K] int64, weights [M, K] fp32 -> [M, D] = sum_k w_k * expert_{e_k}(x).
+// counts (out) [E] int64 tokens per expert.
+at::Tensor expert_ffn(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
+                      const PackedExperts& w, at::Tensor* counts);
+
+}  // namespace r1kit::policy::cpu
