@@ -94,7 +94,10 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   return norm_->forward(x);
 }
 
-at::Tensor CausalLM::logits(const at::Tensor& hidden) const { return at::linear(hidden, lm_head_); }
+at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
+  if (cpu::PackedLinear::applies(hidden, lm_head_)) return lm_head_packed_.forward(hidden, lm_head_, {});
+  return at::linear(hidden, lm_head_);
+}
 
 std::vector<MoeBlock*> CausalLM::moe_blocks() const {
   std::vector<MoeBlock*> out;

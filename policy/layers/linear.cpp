@@ -11,6 +11,9 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias) {
   if (with_bias) bias = register_parameter("bias", at::zeros({out}));
 }
 
-at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight, bias); }
+at::Tensor Linear::forward(const at::Tensor& x) const {
+  if (cpu::PackedLinear::applies(x, weight)) return packed_.forward(x, weight, bias);
+  return at::linear(x, weight, bias);
+}
 
 }  // namespace r1kit::policy

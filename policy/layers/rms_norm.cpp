@@ -3,6 +3,9 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/rms_norm.h"
+
 namespace r1kit::policy {
 
 RmsNorm::RmsNorm(int64_t dim, double eps) : eps_(eps) {
@@ -10,6 +13,10 @@ RmsNorm::RmsNorm(int64_t dim, double eps) : eps_(eps) {
 }
 
 at::Tensor RmsNorm::forward(const at::Tensor& x) const {
+  if (x.is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
+      !at::GradMode::is_enabled() && cpu::cpu_has_avx2_fma()) {
+    return cpu::rms_norm(x, weight, eps_);  // decode: one pass (policy/cpu/rms_norm.h)
+  }
   const auto dtype = x.scalar_type();
   at::Tensor h = x.to(at::kFloat);
   h = h * at::rsqrt(h.pow(2).mean(/*dim=*/-1, /*keepdim=*/true) + eps_);

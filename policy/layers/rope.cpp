@@ -4,6 +4,9 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/rope.h"
+
 #include <cmath>
 
 namespace r1kit::policy {
@@ -84,6 +87,10 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos_full, const at:
   const at::Tensor cos = cos_full.unsqueeze(1);  // [N, 1, T, Dr]
   const at::Tensor sin = sin_full.unsqueeze(1);
   const int64_t half = x.size(-1) / 2;
+  if (!interleaved && x.is_cpu() && x.scalar_type() == at::kFloat && cos_full.scalar_type() == at::kFloat &&
+      x.stride(-1) == 1 && !at::GradMode::is_enabled() && cpu::cpu_has_avx2_fma()) {
+    return cpu::rope(x, cos_full, sin_full);  // decode: one pass (policy/cpu/rope.h)
+  }
   if (!interleaved) {
     const at::Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
     return x * cos + at::cat({-x2, x1}, -1) * sin;

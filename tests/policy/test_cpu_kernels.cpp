@@ -10,6 +10,8 @@
 #include "policy/cpu/decode_attention.h"
 #include "policy/cpu/expert_ffn.h"
 #include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/rms_norm.h"
+#include "policy/cpu/rope.h"
 #include "rollout/cpu_draw.h"
 
 using namespace r1kit::policy;
@@ -107,4 +109,26 @@ TEST(CpuKernels, FusedDrawMatchesSoftmaxAndCumsum) {
     EXPECT_TRUE(tokens.equal(ref)) << "T=" << temperature;
     EXPECT_LT(max_abs_diff(lp.to(at::kDouble), logp.gather(1, ref.unsqueeze(1)).squeeze(1)), 1e-5);
   }
+}
+
+TEST(CpuKernels, RmsNormMatchesHfFormula) {
+  if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
+  at::manual_seed(4);
+  const at::Tensor x = at::randn({3, 7, 37}) * 4, w = at::randn({37});  // D = 37: vector body and tail
+  const at::Tensor y = cpu::rms_norm(x.transpose(0, 1), w, 1e-6);        // a non-contiguous input
+  const at::Tensor xd = x.transpose(0, 1).to(at::kDouble);
+  const at::Tensor ref = w.to(at::kDouble) * (xd * at::rsqrt(xd.pow(2).mean(-1, true) + 1e-6));
+  EXPECT_LT(max_abs_diff(y, ref.to(at::kFloat)), 1e-5);
+}
+
+TEST(CpuKernels, RopeMatchesRotateHalf) {
+  if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
+  at::manual_seed(5);
+  const int64_t N = 3, H = 4, T = 2, Dr = 20;  // half = 10: vector body and tail
+  const at::Tensor x = at::randn({N, T, H, Dr}).transpose(1, 2);  // [N, H, T, Dr] as q.transpose(1, 2)
+  const at::Tensor cos = at::randn({N, T, Dr}), sin = at::randn({N, T, Dr});
+  const at::Tensor y = cpu::rope(x, cos, sin);
+  const at::Tensor rotated = at::cat({-x.narrow(-1, Dr / 2, Dr / 2), x.narrow(-1, 0, Dr / 2)}, -1);
+  const at::Tensor ref = x * cos.unsqueeze(1) + rotated * sin.unsqueeze(1);
+  EXPECT_LT(max_abs_diff(y, ref), 1e-5);
 }
