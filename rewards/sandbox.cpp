@@ -106,7 +106,8 @@ void set_limit(int resource, rlim_t value) {
 // runs each sandbox under a uid of its own, so the cap is the program's alone. A normal
 // user's sandbox shares the user's uid: the cap is then what the user already runs plus
 // `processes`, or a user with a busy session would find every program unable to fork.
-// (Tasks in pid namespaces this process cannot see are missed; the error names the cap.)
+// (Tasks in pid namespaces this process cannot see are missed: bwrap may then fail to
+// start, which run_sandboxed reports as an error, never as a score.)
 rlim_t process_cap(uid_t run_as, int processes) {
   if (run_as != 0) return static_cast<rlim_t>(processes);
   uid_t uid = getuid();

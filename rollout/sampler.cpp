@@ -5,10 +5,9 @@
 
 #include <ATen/ATen.h>
 
-#include <algorithm>
 #include <limits>
 
-#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/dispatch.h"
 #include "rollout/cpu_draw.h"
 #include "src/error.h"
 
@@ -159,6 +158,7 @@ Draw sample(const at::Tensor& logits_in, const at::Tensor& seen, const SamplingO
               "sampler: logits ", logits_in.sizes(), ", uniforms ", uniforms.sizes());
   const int64_t N = logits_in.size(0), V = logits_in.size(1);
   if (logits_in.is_cpu() && policy::cpu::cpu_has_avx2_fma()) {
+    // The fused pass (rollout/cpu_draw.h); elsewhere the same rule on ATen below.
     const at::Tensor x = logits_in.to(at::kFloat).contiguous();                // [N, V]
     const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();     // [N]
     at::Tensor tokens = at::empty({N}, at::kLong), lp = at::empty({N}, at::kFloat);
@@ -169,30 +169,6 @@ Draw sample(const at::Tensor& logits_in, const at::Tensor& seen, const SamplingO
   at::Tensor logits = logits_in.to(at::kFloat);  // [N, V]
   if (o.temperature != 1.0) logits = logits / o.temperature;
   const at::Tensor top = logits.amax(/*dim=*/-1, /*keepdim=*/true);           // [N, 1]
-  if (logits.is_cpu()) {
-    // On the host the CDF is walked only up to the drawn token, in double, instead of
-    // materialising the [N, V] cumsum (which alone was ~5% of a decode step).
-    const at::Tensor mass = (logits - top).exp_().contiguous();                // [N, V] unnormalised
-    const at::Tensor total = mass.sum(/*dim=*/-1, /*keepdim=*/false, at::kDouble);  // [N]
-    const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();
-    at::Tensor tokens = at::empty({N}, at::kLong);
-    const float* m = mass.data_ptr<float>();
-    const double* tot = total.data_ptr<double>();
-    const double* up = u.data_ptr<double>();
-    int64_t* tok = tokens.data_ptr<int64_t>();
-    for (int64_t n = 0; n < N; ++n) {
-      const float* row = m + n * V;
-      const double target = up[n] * tot[n];
-      double acc = 0;
-      int64_t i = 0;
-      while (i < V && (acc += row[i]) <= target) ++i;
-      // Rounding can leave the target at or past the last mass: the mode, as draw().
-      tok[n] = i < V ? i : std::max_element(row, row + V) - row;
-    }
-    const at::Tensor lp = logits.gather(1, tokens.unsqueeze(1)).squeeze(1) - top.squeeze(1) -
-                          total.log().to(at::kFloat);  // [N]
-    return {tokens, lp};
-  }
   const at::Tensor cdf = at::cumsum(at::exp(logits - top), /*dim=*/-1);      // [N, V] unnormalised
   const at::Tensor total = cdf.narrow(1, V - 1, 1);                           // [N, 1]
   at::Tensor tokens = at::searchsorted(cdf, uniforms.unsqueeze(1) * total, /*out_int32=*/false, /*right=*/true);

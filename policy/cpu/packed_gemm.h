@@ -6,16 +6,13 @@
 // are gathered without a copy). Each output element is a plain FMA chain over k = 0..K-1,
 // so a row's result never depends on which or how many other rows share the call (batch
 // invariance, which BLAS kernels chosen by M do not promise).
-// AVX2 + FMA only (fp32); callers check cpu_has_avx2_fma() and otherwise use ATen.
+// AVX2 + FMA only (fp32); callers check cpu_has_avx2_fma() (dispatch.h) and otherwise use ATen.
 #pragma once
 #include <cstdint>
 
 namespace r1kit::policy::cpu {
 
 constexpr int64_t kPanel = 16;
-
-// True when this CPU runs AVX2 and FMA (checked once); the kernels in policy/cpu need both.
-bool cpu_has_avx2_fma();
 
 // Floats needed to pack a K x N matrix (N rounded up to whole panels).
 int64_t packed_size(int64_t k, int64_t n);

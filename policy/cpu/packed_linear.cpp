@@ -6,14 +6,14 @@
 
 #include <vector>
 
+#include "policy/cpu/dispatch.h"
 #include "policy/cpu/packed_gemm.h"
 
 namespace r1kit::policy::cpu {
 
 bool PackedLinear::applies(const at::Tensor& x, const at::Tensor& weight) {
-  if (!x.is_cpu() || x.scalar_type() != at::kFloat || weight.scalar_type() != at::kFloat) return false;
-  if (at::GradMode::is_enabled() || weight.numel() > kMaxWeightFloats || !cpu_has_avx2_fma()) return false;
-  return x.numel() / x.size(-1) <= kMaxRows;
+  return kernels_apply(x) && weight.scalar_type() == at::kFloat && weight.numel() <= kMaxWeightFloats &&
+         x.numel() / x.size(-1) <= kMaxRows;
 }
 
 at::Tensor PackedLinear::forward(const at::Tensor& x_in, const at::Tensor& weight, const at::Tensor& bias) {

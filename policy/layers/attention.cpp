@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "policy/cpu/decode_attention.h"
-#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/dispatch.h"
 #include "policy/layers/rope.h"
 
 namespace r1kit::policy {
@@ -24,8 +24,7 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 }
 
 bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx) {
-  return q.is_cpu() && q.size(2) == 1 && q.scalar_type() == at::kFloat && ctx.mask.defined() &&
-         ctx.mask.scalar_type() == at::kFloat && cpu::cpu_has_avx2_fma();
+  return cpu::kernels_apply(q) && q.size(2) == 1 && ctx.mask.defined() && ctx.mask.scalar_type() == at::kFloat;
 }
 
 at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -61,12 +60,11 @@ void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& p
     // CPU: one memcpy per (row, token, head) instead of index_put_'s generic indexing.
     const at::Tensor pos = positions.to(at::kLong).contiguous();  // [N, T]
     const int64_t T = pos.size(1), S = dst.size(1), heads = dst.dim() == 4 ? dst.size(2) : 1;
-    const int64_t bytes = dst.size(-1) * static_cast<int64_t>(dst.element_size());
+    const int64_t el = static_cast<int64_t>(dst.element_size()), bytes = dst.size(-1) * el;
     const int64_t ds_h = dst.dim() == 4 ? dst.stride(2) : 0, ss_h = src.dim() == 4 ? src.stride(2) : 0;
     char* dp = static_cast<char*>(dst.data_ptr());
     const char* sp = static_cast<const char*>(src.data_ptr());
     const int64_t* pp = pos.data_ptr<int64_t>();
-    const int64_t el = static_cast<int64_t>(dst.element_size());
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t t = 0; t < T; ++t) {
         const int64_t p = pp[n * T + t];

@@ -42,7 +42,7 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           const AttentionContext& ctx, double scale);
 // True where the decode kernel (policy/cpu/decode_attention) replaces attend_grouped's
-// ATen path: one query token per row (T = 1), fp32 on a CPU with AVX2 + FMA, a mask given.
+// ATen path: one query token per row (T = 1), cpu::kernels_apply, a mask given.
 bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx);
 // Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions.
 void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim);

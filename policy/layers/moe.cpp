@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/dispatch.h"
 
 namespace r1kit::policy {
 
@@ -58,10 +58,7 @@ Experts::Experts(int64_t num_experts, int64_t dim, int64_t hidden) {
 }
 
 at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* counts_out) const {
-  const bool cpu_inference = x.is_cpu() && !at::GradMode::is_enabled();
-  if (cpu_inference && x.scalar_type() == at::kFloat && cpu::cpu_has_avx2_fma()) {
-    return cpu::expert_ffn(x, r.experts, r.weights, inference_weights(/*packed=*/true).packed, counts_out);
-  }
+  if (cpu::kernels_apply(x)) return cpu::expert_ffn(x, r.experts, r.weights, packed(), counts_out);
   const int64_t K = r.experts.size(1), E = gate_up_proj.size(0);
   const int64_t I = down_proj.size(2);
   // Sort the M*K (token, expert) pairs by expert so each expert's rows are contiguous.
@@ -74,14 +71,7 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   const at::Tensor xs = x.index_select(0, token);                                   // [M*K, D]
 
   at::Tensor ys;  // [M*K, D]
-  if (cpu_inference) {
-    // Rollout without AVX2: one grouped GEMM per projection over row-major weight copies.
-    const InferenceWeights& w = inference_weights(/*packed=*/false);
-    const at::Tensor offs = counts.cumsum(0).to(at::kInt);                // [E] end row of each expert
-    const at::Tensor gu = at::_grouped_mm(xs, w.gate_up, offs);           // [M*K, 2I]
-    const at::Tensor h = at::silu(gu.narrow(-1, 0, I)).mul_(gu.narrow(-1, I, I));  // gate rows first
-    ys = at::_grouped_mm(h, w.down, offs);                                 // [M*K, D]
-  } else if (x.is_cuda() && x.scalar_type() == at::kBFloat16) {
+  if (x.is_cuda() && x.scalar_type() == at::kBFloat16) {
     // One grouped GEMM over all experts (offsets = cumulative row counts), no host sync.
     const at::Tensor offs = counts.cumsum(0).to(at::kInt);
     const at::Tensor gu = at::_grouped_mm(xs, gate_up_proj.transpose(1, 2), offs);  // [M*K, 2I]
@@ -106,22 +96,17 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   return at::zeros_like(x).index_add(0, token, ys);
 }
 
-const Experts::InferenceWeights& Experts::inference_weights(bool packed) const {
-  InferenceWeights& t = inference_;
-  const bool stale = t.gate_up_ptr != gate_up_proj.data_ptr() || t.gate_up_version != gate_up_proj._version() ||
-                     t.down_ptr != down_proj.data_ptr() || t.down_version != down_proj._version();
-  if (stale) t = InferenceWeights{};
-  if (packed && !t.packed.gate_up.defined()) {
-    t.packed = cpu::pack_experts(gate_up_proj, down_proj);
-  } else if (!packed && !t.gate_up.defined()) {
-    t.gate_up = gate_up_proj.detach().transpose(1, 2).contiguous();  // [E, D, 2I]
-    t.down = down_proj.detach().transpose(1, 2).contiguous();        // [E, I, D]
+const cpu::PackedExperts& Experts::packed() const {
+  Packed& p = packed_;
+  if (p.gate_up_ptr != gate_up_proj.data_ptr() || p.gate_up_version != gate_up_proj._version() ||
+      p.down_ptr != down_proj.data_ptr() || p.down_version != down_proj._version()) {
+    p.weights = cpu::pack_experts(gate_up_proj, down_proj);
+    p.gate_up_ptr = gate_up_proj.data_ptr();
+    p.down_ptr = down_proj.data_ptr();
+    p.gate_up_version = gate_up_proj._version();
+    p.down_version = down_proj._version();
   }
-  t.gate_up_ptr = gate_up_proj.data_ptr();
-  t.down_ptr = down_proj.data_ptr();
-  t.gate_up_version = gate_up_proj._version();
-  t.down_version = down_proj._version();
-  return t;
+  return p.weights;
 }
 
 MoeBlock::MoeBlock(const ModelConfig& c)

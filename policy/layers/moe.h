@@ -10,12 +10,11 @@
 // gate rows first, `mlp.experts.down_proj` [E, D, I]); the loader also accepts per-expert
 // tensors. Forward never loops over tokens: the N*T*K (token, expert) pairs are sorted by
 // expert, each expert does one matmul over its contiguous rows (one grouped GEMM on CUDA),
-// and the weighted results are scattered back with index_add. Without gradients on CPU
-// (rollout) the experts run on copies of the weights kept beside the HF-layout parameters:
-// packed for policy/cpu/expert_ffn (AVX2 + FMA, fp32: one pass, no tensor op per expert),
-// else two grouped GEMMs over [E, D, 2I] / [E, I, D] copies (the transposed operand costs
-// ~1.5x at decode's few rows per expert); the copies are rebuilt whenever the parameters
-// change (data pointer or version counter), so training and checkpoints never see them.
+// and the weighted results are scattered back with index_add. Where cpu::kernels_apply
+// (rollout on an AVX2 CPU) the experts run in policy/cpu/expert_ffn (one pass, no tensor op
+// per expert) on a packed copy of the weights kept beside the HF-layout parameters and
+// rebuilt whenever they change (data pointer or version counter), so training and
+// checkpoints never see it.
 // Shared experts: deepseek `shared_experts` (always on), qwen2_moe `shared_expert` scaled by
 // sigmoid(`shared_expert_gate` x).
 #pragma once
@@ -56,18 +55,16 @@ class Experts : public torch::nn::Module {
   at::Tensor down_proj;     // [E, D, I]
 
  private:
-  // Inference-only copies of the weights and the parameter state they were made from (see
-  // the file comment): packed for policy/cpu's kernels on AVX2 CPUs, else [E, D, 2I] and
-  // [E, I, D] for _grouped_mm.
-  struct InferenceWeights {
-    cpu::PackedExperts packed;
-    at::Tensor gate_up, down;
+  // The packed inference copy of the weights and the parameter state it was made from (see
+  // the file comment).
+  struct Packed {
+    cpu::PackedExperts weights;
     const void* gate_up_ptr = nullptr;
     const void* down_ptr = nullptr;
     int64_t gate_up_version = -1, down_version = -1;
   };
-  const InferenceWeights& inference_weights(bool packed) const;
-  mutable InferenceWeights inference_;
+  const cpu::PackedExperts& packed() const;
+  mutable Packed packed_;
 };
 
 class MoeBlock : public torch::nn::Module {

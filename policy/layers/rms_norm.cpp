@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/dispatch.h"
 #include "policy/cpu/rms_norm.h"
 
 namespace r1kit::policy {
@@ -13,8 +13,7 @@ RmsNorm::RmsNorm(int64_t dim, double eps) : eps_(eps) {
 }
 
 at::Tensor RmsNorm::forward(const at::Tensor& x) const {
-  if (x.is_cpu() && x.scalar_type() == at::kFloat && weight.scalar_type() == at::kFloat &&
-      !at::GradMode::is_enabled() && cpu::cpu_has_avx2_fma()) {
+  if (cpu::kernels_apply(x) && weight.scalar_type() == at::kFloat) {
     return cpu::rms_norm(x, weight, eps_);  // decode: one pass (policy/cpu/rms_norm.h)
   }
   const auto dtype = x.scalar_type();

@@ -4,7 +4,7 @@
 
 #include <ATen/ATen.h>
 
-#include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/dispatch.h"
 #include "policy/cpu/rope.h"
 
 #include <cmath>
@@ -87,8 +87,7 @@ at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos_full, const at:
   const at::Tensor cos = cos_full.unsqueeze(1);  // [N, 1, T, Dr]
   const at::Tensor sin = sin_full.unsqueeze(1);
   const int64_t half = x.size(-1) / 2;
-  if (!interleaved && x.is_cpu() && x.scalar_type() == at::kFloat && cos_full.scalar_type() == at::kFloat &&
-      x.stride(-1) == 1 && !at::GradMode::is_enabled() && cpu::cpu_has_avx2_fma()) {
+  if (!interleaved && cpu::kernels_apply(x) && cos_full.scalar_type() == at::kFloat && x.stride(-1) == 1) {
     return cpu::rope(x, cos_full, sin_full);  // decode: one pass (policy/cpu/rope.h)
   }
   if (!interleaved) {

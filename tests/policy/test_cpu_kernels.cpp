@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy/cpu/decode_attention.h"
+#include "policy/cpu/dispatch.h"
 #include "policy/cpu/expert_ffn.h"
 #include "policy/cpu/packed_gemm.h"
 #include "policy/cpu/rms_norm.h"
