@@ -25,9 +25,13 @@ function(r1kit_torch_pch target)
   endif()
 endfunction()
 
-# r1kit_add_test(NAME name SOURCES a.cpp ... LIBS lib ... LABELS fast|slow|parity|gpu ...)
+# r1kit_add_test(NAME name SOURCES a.cpp ... LIBS lib ... LABELS fast|slow|parity ... [GPU_CASES])
+# GPU_CASES: the binary also holds CUDA cases, named *Cuda* (each starts with
+# `if (!torch::cuda::is_available()) GTEST_SKIP();`). CTest labels are per entry, so they run
+# as a second entry of the same binary, name_gpu, labelled gpu (reported as skipped when the
+# cases skip: no CUDA device), and `name` runs all the others.
 function(r1kit_add_test)
-  cmake_parse_arguments(T "" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  cmake_parse_arguments(T "GPU_CASES" "NAME;TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
   add_executable(${T_NAME} ${T_SOURCES})
   target_link_libraries(${T_NAME} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
   target_compile_definitions(${T_NAME} PRIVATE
@@ -37,6 +41,13 @@ function(r1kit_add_test)
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 600)
   endif()
-  add_test(NAME ${T_NAME} COMMAND ${T_NAME} WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  if(NOT T_GPU_CASES)
+    add_test(NAME ${T_NAME} COMMAND ${T_NAME} WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+  else()
+    add_test(NAME ${T_NAME} COMMAND ${T_NAME} --gtest_filter=-*Cuda* WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+    add_test(NAME ${T_NAME}_gpu COMMAND ${T_NAME} --gtest_filter=*Cuda* WORKING_DIRECTORY ${PROJECT_BINARY_DIR})
+    set_tests_properties(${T_NAME}_gpu PROPERTIES LABELS gpu TIMEOUT ${T_TIMEOUT}
+                         SKIP_REGULAR_EXPRESSION "\\[  SKIPPED \\]")
+  endif()
   set_tests_properties(${T_NAME} PROPERTIES LABELS "${T_LABELS}" TIMEOUT ${T_TIMEOUT})
 endfunction()
