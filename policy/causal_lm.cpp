@@ -7,6 +7,7 @@
 
 #include <limits>
 
+#include "policy/cpu/packed_linear.h"
 #include "policy/layers/mla.h"
 #include "policy/layers/mlp.h"
 #include "policy/layers/moe.h"
@@ -95,7 +96,9 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
 }
 
 at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
-  if (cpu::PackedLinear::applies(hidden, lm_head_)) return lm_head_packed_.forward(hidden, lm_head_, {});
+  if (cpu::packed_linear_applies(hidden, lm_head_)) {
+    return cpu::packed_linear(hidden, lm_head_packed_.update(lm_head_), /*bias=*/{});
+  }
   return at::linear(hidden, lm_head_);
 }
 

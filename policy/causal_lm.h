@@ -11,7 +11,7 @@
 
 #include <vector>
 
-#include "policy/cpu/packed_linear.h"
+#include "policy/cpu/packed_weight.h"
 #include "policy/config.h"
 #include "policy/layers/attention.h"
 #include "policy/layers/rope.h"
@@ -65,7 +65,7 @@ class CausalLM : public torch::nn::Module {
   std::vector<std::shared_ptr<DecoderLayer>> layers_;
   std::shared_ptr<RmsNorm> norm_;
   at::Tensor lm_head_;                        // [V, D]; == embed_ when tied
-  mutable cpu::PackedLinear lm_head_packed_;  // CPU decode copy (policy/cpu/packed_linear.h)
+  mutable cpu::PackedWeight lm_head_packed_;  // CPU decode copy (policy/cpu/packed_weight.h)
 };
 
 }  // namespace r1kit::policy

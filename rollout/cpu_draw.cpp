@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "policy/cpu/avx2_math.h"
+#include "policy/cpu/dispatch.h"
 
 namespace r1kit::rollout {
 namespace {
@@ -66,6 +67,7 @@ R1KIT_AVX2 int64_t draw_row(const float* x, int64_t V, float temperature, double
 
 void cpu_draw(const float* logits, int64_t N, int64_t V, double temperature, const double* uniforms, int64_t* tokens,
               float* logprobs) {
+  policy::cpu::note_kernel_call();
   at::parallel_for(0, N, /*grain_size=*/8, [&](int64_t n0, int64_t n1) {
     std::vector<float> mass(V);  // [V] scratch
     for (int64_t n = n0; n < n1; ++n) {

@@ -10,7 +10,7 @@
 namespace r1kit::rollout {
 
 // logits [N, V] row-major, uniforms [N] in [0, 1) -> tokens [N], logprobs [N] (of the
-// tempered distribution). Callers check policy::cpu::cpu_has_avx2_fma() (policy/cpu/dispatch.h).
+// tempered distribution). Callers ask policy::cpu::kernels_apply (policy/cpu/dispatch.h).
 void cpu_draw(const float* logits, int64_t N, int64_t V, double temperature, const double* uniforms, int64_t* tokens,
               float* logprobs);
 

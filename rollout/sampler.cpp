@@ -157,16 +157,17 @@ Draw sample(const at::Tensor& logits_in, const at::Tensor& seen, const SamplingO
   TORCH_CHECK(logits_in.dim() == 2 && uniforms.dim() == 1 && uniforms.size(0) == logits_in.size(0),
               "sampler: logits ", logits_in.sizes(), ", uniforms ", uniforms.sizes());
   const int64_t N = logits_in.size(0), V = logits_in.size(1);
-  if (logits_in.is_cpu() && policy::cpu::cpu_has_avx2_fma()) {
+  at::NoGradGuard no_grad;  // a draw has no gradient (and the CPU kernels run only without one)
+  at::Tensor logits = logits_in.to(at::kFloat);  // [N, V]
+  if (policy::cpu::kernels_apply(logits)) {
     // The fused pass (rollout/cpu_draw.h); elsewhere the same rule on ATen below.
-    const at::Tensor x = logits_in.to(at::kFloat).contiguous();                // [N, V]
+    const at::Tensor x = logits.contiguous();                                  // [N, V]
     const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();     // [N]
     at::Tensor tokens = at::empty({N}, at::kLong), lp = at::empty({N}, at::kFloat);
     cpu_draw(x.data_ptr<float>(), N, V, o.temperature, u.data_ptr<double>(), tokens.data_ptr<int64_t>(),
              lp.data_ptr<float>());
     return {tokens, lp};
   }
-  at::Tensor logits = logits_in.to(at::kFloat);  // [N, V]
   if (o.temperature != 1.0) logits = logits / o.temperature;
   const at::Tensor top = logits.amax(/*dim=*/-1, /*keepdim=*/true);           // [N, 1]
   const at::Tensor cdf = at::cumsum(at::exp(logits - top), /*dim=*/-1);      // [N, V] unnormalised

@@ -1,7 +1,7 @@
 // Vector helpers for the AVX2 + FMA decode kernels in policy/cpu/. Every function carries
 // the target attribute instead of the TU being built with -mavx2: the rest of the binary
 // (and any inline template the compiler emits here) stays baseline x86-64, and callers
-// check cpu_has_avx2_fma() (dispatch.h) before entering a kernel.
+// ask kernels_apply (dispatch.h) before entering a kernel.
 // exp8 follows Cephes' expf (range reduction by ln 2 in two parts, a degree-5 polynomial):
 // within 2 ulp of std::exp over [-87, 88]; -inf gives exactly 0 (masked attention keys).
 #pragma once

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "policy/cpu/avx2_math.h"
+#include "policy/cpu/dispatch.h"
 
 namespace r1kit::policy::cpu {
 namespace {
@@ -161,6 +162,7 @@ R1KIT_AVX2 void attend_pair(const Pair& p, const Pair* next, const Dims& d, floa
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                             double scale, const at::Tensor& q2, const at::Tensor& k2) {
   RECORD_FUNCTION("r1kit::decode_attention", std::vector<c10::IValue>());  // named in profiler traces
+  note_kernel_call();
   const int64_t N = q.size(0), H = q.size(1), E = q.size(3), Hk = k.size(1), S = k.size(2), Ev = v.size(3);
   const bool two = q2.defined();
   const int64_t E2 = two ? q2.size(3) : 0;

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "policy/cpu/avx2_math.h"
+#include "policy/cpu/dispatch.h"
 #include "policy/cpu/packed_gemm.h"
+#include "policy/cpu/packed_weight.h"
 
 namespace r1kit::policy::cpu {
 namespace {
@@ -42,34 +44,18 @@ R1KIT_AVX2 void weighted_sum(float* o, const float* const* ys, const float* w, i
 
 }  // namespace
 
-PackedExperts pack_experts(const at::Tensor& gate_up_proj, const at::Tensor& down_proj) {
-  TORCH_CHECK(gate_up_proj.dim() == 3 && down_proj.dim() == 3 && gate_up_proj.size(0) == down_proj.size(0) &&
-                  gate_up_proj.size(1) == 2 * down_proj.size(2) && gate_up_proj.size(2) == down_proj.size(1),
-              "pack_experts: gate_up_proj ", gate_up_proj.sizes(), " and down_proj ", down_proj.sizes(),
-              " are not [E, 2I, D] and [E, D, I]");
-  const at::Tensor gu = gate_up_proj.detach().to(at::kFloat).contiguous();  // [E, 2I, D]
-  const at::Tensor dn = down_proj.detach().to(at::kFloat).contiguous();     // [E, D, I]
-  PackedExperts p;
-  const int64_t E = gu.size(0), D = gu.size(2), I = dn.size(2);
-  p.dim = D;
-  p.hidden = I;
-  p.gate_up = at::empty({E, packed_size(D, 2 * I)}, at::kFloat);
-  p.down = at::empty({E, packed_size(I, D)}, at::kFloat);
-  for (int64_t e = 0; e < E; ++e) {
-    // As B = W^T: B[k][j] = W[j][k].
-    pack_b(gu[e].data_ptr<float>(), D, 2 * I, /*stride_k=*/1, /*stride_j=*/D, p.gate_up[e].data_ptr<float>());
-    pack_b(dn[e].data_ptr<float>(), I, D, /*stride_k=*/1, /*stride_j=*/I, p.down[e].data_ptr<float>());
-  }
-  return p;
-}
-
 at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, const at::Tensor& weights_in,
-                      const PackedExperts& w, at::Tensor* counts_out) {
+                      const PackedWeight& gate_up, const PackedWeight& down, at::Tensor* counts_out) {
   RECORD_FUNCTION("r1kit::expert_ffn", std::vector<c10::IValue>());  // named in profiler traces
+  note_kernel_call();
   const at::Tensor x = x_in.contiguous();                                  // [M, D]
   const at::Tensor experts = experts_in.to(at::kLong).contiguous();        // [M, K]
   const at::Tensor weights = weights_in.to(at::kFloat).contiguous();       // [M, K]
-  const int64_t M = x.size(0), D = w.dim, I = w.hidden, K = experts.size(1), E = w.gate_up.size(0);
+  // gate_up: E matrices [D x 2I] (B = W^T of [2I, D]); down: E matrices [I x D].
+  const int64_t M = x.size(0), D = gate_up.in(), I = down.in(), K = experts.size(1), E = gate_up.matrices();
+  TORCH_CHECK(gate_up.out() == 2 * I && down.out() == D && down.matrices() == E,
+              "expert_ffn: packed gate_up [", E, ", ", gate_up.out(), ", ", D, "] and down [", down.matrices(), ", ",
+              down.out(), ", ", I, "] are not [E, 2I, D] and [E, D, I]");
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.size(1) == D && experts.size(0) == M && weights.sizes() == experts.sizes(),
               "expert_ffn: x ", x.sizes(), ", experts ", experts.sizes(), ", weights ", weights.sizes(), " for D=", D);
   const int64_t* ex = experts.data_ptr<int64_t>();
@@ -100,22 +86,19 @@ at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, cons
   at::Tensor y = at::empty({M * K, D}, at::kFloat);
   float* hp = h.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  const float* gu = w.gate_up.data_ptr<float>();
-  const float* dn = w.down.data_ptr<float>();
-  const int64_t gu_size = w.gate_up.size(1), dn_size = w.down.size(1);
   at::parallel_for(0, E, /*grain_size=*/1, [&](int64_t e0, int64_t e1) {
     std::vector<const float*> h_rows;
     for (int64_t e = e0; e < e1; ++e) {
       const int64_t n = start[e + 1] - start[e];
       if (n == 0) continue;
       float* he = hp + start[e] * 2 * I;
-      gemm_packed(rows.data() + start[e], n, gu + e * gu_size, D, 2 * I, he, 2 * I);
+      gemm_packed(rows.data() + start[e], n, gate_up.matrix(e), D, 2 * I, he, 2 * I);
       h_rows.resize(n);
       for (int64_t r = 0; r < n; ++r) {
         silu_mul(he + r * 2 * I, he + r * 2 * I + I, I);
         h_rows[r] = he + r * 2 * I;
       }
-      gemm_packed(h_rows.data(), n, dn + e * dn_size, I, D, yp + start[e] * D, D);
+      gemm_packed(h_rows.data(), n, down.matrix(e), I, D, yp + start[e] * D, D);
     }
   });
 

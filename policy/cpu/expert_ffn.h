@@ -10,19 +10,12 @@
 
 namespace r1kit::policy::cpu {
 
-// Expert weights packed for gemm_packed, made once per weight version (see Experts).
-struct PackedExperts {
-  at::Tensor gate_up;  // [E, packed_size(D, 2I)] fp32: gate columns 0..I-1, up I..2I-1
-  at::Tensor down;     // [E, packed_size(I, D)] fp32
-  int64_t dim = 0, hidden = 0;  // D, I
-};
-
-// gate_up_proj [E, 2I, D] (gate rows first), down_proj [E, D, I], fp32, HF layout.
-PackedExperts pack_experts(const at::Tensor& gate_up_proj, const at::Tensor& down_proj);
+class PackedWeight;
 
 // x [M, D] fp32, experts [M, K] int64, weights [M, K] fp32 -> [M, D] = sum_k w_k * expert_{e_k}(x).
-// counts (out) [E] int64 tokens per expert.
+// gate_up packed from gate_up_proj [E, 2I, D] (gate rows first), down from down_proj
+// [E, D, I], HF layout (packed_weight.h). counts (out) [E] int64 tokens per expert.
 at::Tensor expert_ffn(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,
-                      const PackedExperts& w, at::Tensor* counts);
+                      const PackedWeight& gate_up, const PackedWeight& down, at::Tensor* counts);
 
 }  // namespace r1kit::policy::cpu

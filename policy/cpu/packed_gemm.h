@@ -6,7 +6,7 @@
 // are gathered without a copy). Each output element is a plain FMA chain over k = 0..K-1,
 // so a row's result never depends on which or how many other rows share the call (batch
 // invariance, which BLAS kernels chosen by M do not promise).
-// AVX2 + FMA only (fp32); callers check cpu_has_avx2_fma() (dispatch.h) and otherwise use ATen.
+// AVX2 + FMA only (fp32); callers ask kernels_apply (dispatch.h) and otherwise use ATen.
 #pragma once
 #include <cstdint>
 

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "policy/cpu/avx2_math.h"
+#include "policy/cpu/dispatch.h"
 
 namespace r1kit::policy::cpu {
 namespace {
@@ -31,6 +32,7 @@ R1KIT_AVX2 void norm_row(const float* x, const float* w, int64_t D, float eps, f
 }  // namespace
 
 at::Tensor rms_norm(const at::Tensor& x_in, const at::Tensor& weight_in, double eps) {
+  note_kernel_call();
   const at::Tensor x = x_in.contiguous();
   const at::Tensor w = weight_in.contiguous();
   const int64_t D = x.size(-1), rows = x.numel() / D;

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include "policy/cpu/avx2_math.h"
+#include "policy/cpu/dispatch.h"
 
 namespace r1kit::policy::cpu {
 namespace {
@@ -27,6 +28,7 @@ R1KIT_AVX2 void rope_row(const float* x, const float* c, const float* s, int64_t
 }  // namespace
 
 at::Tensor rope(const at::Tensor& x, const at::Tensor& cos_in, const at::Tensor& sin_in) {
+  note_kernel_call();
   const int64_t N = x.size(0), H = x.size(1), T = x.size(2), Dr = x.size(3);
   const at::Tensor cos = cos_in.contiguous(), sin = sin_in.contiguous();  // [N, T, Dr]
   TORCH_CHECK(x.scalar_type() == at::kFloat && x.stride(3) == 1 && Dr % 2 == 0 && cos.sizes() == sin.sizes() &&

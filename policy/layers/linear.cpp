@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/cpu/packed_linear.h"
+
 namespace r1kit::policy {
 
 Linear::Linear(int64_t in, int64_t out, bool with_bias) {
@@ -12,7 +14,7 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias) {
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
-  if (cpu::PackedLinear::applies(x, weight)) return packed_.forward(x, weight, bias);
+  if (cpu::packed_linear_applies(x, weight)) return cpu::packed_linear(x, packed_.update(weight), bias);
   return at::linear(x, weight, bias);
 }
 

@@ -1,11 +1,12 @@
 // policy::Linear: y = x W^T (+ b), W [out, in] as in torch.nn.Linear, so that parameter
 // names ("weight", "bias") and layouts are exactly Hugging Face's. A hand-rolled module
 // rather than torch::nn::Linear keeps the options (bias or not) and the init in one place.
-// At CPU decode the product runs on a packed copy of W (policy/cpu/packed_linear).
+// At CPU decode the product runs on a packed copy of W (policy/cpu/packed_linear, the copy
+// in policy/cpu/packed_weight).
 #pragma once
 #include <torch/nn/module.h>
 
-#include "policy/cpu/packed_linear.h"
+#include "policy/cpu/packed_weight.h"
 
 namespace r1kit::policy {
 
@@ -17,7 +18,7 @@ class Linear : public torch::nn::Module {
   at::Tensor bias;                                 // [out] or undefined
 
  private:
-  mutable cpu::PackedLinear packed_;  // CPU decode copy of the weight (see packed_linear.h)
+  mutable cpu::PackedWeight packed_;  // CPU decode copy of the weight (see packed_weight.h)
 };
 
 // Registers `module` under `name` in `parent` and returns it (keeps constructors short).

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include "policy/cpu/dispatch.h"
+#include "policy/cpu/expert_ffn.h"
 
 namespace r1kit::policy {
 
@@ -58,7 +59,10 @@ Experts::Experts(int64_t num_experts, int64_t dim, int64_t hidden) {
 }
 
 at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* counts_out) const {
-  if (cpu::kernels_apply(x)) return cpu::expert_ffn(x, r.experts, r.weights, packed(), counts_out);
+  if (cpu::kernels_apply(x)) {
+    return cpu::expert_ffn(x, r.experts, r.weights, gate_up_packed_.update(gate_up_proj), down_packed_.update(down_proj),
+                           counts_out);
+  }
   const int64_t K = r.experts.size(1), E = gate_up_proj.size(0);
   const int64_t I = down_proj.size(2);
   // Sort the M*K (token, expert) pairs by expert so each expert's rows are contiguous.
@@ -94,19 +98,6 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   }
   ys = ys * weight.unsqueeze(-1).to(ys.scalar_type());
   return at::zeros_like(x).index_add(0, token, ys);
-}
-
-const cpu::PackedExperts& Experts::packed() const {
-  Packed& p = packed_;
-  if (p.gate_up_ptr != gate_up_proj.data_ptr() || p.gate_up_version != gate_up_proj._version() ||
-      p.down_ptr != down_proj.data_ptr() || p.down_version != down_proj._version()) {
-    p.weights = cpu::pack_experts(gate_up_proj, down_proj);
-    p.gate_up_ptr = gate_up_proj.data_ptr();
-    p.down_ptr = down_proj.data_ptr();
-    p.gate_up_version = gate_up_proj._version();
-    p.down_version = down_proj._version();
-  }
-  return p.weights;
 }
 
 MoeBlock::MoeBlock(const ModelConfig& c)

@@ -12,16 +12,16 @@
 // expert, each expert does one matmul over its contiguous rows (one grouped GEMM on CUDA),
 // and the weighted results are scattered back with index_add. Where cpu::kernels_apply
 // (rollout on an AVX2 CPU) the experts run in policy/cpu/expert_ffn (one pass, no tensor op
-// per expert) on a packed copy of the weights kept beside the HF-layout parameters and
-// rebuilt whenever they change (data pointer or version counter), so training and
-// checkpoints never see it.
+// per expert) on packed copies of the weights kept beside the HF-layout parameters and
+// rebuilt whenever they change (policy/cpu/packed_weight, as for every Linear), so training
+// and checkpoints never see them.
 // Shared experts: deepseek `shared_experts` (always on), qwen2_moe `shared_expert` scaled by
 // sigmoid(`shared_expert_gate` x).
 #pragma once
 #include <torch/nn/module.h>
 
 #include "policy/config.h"
-#include "policy/cpu/expert_ffn.h"
+#include "policy/cpu/packed_weight.h"
 #include "policy/layers/linear.h"
 #include "policy/layers/mlp.h"
 
@@ -55,16 +55,8 @@ class Experts : public torch::nn::Module {
   at::Tensor down_proj;     // [E, D, I]
 
  private:
-  // The packed inference copy of the weights and the parameter state it was made from (see
-  // the file comment).
-  struct Packed {
-    cpu::PackedExperts weights;
-    const void* gate_up_ptr = nullptr;
-    const void* down_ptr = nullptr;
-    int64_t gate_up_version = -1, down_version = -1;
-  };
-  const cpu::PackedExperts& packed() const;
-  mutable Packed packed_;
+  // The packed inference copies of the weights (see the file comment).
+  mutable cpu::PackedWeight gate_up_packed_, down_packed_;
 };
 
 class MoeBlock : public torch::nn::Module {
