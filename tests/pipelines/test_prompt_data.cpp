@@ -1,0 +1,89 @@
+// pipelines/prompt_data: the template renders every {prompt}, a row without the prompt field
+// (or with a non-string one) is an error naming the file and the line, and rows(position,
+// count) is the dataset in stream_indices order (pipelines/schedule), epoch after epoch.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "pipelines/prompt_data.h"
+#include "pipelines/schedule.h"
+#include "src/error.h"
+#include "tests/test_util.h"
+
+namespace r1kit::pipelines {
+namespace {
+
+void write_lines(const std::string& path, const std::vector<std::string>& lines) {
+  std::ofstream out(path);
+  for (const std::string& l : lines) out << l << "\n";
+}
+
+std::string error_of(const std::string& path, const std::string& field) {
+  try {
+    PromptData(path, field, "{prompt}", 1);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(PromptData, RendersEveryPromptPlaceholder) {
+  testing::TempDir tmp;
+  write_lines(tmp / "d.jsonl", {R"({"question": "2+3", "answer": "5"})", R"({"question": "{prompt}?"})"});
+  const PromptData data(tmp / "d.jsonl", "question", "Q: {prompt}\nAgain: {prompt}\nA:", 0);
+  ASSERT_EQ(data.size(), 2u);
+  EXPECT_EQ(data.render({{"question", "2+3"}}), "Q: 2+3\nAgain: 2+3\nA:");
+  // A prompt that itself contains "{prompt}" is inserted once per placeholder, not expanded.
+  EXPECT_EQ(data.render({{"question", "{prompt}?"}}), "Q: {prompt}?\nAgain: {prompt}?\nA:");
+  // A template without the placeholder is used as is.
+  const PromptData plain(tmp / "d.jsonl", "question", "fixed", 0);
+  EXPECT_EQ(plain.render({{"question", "2+3"}}), "fixed");
+}
+
+TEST(PromptData, MissingPromptFieldNamesFileAndLine) {
+  testing::TempDir tmp;
+  const std::string path = tmp / "bad.jsonl";
+  // Line 3 lacks "question" (line 2 is blank, skipped but counted).
+  write_lines(path, {R"({"question": "a"})", "", R"({"prompt": "b"})", R"({"question": "c"})"});
+  std::string e = error_of(path, "question");
+  EXPECT_EQ(e.rfind(path + ":3:", 0), 0u) << e;
+  EXPECT_NE(e.find("'question'"), std::string::npos) << e;
+  // A non-string prompt is the same error, at its own line.
+  write_lines(path, {R"({"question": "a"})", R"({"question": 7})"});
+  e = error_of(path, "question");
+  EXPECT_EQ(e.rfind(path + ":2:", 0), 0u) << e;
+  EXPECT_NE(e.find("'question'"), std::string::npos) << e;
+  write_lines(path, {});
+  EXPECT_NE(error_of(path, "question").find(path), std::string::npos) << "an empty file is an error too";
+}
+
+TEST(PromptData, RowsFollowTheStreamOrder) {
+  testing::TempDir tmp;
+  std::vector<std::string> lines;
+  for (int i = 0; i < 5; ++i) {
+    lines.push_back(Json{{"question", std::string("q").append(std::to_string(i))}, {"id", i}}.dump());
+  }
+  write_lines(tmp / "d.jsonl", lines);
+  const uint64_t seed = 17;
+  const PromptData data(tmp / "d.jsonl", "question", "{prompt}", seed);
+  // Positions [3, 15): across the epoch boundaries at 5 and 10.
+  const std::vector<const Json*> rows = data.rows(3, 12);
+  const std::vector<int64_t> order = stream_indices(seed, 3, 12, 5);
+  ASSERT_EQ(rows.size(), order.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]->at("id").get<int64_t>(), order[i]) << "position " << 3 + i;
+    EXPECT_EQ(data.render(*rows[i]), std::string("q").append(std::to_string(order[i])));
+  }
+  // Another seed, another order (the same rows).
+  const PromptData other(tmp / "d.jsonl", "question", "{prompt}", seed + 1);
+  std::vector<int64_t> a, b;
+  for (const Json* r : data.rows(0, 5)) a.push_back(r->at("id").get<int64_t>());
+  for (const Json* r : other.rows(0, 5)) b.push_back(r->at("id").get<int64_t>());
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a, stream_indices(seed, 0, 5, 5));
+}
+
+}  // namespace
+}  // namespace r1kit::pipelines
