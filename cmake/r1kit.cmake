@@ -1,7 +1,10 @@
 # Shared helpers: warnings, the one precompiled header for LibTorch targets, tests.
 
 function(r1kit_warnings target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+  # -Wno-missing-field-initializers: GCC 12 flags C++20 designated initializers that leave
+  # members to their default member initializers (`{.learning_rate = 1e-3}`), which is their
+  # whole point here (option pieces with a stage's own defaults).
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers)
 endfunction()
 
 # The LibTorch targets share ONE precompiled header (STYLE.md: compile time). The first

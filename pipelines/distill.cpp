@@ -28,27 +28,29 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
-DistillOptions parse_distill_options(const Json& j, const std::string& where) {
+DistillOptions parse_distill_options(const Json& j, const StageSetting& setting) {
   DistillOptions o;
-  Json rest = j;
-  auto take = [&](const char* key, auto& out) {
-    if (!rest.contains(key)) return;
-    const Json one = {{key, rest[key]}};  // JsonFields keeps a reference: a named object
-    JsonFields f(one, where);
-    f.get(key, out);
-    f.finish();
-    rest.erase(key);
-  };
-  take("teacher", o.teacher);
-  take("kd_weight", o.kd_weight);
-  take("kd_temperature", o.kd_temperature);
-  o.sft = parse_sft_options(rest, where);
-  const Json none = Json::object();
-  JsonFields f(none, where);
-  if (o.kd_weight < 0 || o.kd_weight > 1) f.fail("kd_weight", "must be in [0, 1]");
-  if (o.kd_temperature <= 0) f.fail("kd_temperature", "must be positive");
+  JsonFields f(j, setting.where);
+  f.ignore("name");
+  f.ignore("type");
+  read_sft_options(f, o.sft, setting);
+  f.get("teacher", o.teacher);
+  f.get("kd_weight", o.kd_weight);
+  f.get("kd_temperature", o.kd_temperature);
+  f.finish();
+  if (!(o.kd_weight >= 0 && o.kd_weight <= 1)) f.fail("kd_weight", "must be in [0, 1]");
+  if (!(o.kd_temperature > 0)) f.fail("kd_temperature", "must be positive");
   if (o.kd_weight > 0 && o.teacher.empty()) f.fail("teacher", "is required when kd_weight > 0");
+  if (o.kd_weight > 0 && o.sft.model.empty() && o.sft.tokenizer.empty()) {
+    f.fail("kd_weight", "KD needs the student's tokenizer (set model or tokenizer)");
+  }
   return o;
+}
+
+std::vector<StageInput> distill_inputs(const DistillOptions& o) {
+  std::vector<StageInput> in = sft_inputs(o.sft);
+  if (o.kd_weight > 0) in.push_back({"teacher", o.teacher, StageInput::Kind::kModelDir});
+  return in;
 }
 
 StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
@@ -61,9 +63,6 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
   // Token-level KD compares distributions over the same vocabulary, token for token.
   const std::string student_tok = tokenizer_file(!o.sft.tokenizer.empty() ? o.sft.tokenizer : o.sft.model);
   const std::string teacher_tok = tokenizer_file(o.teacher);
-  if (o.sft.model.empty() && o.sft.tokenizer.empty()) {
-    throw Error(ctx.stage_name + ".kd_weight: KD needs the student's tokenizer (set model or tokenizer)");
-  }
   if (slurp(student_tok) != slurp(teacher_tok)) {
     throw Error(ctx.stage_name + ".kd_weight: KD needs one tokenizer, but " + student_tok + " and " + teacher_tok +
                 " differ (use kd_weight 0 for SFT on the traces only)");
@@ -88,5 +87,11 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
   r.summary["kd_weight"] = o.kd_weight;
   return r;
 }
+
+namespace {
+const StageRegistration kDistill({"distill", "a student fine-tuned on traces, optionally with token-level KD",
+                                  /*writes_model=*/true, /*writes_data=*/false,
+                                  stage_parser(parse_distill_options, distill_inputs, run_distill)});
+}  // namespace
 
 }  // namespace r1kit::pipelines

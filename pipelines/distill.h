@@ -19,7 +19,8 @@ struct DistillOptions {
   double kd_temperature = 1.0;
 };
 
-DistillOptions parse_distill_options(const Json& j, const std::string& where);
+DistillOptions parse_distill_options(const Json& j, const StageSetting& setting);
+std::vector<StageInput> distill_inputs(const DistillOptions& o);
 StageResult run_distill(const DistillOptions& options, const StageContext& context);
 
 }  // namespace r1kit::pipelines

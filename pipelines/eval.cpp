@@ -36,6 +36,20 @@ std::string vote_key(const std::string& completion) {
   return extracted->text;
 }
 
+// One model's counts over the prompts: correct samples, completion tokens, maj@k verdicts,
+// and each reward's sum (in the scorer's order).
+struct EvalCounts {
+  double correct = 0, tokens = 0, maj_correct = 0;
+  std::vector<double> parts;
+
+  EvalCounts over_ranks(DistributedContext& dist, const std::string& what) const {
+    std::vector<double> v = {correct, tokens, maj_correct};
+    v.insert(v.end(), parts.begin(), parts.end());
+    v = dist.sum_over_ranks(v, what);
+    return {v[0], v[1], v[2], std::vector<double>(v.begin() + 3, v.end())};
+  }
+};
+
 }  // namespace
 
 bool majority_vote_correct(const std::vector<std::string>& completions, const std::vector<bool>& correct, int64_t k) {
@@ -53,25 +67,19 @@ bool majority_vote_correct(const std::vector<std::string>& completions, const st
   return !best.empty() && key_correct[best];
 }
 
-EvalOptions parse_eval_options(const Json& j, const std::string& where) {
+EvalOptions parse_eval_options(const Json& j, const StageSetting& setting) {
   EvalOptions o;
-  JsonFields f(j, where);
+  JsonFields f(j, setting.where);
   f.ignore("name");
   f.ignore("type");
   Json models;
   f.require("models", models);
-  f.require("data", o.data);
-  f.get("prompt_field", o.prompt_field);
-  f.get("prompt_template", o.prompt_template);
-  f.get("rewards", o.rewards);
+  read_prompt_options(f, o.prompts);
+  read_rewards(f, o.rewards);
+  read_generation_options(f, o.generation, "max_new_tokens");
   f.get("num_samples", o.num_samples);
   f.get("maj_k", o.maj_k);
-  f.get("temperature", o.temperature);
-  f.get("top_p", o.top_p);
-  f.get("max_new_tokens", o.max_new_tokens);
-  f.get("stop_strings", o.stop_strings);
   f.get("max_prompts", o.max_prompts);
-  f.get("generation_batch_rows", o.generation_batch_rows);
   f.get("log_samples", o.log_samples);
   f.get("seed", o.seed);
   f.get("device", o.device);
@@ -89,34 +97,39 @@ EvalOptions parse_eval_options(const Json& j, const std::string& where) {
     }
     o.models.push_back({m["name"].get<std::string>(), m["model"].get<std::string>()});
   }
-  if (o.num_samples <= 0) f.fail("num_samples", "must be positive");
-  if (o.temperature == 0) o.num_samples = o.maj_k = 1;  // greedy: every sample would be the same
+  require_positive(f, "num_samples", o.num_samples);
+  require_non_negative(f, "maj_k", o.maj_k);
+  require_non_negative(f, "max_prompts", o.max_prompts);
+  require_non_negative(f, "log_samples", o.log_samples);
+  if (o.generation.sampling.temperature == 0) o.num_samples = o.maj_k = 1;  // greedy: every sample would be the same
   if (o.maj_k == 0) o.maj_k = o.num_samples;
   if (o.maj_k > o.num_samples) f.fail("maj_k", "must be <= num_samples");
-  if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
   return o;
+}
+
+std::vector<StageInput> eval_inputs(const EvalOptions& o) {
+  std::vector<StageInput> in = {{"data", o.prompts.data, StageInput::Kind::kFile}};
+  for (size_t i = 0; i < o.models.size(); ++i) {
+    in.push_back({"models[" + std::to_string(i) + "]", o.models[i].dir, StageInput::Kind::kModelDir});
+  }
+  return in;
 }
 
 StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   const DeviceChoice device = rank_device(o.device);
   // One seeded order, so every model answers the same prompts (all of them unless max_prompts).
-  const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
+  const PromptData data(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed);
   const int64_t size = static_cast<int64_t>(data.size());
   const int64_t B = o.max_prompts > 0 ? std::min<int64_t>(o.max_prompts, size) : size;
   const std::vector<const Json*> rows = data.rows(0, B);
-  const rewards::Scorer scorer = rewards::Scorer::from_json(o.rewards, ctx.stage_name + ".rewards");
+  const rewards::Scorer& scorer = *o.rewards.scorer;
   ThreadPool pool(0);
-  rollout::SamplingOptions sampling;
-  sampling.temperature = o.temperature;
-  sampling.top_p = o.top_p;  // greedy keeps the argmax, which top-p never drops
-  sampling.max_new_tokens = o.max_new_tokens;
-  sampling.stop_strings = o.stop_strings;
   const int64_t n = o.num_samples;
   std::vector<uint64_t> seeds;
   for (int64_t b = 0; b < B; ++b) seeds.push_back(rollout::prompt_seed(o.seed, b));
 
-  // Data parallel: rank r answers prompts r, r+R, ...; the per-prompt tallies are gathered
+  // Data parallel: rank r answers prompts r, r+R, ...; the counts are summed over ranks
   // so every rank computes the same totals; rank 0 writes the files.
   DistributedContext& dist = distributed();
   const std::vector<int64_t> my_index = strided_share(B, dist);
@@ -137,61 +150,66 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     const Tokenizer tokenizer = Tokenizer::load(m.dir);
     auto model = policy::load_pretrained(m.dir, device);
     model->eval();
-    rollout::EngineOptions engine_options;
-    engine_options.max_batch_rows = o.generation_batch_rows;
-    rollout::Engine engine = make_engine(model, tokenizer, engine_options);
-    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, my_rows, my_seeds, n, sampling);
+    rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine());
+    const ScoredGroups g =
+        sample_groups(engine, tokenizer, data, scorer, pool, my_rows, my_seeds, n, o.generation.sampling);
 
-    // Per prompt: correct samples, completion tokens, reward parts, maj@k verdict.
-    Json tallies = Json::array();
+    // This rank's counts over its prompts; summed over ranks they are the one-rank totals
+    // (counts and rewards in multiples of 1/2^k: exact in float64 in any order).
+    const std::vector<std::string> reward_names = o.rewards.names();
+    EvalCounts mine{.parts = std::vector<double>(reward_names.size(), 0.0)};
+    std::vector<Json> logged;  // this rank's samples among the first log_samples prompts
     for (int64_t j = 0; j < static_cast<int64_t>(my_rows.size()); ++j) {
-      Json t = {{"index", my_index[j]}, {"correct", 0}, {"tokens", 0}, {"parts", Json::object()}};
       std::vector<std::string> completions;
       std::vector<bool> verdicts;
       for (int64_t s = 0; s < n; ++s) {
         const int64_t i = j * n + s;
         const bool ok = is_correct(g.scored[i], scorer);
-        t["correct"] = t["correct"].get<int64_t>() + ok;
-        t["tokens"] = t["tokens"].get<int64_t>() + static_cast<int64_t>(g.rollouts.rows[i].completion_ids.size());
-        for (const auto& [name, v] : g.scored[i].parts) t["parts"][name] = t["parts"].value(name, 0.0) + v;
+        mine.correct += ok;
+        mine.tokens += static_cast<double>(g.rollouts.rows[i].completion_ids.size());
+        for (size_t k = 0; k < reward_names.size(); ++k) {
+          const auto it = g.scored[i].parts.find(reward_names[k]);
+          if (it != g.scored[i].parts.end()) mine.parts[k] += it->second;
+        }
         completions.push_back(g.rollouts.rows[i].text);
         verdicts.push_back(ok);
       }
-      t["maj_correct"] = majority_vote_correct(completions, verdicts, o.maj_k);
+      mine.maj_correct += majority_vote_correct(completions, verdicts, o.maj_k);
       if (my_index[j] < o.log_samples) {
-        t["sample"] = {{"model", m.name}, {"prompt", g.prompt_texts[j]}, {"completion", g.rollouts.rows[j * n].text},
-                       {"answer", my_rows[j]->contains("answer") ? (*my_rows[j])["answer"] : Json()},
-                       {"correct", is_correct(g.scored[j * n], scorer)}};
+        logged.push_back({{"index", my_index[j]},
+                          {"model", m.name},
+                          {"prompt", g.prompt_texts[j]},
+                          {"completion", g.rollouts.rows[j * n].text},
+                          {"answer", my_rows[j]->contains("answer") ? (*my_rows[j])["answer"] : Json()},
+                          {"correct", is_correct(g.scored[j * n], scorer)}});
       }
-      tallies.push_back(t);
     }
-    std::vector<Json> all(B);
-    for (const Json& rank_tallies : dist.all_gather_json(tallies, ctx.stage_name + ": eval tallies")) {
-      for (const Json& t : rank_tallies) all[t["index"].get<int64_t>()] = t;
+    const EvalCounts all = mine.over_ranks(dist, ctx.stage_name + ": eval counts");
+    std::vector<Json> samples_in_order;
+    for (const Json& part : dist.all_gather_json(logged, ctx.stage_name + ": eval samples")) {
+      for (const Json& row : part) samples_in_order.push_back(row);
     }
-    double correct = 0, tokens = 0, maj_correct = 0;
-    std::map<std::string, double> part_sums;
-    for (const Json& t : all) {
-      correct += t["correct"].get<double>();
-      tokens += t["tokens"].get<double>();
-      maj_correct += t["maj_correct"].get<bool>();
-      for (const auto& [name, v] : t["parts"].items()) part_sums[name] += v.get<double>();
-      if (samples && t.contains("sample")) samples->write(t["sample"]);
+    std::sort(samples_in_order.begin(), samples_in_order.end(),
+              [](const Json& x, const Json& y) { return x["index"] < y["index"]; });
+    for (Json& row : samples_in_order) {
+      row.erase("index");
+      if (samples) samples->write(row);
     }
+    const double correct = all.correct, tokens = all.tokens, maj_correct = all.maj_correct;
     const double total = static_cast<double>(B * n);
     Json r = {{"model", m.dir},
               {"accuracy", correct / total},
               {"mean_completion_tokens", tokens / total},
               {"n", B},
               {"samples_per_prompt", n},
-              {"temperature", o.temperature},
+              {"temperature", o.generation.sampling.temperature},
               {"params", model->num_parameters()},
               {"active_params", model->num_active_parameters()}};
     if (o.maj_k > 1) {
       r["maj_at_k"] = maj_correct / B;
       r["k"] = o.maj_k;
     }
-    for (const auto& [name, sum] : part_sums) r["rewards"][name] = sum / total;
+    for (size_t k = 0; k < reward_names.size(); ++k) r["rewards"][reward_names[k]] = all.parts[k] / total;
     results[m.name] = r;
     if (dist.is_main()) {
       log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,
@@ -201,7 +219,10 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   }
   if (dist.is_main()) {
     samples->commit();
-    const Json report = {{"models", results}, {"data", o.data}, {"num_samples", n}, {"temperature", o.temperature}};
+    const Json report = {{"models", results},
+                         {"data", o.prompts.data},
+                         {"num_samples", n},
+                         {"temperature", o.generation.sampling.temperature}};
     write_file_atomic((out_dir / "eval.json").string(), report.dump(2) + "\n");
   }
   StageResult result;
@@ -210,5 +231,11 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   return result;
 }
+
+namespace {
+const StageRegistration kEval({"eval", "held-out pass@1, maj@k and completion length of any number of models",
+                               /*writes_model=*/false, /*writes_data=*/false,
+                               stage_parser(parse_eval_options, eval_inputs, run_eval)});
+}  // namespace
 
 }  // namespace r1kit::pipelines

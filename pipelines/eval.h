@@ -10,7 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "pipelines/grpo/trainer.h"
+#include "pipelines/options.h"
+#include "pipelines/stage.h"
 
 namespace r1kit::pipelines {
 
@@ -21,18 +22,13 @@ struct EvalModel {
 
 struct EvalOptions {
   std::vector<EvalModel> models;
-  std::string data;                       // held-out prompt JSONL ({"prompt", "answer"} / tests)
-  std::string prompt_field = "prompt";
-  std::string prompt_template = "{prompt}";  // usually the one the model was trained with
-  Json rewards = Json::array({{{"name", "math"}, {"weight", 1.0}}, {{"name", "format"}, {"weight", 1.0}}});
+  PromptOptions prompts;                  // held-out prompts; the template usually the training one
+  RewardSpec rewards;                     // the first is the task's checker (correctness)
+  // DeepSeek-R1's evaluation setting: T 0.6, top-p 0.95; temperature 0 = greedy.
+  GenerationOptions generation{.sampling = {.temperature = 0.6, .top_p = 0.95, .max_new_tokens = 256}};
   int64_t num_samples = 4;                // n samples per prompt (pass@1 is their mean)
   int64_t maj_k = 0;                      // k of maj@k; 0 = num_samples (when > 1)
-  double temperature = 0.6;               // DeepSeek-R1's evaluation setting; 0 = greedy
-  double top_p = 0.95;
-  int64_t max_new_tokens = 256;
-  std::vector<std::string> stop_strings;
   int64_t max_prompts = 0;                // 0 = every row
-  int64_t generation_batch_rows = 64;
   int64_t log_samples = 3;                // per model, to eval_samples.jsonl
   uint64_t seed = 1234;
   std::string device = "auto";
@@ -46,7 +42,8 @@ bool majority_vote_correct(const std::vector<std::string>& completions, const st
 
 // `models` in JSON: a list of {"name", "model"} objects (the recipe runner turns stage names
 // into these before parsing).
-EvalOptions parse_eval_options(const Json& j, const std::string& where);
+EvalOptions parse_eval_options(const Json& j, const StageSetting& setting);
+std::vector<StageInput> eval_inputs(const EvalOptions& o);
 StageResult run_eval(const EvalOptions& options, const StageContext& context);
 
 }  // namespace r1kit::pipelines

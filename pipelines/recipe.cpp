@@ -2,14 +2,12 @@
 #include "pipelines/recipe.h"
 
 #include <filesystem>
+#include <map>
+#include <memory>
 #include <set>
 
-#include "pipelines/distill.h"
-#include "pipelines/eval.h"
-#include "pipelines/grpo/trainer.h"
-#include "pipelines/rejection_sample.h"
 #include "pipelines/report.h"
-#include "pipelines/sft.h"
+#include "pipelines/stage.h"
 #include "src/atomic_file.h"
 #include "src/distributed.h"
 #include "src/logging.h"
@@ -19,35 +17,129 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// The finished stage `from`'s output for option `key`: its dataset for "data" when it wrote
-// one (rejection_sample), else its model directory.
-Json stage_output(const std::string& from, const std::string& key, const Json& manifest, const std::string& where) {
-  const Json* entry = manifest["stages"].contains(from) ? &manifest["stages"][from] : nullptr;
-  if (entry == nullptr || (*entry)["state"] != "done") {
-    throw Error(where + "." + key + ": stage '" + from + "' has not run before this one");
+// A stage of the recipe, parsed and checked, ready to run.
+struct PlannedStage {
+  std::string name;
+  const StageType* type = nullptr;
+  std::unique_ptr<Stage> stage;
+};
+
+// What the recipe's earlier stages will have written when a stage runs.
+struct Planned {
+  std::map<std::string, const StageType*> stages;  // by name, in recipe order so far
+  std::set<std::string> outputs;                   // their model directories and datasets
+};
+
+// The output `{"from": name}` names under option `key`: the dataset of a stage that writes
+// one for "data", else the model directory of a stage that writes a model. Known before any
+// stage runs (stage.h: outputs are fixed by the run directory and the stage's name).
+std::string planned_output(const Json& ref, const std::string& key, const Planned& planned, const std::string& run_dir,
+                           const std::string& where) {
+  if (!ref.is_string()) throw Error(where + key + ": \"from\" must name an earlier stage, got " + ref.dump());
+  const std::string from = ref.get<std::string>();
+  const auto it = planned.stages.find(from);
+  if (it == planned.stages.end()) {
+    throw Error(where + key + ": {\"from\": \"" + from + "\"} names no earlier stage of the recipe");
   }
-  const std::string data = entry->value("data_path", ""), model = entry->value("model_dir", "");
-  if (key == "data" && !data.empty()) return data;
-  if (!model.empty()) return model;
-  throw Error(where + "." + key + ": stage '" + from + "' has no " + (key == "data" ? "dataset or " : "") + "model");
+  const StageType& type = *it->second;
+  if (key == "data") {
+    if (!type.writes_data) {
+      throw Error(where + key + ": stage '" + from + "' (" + type.name + ") writes no dataset");
+    }
+    return stage_data_path(run_dir, from);
+  }
+  if (!type.writes_model) throw Error(where + key + ": stage '" + from + "' (" + type.name + ") writes no model");
+  return stage_model_dir(run_dir, from);
 }
 
 // Replaces {"from": "<stage>"} values with that stage's output, and an eval stage's model
 // names ("models": ["base", "zero", {"name": "x", "model": DIR}]) with {"name", "model"}.
-void resolve_from(Json& options, const Json& manifest, const std::string& where) {
+void resolve_from(Json& options, const Planned& planned, const std::string& run_dir, const std::string& where) {
   for (auto it = options.begin(); it != options.end(); ++it) {
-    if (!it->is_object() || !it->contains("from") || !(*it)["from"].is_string()) continue;
-    *it = stage_output((*it)["from"].get<std::string>(), it.key(), manifest, where);
+    if (!it->is_object() || !it->contains("from")) continue;
+    if (it->size() != 1) throw Error(where + it.key() + ": a {\"from\": stage} reference has no other keys");
+    *it = planned_output((*it)["from"], it.key(), planned, run_dir, where);
   }
-  if (options.value("type", "") == "eval" && options.contains("models") && options["models"].is_array()) {
-    for (Json& m : options["models"]) {
-      if (m.is_string()) {
-        m = Json{{"name", m}, {"model", stage_output(m.get<std::string>(), "models", manifest, where)}};
-      } else if (m.is_object() && m.contains("model") && m["model"].is_object() && m["model"].contains("from")) {
-        m["model"] = stage_output(m["model"]["from"].get<std::string>(), "models", manifest, where);
-      }
+  if (options.value("type", "") != "eval" || !options.contains("models") || !options["models"].is_array()) return;
+  for (size_t i = 0; i < options["models"].size(); ++i) {
+    Json& m = options["models"][i];
+    const std::string key = "models[" + std::to_string(i) + "]";
+    if (m.is_string()) {
+      m = Json{{"name", m}, {"model", planned_output(m, key, planned, run_dir, where)}};
+    } else if (m.is_object() && m.contains("model") && m["model"].is_object() && m["model"].contains("from")) {
+      m["model"] = planned_output(m["model"]["from"], key, planned, run_dir, where);
     }
   }
+}
+
+// An input that is neither an earlier stage's output nor on disk is an error naming its key.
+void check_input(const StageInput& in, const Planned& planned, const std::string& where) {
+  namespace fs = std::filesystem;
+  if (planned.outputs.count(in.path)) return;
+  std::error_code ec;
+  const std::string at = where + in.key + ": " + in.path;
+  switch (in.kind) {
+    case StageInput::Kind::kFile:
+      if (!fs::is_regular_file(in.path, ec)) throw Error(at + " does not exist (or is not a file)");
+      break;
+    case StageInput::Kind::kModelDir:
+      if (!fs::is_directory(in.path, ec)) throw Error(at + " is not a directory");
+      if (!fs::exists(fs::path(in.path) / "config.json", ec)) throw Error(at + " has no config.json (not a model)");
+      break;
+    case StageInput::Kind::kTokenizer:
+      if (!fs::is_regular_file(in.path, ec) && !fs::is_regular_file(fs::path(in.path) / "tokenizer.json", ec)) {
+        throw Error(at + " is neither a tokenizer.json nor a directory holding one");
+      }
+      break;
+  }
+}
+
+// Parses and checks EVERY stage before any runs: names, types, options, rewards, {"from"}
+// references and input paths. The first problem is an r1kit::Error naming file, stage, key.
+std::vector<PlannedStage> plan_recipe(const Json& recipe, const std::string& file, const std::string& run_dir) {
+  if (!recipe.is_object() || !recipe.contains("stages") || !recipe["stages"].is_array()) {
+    throw Error(file + ": expected {\"stages\": [...]}");
+  }
+  for (auto it = recipe.begin(); it != recipe.end(); ++it) {
+    if (it.key() != "stages" && it.key() != "about") {
+      throw Error(file + ": " + it.key() + ": unknown key (a recipe has \"stages\" and an optional \"about\")");
+    }
+  }
+  std::vector<PlannedStage> plan;
+  Planned planned;
+  for (size_t i = 0; i < recipe["stages"].size(); ++i) {
+    Json options = recipe["stages"][i];
+    const std::string at = file + ": stages[" + std::to_string(i) + "]";
+    if (!options.is_object() || !options.contains("name") || !options["name"].is_string()) {
+      throw Error(at + ".name is required");
+    }
+    const std::string name = options["name"];
+    if (planned.stages.count(name)) throw Error(at + ".name: '" + name + "' is used twice");
+    const std::string where = file + ": stage '" + name + "': ";
+    if (!options.contains("type") || !options["type"].is_string()) {
+      throw Error(where + "type is required (one of " + stage_type_names() + ")");
+    }
+    const StageType* type = find_stage_type(options["type"]);
+    if (type == nullptr) {
+      throw Error(where + "type: '" + options["type"].get<std::string>() + "' is not a stage type (known: " +
+                  stage_type_names() + ")");
+    }
+    resolve_from(options, planned, run_dir, where);
+    PlannedStage p{name, type, nullptr};
+    try {
+      p.stage = type->parse(options, StageSetting{where, distributed().world_size()});
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {  // a library's exception: still name the stage
+      throw Error(where + e.what());
+    }
+    for (const StageInput& in : p.stage->inputs()) check_input(in, planned, where);
+    planned.stages[name] = type;
+    if (type->writes_model) planned.outputs.insert(stage_model_dir(run_dir, name));
+    if (type->writes_data) planned.outputs.insert(stage_data_path(run_dir, name));
+    plan.push_back(std::move(p));
+  }
+  return plan;
 }
 
 // RUN/summary.json: per stage its type, seconds and (for stages with a model) parameter
@@ -109,10 +201,17 @@ Json apply_overrides(Json recipe, const std::vector<std::string>& sets) {
   return recipe;
 }
 
+void validate_recipe(const RunArgs& args) {
+  plan_recipe(apply_overrides(read_json_file(args.recipe), args.sets), args.recipe, args.out);
+}
+
 int run_recipe(const RunArgs& args) {
-  Json recipe = apply_overrides(read_json_file(args.recipe), args.sets);
-  if (!recipe.is_object() || !recipe.contains("stages") || !recipe["stages"].is_array()) {
-    throw Error(args.recipe + ": expected {\"stages\": [...]}");
+  const Json recipe = apply_overrides(read_json_file(args.recipe), args.sets);
+  // Everything is checked before anything runs (and again on --resume).
+  const std::vector<PlannedStage> plan = plan_recipe(recipe, args.recipe, args.out);
+  if (args.check_only) {
+    if (distributed().is_main()) log::info("{}: {} stages, every option checked; nothing run", args.recipe, plan.size());
+    return 0;
   }
   fs::create_directories(args.out);
   const std::string manifest_path = (fs::path(args.out) / "manifest.json").string();
@@ -123,44 +222,21 @@ int run_recipe(const RunArgs& args) {
   const bool main_rank = distributed().is_main();
   if (main_rank) write_file_atomic((fs::path(args.out) / "recipe.json").string(), recipe.dump(2) + "\n");
 
-  std::set<std::string> names;
-  for (size_t i = 0; i < recipe["stages"].size(); ++i) {
-    Json stage = recipe["stages"][i];
-    const std::string where = args.recipe + ": stages[" + std::to_string(i) + "]";
-    if (!stage.is_object() || !stage.contains("name") || !stage["name"].is_string()) {
-      throw Error(where + ".name is required");
-    }
-    const std::string name = stage["name"];
-    if (!names.insert(name).second) throw Error(where + ".name: '" + name + "' is used twice");
-    const std::string type = stage.value("type", "");
-    if (manifest["stages"].contains(name) && manifest["stages"][name]["state"] == "done") {
-      log::info("stage {} ({}): done in an earlier run, skipped", name, type);
+  for (const PlannedStage& p : plan) {
+    const std::string& type = p.type->name;
+    if (manifest["stages"].contains(p.name) && manifest["stages"][p.name]["state"] == "done") {
+      log::info("stage {} ({}): done in an earlier run, skipped", p.name, type);
       continue;
     }
-    resolve_from(stage, manifest, where);
-    StageContext ctx;
-    ctx.run_dir = args.out;
-    ctx.stage_name = name;
-    ctx.resume = args.resume;
-    manifest["stages"][name] = {{"type", type}, {"state", "running"}};
+    manifest["stages"][p.name] = {{"type", type}, {"state", "running"}};
     if (main_rank) write_file_atomic(manifest_path, manifest.dump(2) + "\n");
-    if (main_rank) log::info("stage {} ({})", name, type);
-    StageResult result;
-    if (type == "grpo") {
-      result = grpo::run_grpo(grpo::parse_grpo_options(stage, where), ctx);
-    } else if (type == "sft") {
-      result = run_sft(parse_sft_options(stage, where), ctx);
-    } else if (type == "rejection_sample") {
-      result = run_rejection_sample(parse_rejection_sample_options(stage, where), ctx);
-    } else if (type == "distill") {
-      result = run_distill(parse_distill_options(stage, where), ctx);
-    } else if (type == "eval") {
-      result = run_eval(parse_eval_options(stage, where), ctx);
-    } else {
-      throw Error(where + ".type: '" + type + "' is not a stage type (known: sft, grpo, rejection_sample, distill, eval)");
-    }
-    manifest["stages"][name] = {{"type", type}, {"state", "done"}, {"model_dir", result.model_dir},
-                                {"data_path", result.data_path}, {"summary", result.summary}};
+    if (main_rank) log::info("stage {} ({})", p.name, type);
+    const StageResult result = p.stage->run(StageContext{args.out, p.name, args.resume});
+    manifest["stages"][p.name] = {{"type", type},
+                                  {"state", "done"},
+                                  {"model_dir", result.model_dir},
+                                  {"data_path", result.data_path},
+                                  {"summary", result.summary}};
     if (!main_rank) continue;
     write_file_atomic(manifest_path, manifest.dump(2) + "\n");
     write_file_atomic((fs::path(args.out) / "summary.json").string(), make_summary(recipe, manifest).dump(2) + "\n");

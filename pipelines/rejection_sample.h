@@ -11,17 +11,16 @@
 #include <map>
 #include <string>
 
-#include "pipelines/grpo/trainer.h"
+#include "pipelines/options.h"
+#include "pipelines/stage.h"
 
 namespace r1kit::pipelines {
 
 struct RejectionSampleOptions {
   std::string model;                      // HF model directory
-  std::string data;                       // prompt JSONL
-  std::string prompt_field = "prompt";
-  std::string prompt_template = "{prompt}";
-  Json rewards = Json::array({{{"name", "math"}, {"weight", 1.0}}, {{"name", "format"}, {"weight", 1.0}}});
-  std::map<std::string, double> min_rewards;  // reward name -> threshold; empty = {first reward: 1}
+  PromptOptions prompts;
+  RewardSpec rewards;
+  std::map<std::string, double> min_rewards;  // reward name -> threshold; default {first reward: 1}
   int64_t num_samples = 8;                // N per prompt
   int64_t max_per_prompt = 0;             // K kept per prompt at most; 0 = all that pass
   bool dedupe = true;                     // drop a completion identical to one kept for the prompt
@@ -29,17 +28,15 @@ struct RejectionSampleOptions {
   int64_t max_completion_tokens = 0;      // 0 = no bound (the engine's max_new_tokens still cuts)
   bool drop_truncated = true;             // a completion cut by max_new_tokens never finished
   int64_t max_prompts = 0;                // 0 = every row once; at most the dataset's size
-  double temperature = 1.0;               // 0 = greedy (num_samples is then 1)
-  double top_p = 1.0;
-  int64_t max_new_tokens = 256;
-  std::vector<std::string> stop_strings;
-  int64_t generation_batch_rows = 64;
+  GenerationOptions generation;           // temperature 0 = greedy (num_samples is then 1)
   int64_t prompts_per_batch = 64;         // prompts generated together
   uint64_t seed = 0;
   std::string device = "auto";
 };
 
-RejectionSampleOptions parse_rejection_sample_options(const Json& j, const std::string& where);
+// min_rewards names must be rewards of the stage; empty becomes {first reward: 1}.
+RejectionSampleOptions parse_rejection_sample_options(const Json& j, const StageSetting& setting);
+std::vector<StageInput> rejection_sample_inputs(const RejectionSampleOptions& o);
 // StageResult::data_path is the written JSONL; the summary counts samples drawn, passed (every
 // threshold reached) and kept (after the filters); acceptance_rate = kept / drawn.
 StageResult run_rejection_sample(const RejectionSampleOptions& options, const StageContext& context);

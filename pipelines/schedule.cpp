@@ -12,8 +12,14 @@ double learning_rate_at(const LrSchedule& s, int64_t step) {
   if (step < s.warmup_steps) return s.base * static_cast<double>(step + 1) / s.warmup_steps;
   const double span = static_cast<double>(std::max<int64_t>(s.max_steps - s.warmup_steps, 1));
   const double progress = std::min(1.0, static_cast<double>(step - s.warmup_steps) / span);
-  if (s.type == "linear") return s.base * (1.0 - progress);
-  if (s.type == "cosine") return s.base * (s.min_ratio + (1.0 - s.min_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress)));
+  switch (s.type) {
+    case ScheduleType::kConstant:
+      return s.base;
+    case ScheduleType::kLinear:
+      return s.base * (1.0 - progress);
+    case ScheduleType::kCosine:
+      return s.base * (s.min_ratio + (1.0 - s.min_ratio) * 0.5 * (1.0 + std::cos(M_PI * progress)));
+  }
   return s.base;
 }
 

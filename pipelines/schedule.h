@@ -3,14 +3,20 @@
 // which is what makes resume exact without saving any generator state.
 #pragma once
 #include <cstdint>
-#include <string>
 #include <vector>
+
+#include "src/config.h"
 
 namespace r1kit::pipelines {
 
+// The decay after warm-up (TRL's lr_scheduler_type).
+enum class ScheduleType { kConstant, kLinear, kCosine };
+inline constexpr EnumName<ScheduleType> kScheduleTypeNames[] = {
+    {"constant", ScheduleType::kConstant}, {"linear", ScheduleType::kLinear}, {"cosine", ScheduleType::kCosine}};
+
 struct LrSchedule {
   double base = 1e-3;                // peak learning rate
-  std::string type = "constant";     // constant | linear | cosine
+  ScheduleType type = ScheduleType::kConstant;
   int64_t warmup_steps = 0;          // linear ramp from base/warmup to base
   int64_t max_steps = 1;             // the decay ends here
   double min_ratio = 0.0;            // cosine decays to base * min_ratio

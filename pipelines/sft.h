@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "pipelines/grpo/trainer.h"
+#include "pipelines/options.h"
+#include "pipelines/stage.h"
 
 namespace r1kit::policy {
 class CausalLM;
@@ -30,14 +31,13 @@ struct SftOptions {
   int64_t seq_len = 128;             // window / max sequence length in tokens
   int64_t batch_size = 16;           // sequences per optimizer step
   int64_t max_steps = 200;
-  double learning_rate = 1e-3;
-  double weight_decay = 0.0;
-  double max_grad_norm = 1.0;
-  std::string lr_scheduler_type = "cosine";  // constant | linear | cosine
-  int64_t warmup_steps = 10;
+  // Cosine decays to 10% of the peak, as DeepSeek-R1 does for SFT (5e-5 -> 5e-6).
+  OptimizerOptions optimizer{.learning_rate = 1e-3,
+                             .lr_scheduler_type = ScheduleType::kCosine,
+                             .warmup_steps = 10,
+                             .min_lr_ratio = 0.1};
+  CheckpointOptions checkpoints;
   uint64_t seed = 0;
-  int64_t save_steps = 0;
-  int64_t save_total_limit = 2;
   std::string device = "auto";
 };
 
@@ -50,7 +50,11 @@ struct KdTeacher {
   double temperature = 1.0;
 };
 
-SftOptions parse_sft_options(const Json& j, const std::string& where);
+// Reads the sft keys into `o` (distill reads them too, beside its own); checks them.
+void read_sft_options(JsonFields& f, SftOptions& o, const StageSetting& setting);
+SftOptions parse_sft_options(const Json& j, const StageSetting& setting);
+// The paths an sft (or distill) stage reads: data, and model or tokenizer when given.
+std::vector<StageInput> sft_inputs(const SftOptions& o);
 StageResult run_sft(const SftOptions& options, const StageContext& context, const KdTeacher* teacher = nullptr);
 
 }  // namespace r1kit::pipelines

@@ -61,7 +61,13 @@ ModelConfig parse_model_config(const Json& j, const std::string& where) {
   ModelConfig c;
   JsonFields f(j, where);
   f.require("model_type", c.model_type);
-  const Architecture& arch = find_architecture(c.model_type);
+  const Architecture* found = nullptr;
+  try {
+    found = &find_architecture(c.model_type);
+  } catch (const Error& e) {
+    f.fail("model_type", std::string("is not known: ") + e.what());  // the error lists the known types
+  }
+  const Architecture& arch = *found;
 
   f.get("vocab_size", c.vocab_size);
   f.get("hidden_size", c.hidden_size);

@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <limits>
 
 #include "policy/cpu/dispatch.h"
@@ -60,19 +61,22 @@ SamplingOptions parse_sampling_options(const Json& j, const std::string& where) 
   return o;
 }
 
-void validate(const SamplingOptions& o, const std::string& where) {
-  auto bad = [&](const std::string& key, const std::string& what) {
-    throw Error(where + ": " + key + " " + what);
-  };
-  if (!(o.temperature >= 0)) bad("temperature", "must be >= 0");
-  if (o.top_k < 0) bad("top_k", "must be >= 0 (0 = off)");
-  if (!(o.top_p > 0 && o.top_p <= 1)) bad("top_p", "must be in (0, 1]");
-  if (!(o.min_p >= 0 && o.min_p <= 1)) bad("min_p", "must be in [0, 1]");
-  if (!(o.repetition_penalty > 0)) bad("repetition_penalty", "must be > 0");
-  if (o.max_new_tokens < 1) bad("max_new_tokens", "must be >= 1");
+SamplingOptionError check(const SamplingOptions& o) {
+  if (!(o.temperature >= 0) || !std::isfinite(o.temperature)) return {"temperature", "must be >= 0"};
+  if (o.top_k < 0) return {"top_k", "must be >= 0 (0 = off)"};
+  if (!(o.top_p > 0 && o.top_p <= 1)) return {"top_p", "must be in (0, 1]"};
+  if (!(o.min_p >= 0 && o.min_p <= 1)) return {"min_p", "must be in [0, 1]"};
+  if (!(o.repetition_penalty > 0) || !std::isfinite(o.repetition_penalty)) return {"repetition_penalty", "must be > 0"};
+  if (o.max_new_tokens < 1) return {"max_new_tokens", "must be >= 1"};
   for (const auto& s : o.stop_strings) {
-    if (s.empty()) bad("stop_strings", "must not contain an empty string");
+    if (s.empty()) return {"stop_strings", "must not contain an empty string"};
   }
+  return {};
+}
+
+void validate(const SamplingOptions& o, const std::string& where) {
+  const SamplingOptionError e = check(o);
+  if (!e.key.empty()) throw Error(where + ": " + e.key + " " + e.what);
 }
 
 uint64_t prompt_seed(uint64_t seed, int64_t prompt_index) {

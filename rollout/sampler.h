@@ -37,7 +37,12 @@ struct SamplingOptions {
 
 // `where` names the JSON origin in errors ("recipe.json: rollout.sampling").
 SamplingOptions parse_sampling_options(const Json& j, const std::string& where);
-// Throws r1kit::Error for out-of-range values.
+// The first out-of-range field of `o`: its JSON key and what is wrong (key "" when valid).
+struct SamplingOptionError {
+  std::string key, what;
+};
+SamplingOptionError check(const SamplingOptions& o);
+// Throws r1kit::Error "where: key what" for the first out-of-range value.
 void validate(const SamplingOptions& o, const std::string& where);
 
 // The stream key of one row (prompt_seed = seed of the row's prompt).

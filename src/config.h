@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -19,6 +20,24 @@
 namespace r1kit {
 
 using Json = nlohmann::json;
+
+// One spelling of an enum value in JSON: `{"dapo", LossType::kDapo}`. An enum's table of these
+// is written once, beside the enum, and serves both parsing (JsonFields::get) and printing
+// (enum_name).
+template <class E>
+struct EnumName {
+  std::string_view name;
+  E value;
+};
+
+// The JSON spelling of `value` in `names` ("?" for a value missing from the table).
+template <class E, size_t N>
+std::string_view enum_name(E value, const EnumName<E> (&names)[N]) {
+  for (const auto& n : names) {
+    if (n.value == value) return n.name;
+  }
+  return "?";
+}
 
 // Reads a whole JSON file; a syntax error names the file, line and column.
 Json read_json_file(const std::string& path);
@@ -37,6 +56,23 @@ class JsonFields {
     const Json* v = find(key);
     if (v == nullptr || v->is_null()) return;
     convert(key, *v, field);
+  }
+  // Optional enum key: the string must be one of `names`; the error lists them.
+  template <class E, size_t N>
+  void get(const std::string& key, E& field, const EnumName<E> (&names)[N]) {
+    const Json* v = find(key);
+    if (v == nullptr || v->is_null()) return;
+    std::string text;
+    convert(key, *v, text);
+    for (const auto& n : names) {
+      if (n.name == text) {
+        field = n.value;
+        return;
+      }
+    }
+    std::string known;
+    for (const auto& n : names) known += (known.empty() ? "" : ", ") + std::string(n.name);
+    fail(key, "'" + text + "' is not one of " + known);
   }
   // Key that must be present.
   template <class T>

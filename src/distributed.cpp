@@ -227,6 +227,18 @@ struct DistributedContext::Impl {
       return backend->allreduce(v, o);
     });
   }
+
+  // `values` reduced element-wise over ranks as one float64 tensor (sum_over_ranks and
+  // max_over_ranks). Without a group the values are already the result.
+  std::vector<double> reduce_values(std::vector<double> values, const std::string& op,
+                                    c10d::ReduceOp::RedOpType red) {
+    if (!env.launched || values.empty()) return values;
+    check_open(op);
+    at::Tensor t = on_backend(at::tensor(values, at::kDouble));
+    all_reduce_flat(t, op, red);
+    const at::Tensor host = t.cpu().contiguous();
+    return {host.data_ptr<double>(), host.data_ptr<double>() + host.numel()};
+  }
 };
 
 DistributedContext::DistributedContext() : impl_(std::make_unique<Impl>()) {}
@@ -397,20 +409,20 @@ void DistributedContext::all_reduce_sum(std::vector<at::Tensor>& tensors, const 
   }
 }
 
+std::vector<double> DistributedContext::sum_over_ranks(std::vector<double> values, const std::string& what) {
+  return impl_->reduce_values(std::move(values), what, c10d::ReduceOp::SUM);
+}
+
+std::vector<double> DistributedContext::max_over_ranks(std::vector<double> values, const std::string& what) {
+  return impl_->reduce_values(std::move(values), what, c10d::ReduceOp::MAX);
+}
+
 double DistributedContext::sum_over_ranks(double value, const std::string& what) {
-  if (!launched()) return value;
-  impl_->check_open(what);
-  at::Tensor t = impl_->on_backend(at::full({1}, value, at::kDouble));
-  impl_->all_reduce_flat(t, what);
-  return t.cpu().item<double>();
+  return sum_over_ranks(std::vector<double>{value}, what)[0];
 }
 
 double DistributedContext::max_over_ranks(double value, const std::string& what) {
-  if (!launched()) return value;
-  impl_->check_open(what);
-  at::Tensor t = impl_->on_backend(at::full({1}, value, at::kDouble));
-  impl_->all_reduce_flat(t, what, c10d::ReduceOp::MAX);
-  return t.cpu().item<double>();
+  return max_over_ranks(std::vector<double>{value}, what)[0];
 }
 
 void DistributedContext::broadcast(at::Tensor& tensor, int root, const std::string& what) {

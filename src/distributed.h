@@ -81,7 +81,10 @@ class DistributedContext {
   // The same for many tensors, flattened into buckets of one dtype and device (one collective
   // per bucket instead of one per tensor). Every tensor must be defined.
   void all_reduce_sum(std::vector<at::Tensor>& tensors, const std::string& what = "all_reduce");
-  // One number summed / maximised over ranks (loss normalisers, batch lengths, metrics).
+  // Numbers summed / maximised element-wise over ranks in one collective (loss normalisers,
+  // batch lengths, a step's counters), in float64: sums of counts stay exact.
+  std::vector<double> sum_over_ranks(std::vector<double> values, const std::string& what);
+  std::vector<double> max_over_ranks(std::vector<double> values, const std::string& what);
   double sum_over_ranks(double value, const std::string& what);
   double max_over_ranks(double value, const std::string& what);
   // Copies `root`'s tensor into every rank's (same shape and dtype everywhere).

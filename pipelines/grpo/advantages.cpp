@@ -18,13 +18,17 @@ Advantages group_advantages(const at::Tensor& rewards, int64_t G, const Advantag
   a.zero_std_group = group_std.squeeze(1).abs() < 1e-12;
   a.num_zero_std = a.zero_std_group.sum().item<int64_t>();
   at::Tensor centred = r - mean;
-  if (options.scale_rewards == "group") {
-    centred = centred / (group_std + options.eps);
-  } else if (options.scale_rewards == "batch") {
-    const at::Tensor all = rewards.to(at::kFloat);
-    centred = centred / ((all.numel() > 1 ? all.std() : at::zeros({})) + options.eps);
-  } else if (options.scale_rewards != "none") {
-    throw Error("scale_rewards: '" + options.scale_rewards + "' is not one of group, batch, none");
+  switch (options.scale_rewards) {
+    case ScaleRewards::kGroup:
+      centred = centred / (group_std + options.eps);
+      break;
+    case ScaleRewards::kBatch: {
+      const at::Tensor all = rewards.to(at::kFloat);
+      centred = centred / ((all.numel() > 1 ? all.std() : at::zeros({})) + options.eps);
+      break;
+    }
+    case ScaleRewards::kNone:
+      break;
   }
   a.values = centred.reshape({-1});
   return a;

@@ -8,12 +8,19 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <string>
+#include <cstdint>
+
+#include "src/config.h"
 
 namespace r1kit::pipelines::grpo {
 
+// What the centred rewards are divided by: the group's std, the batch's, or nothing.
+enum class ScaleRewards { kGroup, kBatch, kNone };
+inline constexpr EnumName<ScaleRewards> kScaleRewardsNames[] = {
+    {"group", ScaleRewards::kGroup}, {"batch", ScaleRewards::kBatch}, {"none", ScaleRewards::kNone}};
+
 struct AdvantageOptions {
-  std::string scale_rewards = "group";  // group | batch | none
+  ScaleRewards scale_rewards = ScaleRewards::kGroup;
   double eps = 1e-4;                    // added to the std before dividing
 };
 

@@ -4,9 +4,24 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "src/error.h"
 
 namespace r1kit::pipelines::grpo {
+
+void read_loss_options(JsonFields& f, LossOptions& o) {
+  f.get("loss_type", o.loss_type, kLossTypeNames);
+  f.get("importance_sampling_level", o.importance_sampling_level, kImportanceSamplingNames);
+  f.get("epsilon", o.epsilon);
+  f.get("epsilon_high", o.epsilon_high);
+  f.get("beta", o.beta);
+  f.get("entropy_coef", o.entropy_coef);
+  if (!(o.epsilon > 0 && o.epsilon < 1)) f.fail("epsilon", "must be in (0, 1), got " + std::to_string(o.epsilon));
+  if (!(o.epsilon_high >= 0)) f.fail("epsilon_high", "must be >= 0 (0 = epsilon)");
+  if (!(o.beta >= 0)) f.fail("beta", "must be >= 0, got " + std::to_string(o.beta));
+  if (!std::isfinite(o.entropy_coef)) f.fail("entropy_coef", "must be a finite number");
+}
 
 LossOutput grpo_loss(const LossInputs& in, const LossOptions& o) {
   const int64_t n = in.logprobs_new.size(0);
@@ -19,12 +34,13 @@ LossOutput grpo_loss(const LossInputs& in, const LossOptions& o) {
   const at::Tensor tokens_per_seq = mask.sum(-1).clamp_min(1.0);                       // [n]
   const at::Tensor log_ratio = (in.logprobs_new - in.logprobs_old) * mask;              // [n, T]
   at::Tensor log_w;                                                                     // [n, T] or [n, 1]
-  if (o.importance_sampling_level == "token") {
-    log_w = log_ratio;
-  } else if (o.importance_sampling_level == "sequence") {
-    log_w = (log_ratio.sum(-1) / tokens_per_seq).unsqueeze(-1);
-  } else {
-    throw Error("importance_sampling_level: '" + o.importance_sampling_level + "' is not token or sequence");
+  switch (o.importance_sampling_level) {
+    case ImportanceSampling::kToken:
+      log_w = log_ratio;
+      break;
+    case ImportanceSampling::kSequence:
+      log_w = (log_ratio.sum(-1) / tokens_per_seq).unsqueeze(-1);
+      break;
   }
   const double eps_high = o.epsilon_high > 0 ? o.epsilon_high : o.epsilon;
   const at::Tensor ratio = at::exp(log_w);
@@ -50,16 +66,19 @@ LossOutput grpo_loss(const LossInputs& in, const LossOptions& o) {
   const double mb_tokens = mask.sum().item<double>();
   const double batch_tokens = in.batch_tokens > 0 ? in.batch_tokens : mb_tokens;
   LossOutput out;
-  if (o.loss_type == "grpo") {
-    out.loss = (masked.sum(-1) / tokens_per_seq).sum() / batch_sequences;
-  } else if (o.loss_type == "bnpo") {
-    out.loss = masked.sum() / std::max(mb_tokens, 1.0) / static_cast<double>(std::max<int64_t>(in.num_minibatches, 1));
-  } else if (o.loss_type == "dapo") {
-    out.loss = masked.sum() / std::max(batch_tokens, 1.0);
-  } else if (o.loss_type == "dr_grpo") {
-    out.loss = masked.sum() / (batch_sequences * static_cast<double>(o.max_completion_length));
-  } else {
-    throw Error("loss_type: '" + o.loss_type + "' is not one of grpo, bnpo, dapo, dr_grpo");
+  switch (o.loss_type) {
+    case LossType::kGrpo:
+      out.loss = (masked.sum(-1) / tokens_per_seq).sum() / batch_sequences;
+      break;
+    case LossType::kBnpo:
+      out.loss = masked.sum() / std::max(mb_tokens, 1.0) / static_cast<double>(std::max<int64_t>(in.num_minibatches, 1));
+      break;
+    case LossType::kDapo:
+      out.loss = masked.sum() / std::max(batch_tokens, 1.0);
+      break;
+    case LossType::kDrGrpo:
+      out.loss = masked.sum() / (batch_sequences * static_cast<double>(o.max_completion_length));
+      break;
   }
 
   // Diagnostics (TRL's definitions: a clip counts where it changes the objective).

@@ -17,19 +17,36 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <string>
+#include <cstdint>
+
+#include "src/config.h"
 
 namespace r1kit::pipelines::grpo {
 
+// How the per-token losses are aggregated (TRL's loss_type; see the table above).
+enum class LossType { kGrpo, kBnpo, kDapo, kDrGrpo };
+inline constexpr EnumName<LossType> kLossTypeNames[] = {
+    {"grpo", LossType::kGrpo}, {"bnpo", LossType::kBnpo}, {"dapo", LossType::kDapo}, {"dr_grpo", LossType::kDrGrpo}};
+
+// One importance ratio per token, or one per sequence (GSPO).
+enum class ImportanceSampling { kToken, kSequence };
+inline constexpr EnumName<ImportanceSampling> kImportanceSamplingNames[] = {{"token", ImportanceSampling::kToken},
+                                                                           {"sequence", ImportanceSampling::kSequence}};
+
+// The objective's knobs: a typed piece of the GRPO stage's options (JSON keys = field names).
 struct LossOptions {
-  std::string loss_type = "dapo";                  // grpo | bnpo | dapo | dr_grpo (TRL names)
-  std::string importance_sampling_level = "token"; // token | sequence (GSPO)
+  LossType loss_type = LossType::kDapo;
+  ImportanceSampling importance_sampling_level = ImportanceSampling::kToken;
   double epsilon = 0.2;                            // lower clip: ratio >= 1 - epsilon
   double epsilon_high = 0.0;                       // upper clip: ratio <= 1 + epsilon_high; 0 = epsilon
   double beta = 0.0;                               // KL coefficient (0: no reference model)
   double entropy_coef = 0.0;                       // bonus on the policy entropy
-  int64_t max_completion_length = 256;             // dr_grpo's constant normaliser
+  int64_t max_completion_length = 256;             // dr_grpo's constant normaliser (the sampling cap)
 };
+
+// Reads the keys above (except max_completion_length, the sampling piece's) from a stage's
+// options and checks their ranges; errors name the key.
+void read_loss_options(JsonFields& f, LossOptions& o);
 
 struct LossInputs {
   at::Tensor logprobs_new;  // [n, T] fp32, differentiable: the policy being trained

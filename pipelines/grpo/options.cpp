@@ -10,16 +10,14 @@ const char* const kR1ZeroTemplate =
     "respectively, i.e., <think> reasoning process here </think> <answer> answer here </answer>. User: {prompt}. "
     "Assistant:";
 
-GrpoOptions parse_grpo_options(const Json& j, const std::string& where) {
+GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   GrpoOptions o;
-  JsonFields f(j, where);
+  JsonFields f(j, setting.where);
   f.ignore("name");
   f.ignore("type");
   f.require("model", o.model);
-  f.require("data", o.data);
-  f.get("prompt_field", o.prompt_field);
-  f.get("prompt_template", o.prompt_template);
-  f.get("rewards", o.rewards);
+  read_prompt_options(f, o.prompts);
+  read_rewards(f, o.rewards);
   f.get("prompts_per_step", o.prompts_per_step);
   f.get("num_generations", o.num_generations);
   f.get("per_device_train_batch_size", o.per_device_train_batch_size);
@@ -27,55 +25,43 @@ GrpoOptions parse_grpo_options(const Json& j, const std::string& where) {
   f.get("max_steps", o.max_steps);
   f.get("dynamic_sampling", o.dynamic_sampling);
   f.get("dynamic_sampling_max_rounds", o.dynamic_sampling_max_rounds);
-  f.get("max_completion_length", o.max_completion_length);
-  f.get("temperature", o.temperature);
-  f.get("top_p", o.top_p);
-  f.get("top_k", o.top_k);
-  f.get("min_p", o.min_p);
-  f.get("repetition_penalty", o.repetition_penalty);
-  f.get("stop_strings", o.stop_strings);
-  f.get("generation_batch_rows", o.generation_batch_rows);
-  f.get("loss_type", o.loss_type);
-  f.get("scale_rewards", o.scale_rewards);
-  f.get("importance_sampling_level", o.importance_sampling_level);
-  f.get("epsilon", o.epsilon);
-  f.get("epsilon_high", o.epsilon_high);
-  f.get("beta", o.beta);
+  read_generation_options(f, o.generation, "max_completion_length");
+  f.get("scale_rewards", o.advantages.scale_rewards, kScaleRewardsNames);
+  read_loss_options(f, o.loss);
+  o.loss.max_completion_length = o.generation.sampling.max_new_tokens;  // dr_grpo's normaliser
   f.get("ref_model_sync_steps", o.ref_model_sync_steps);
   f.get("mask_truncated_completions", o.mask_truncated_completions);
-  f.get("entropy_coef", o.entropy_coef);
-  f.get("learning_rate", o.learning_rate);
-  f.get("adam_beta1", o.adam_beta1);
-  f.get("adam_beta2", o.adam_beta2);
-  f.get("weight_decay", o.weight_decay);
-  f.get("max_grad_norm", o.max_grad_norm);
-  f.get("lr_scheduler_type", o.lr_scheduler_type);
-  f.get("warmup_steps", o.warmup_steps);
+  read_optimizer_options(f, o.optimizer);
+  read_checkpoint_options(f, o.checkpoints);
   f.get("seed", o.seed);
-  f.get("save_steps", o.save_steps);
-  f.get("save_total_limit", o.save_total_limit);
   f.get("log_completions", o.log_completions);
   f.get("device", o.device);
   f.finish();
-  auto positive = [&](const char* key, int64_t v) {
-    if (v <= 0) f.fail(key, "must be positive, got " + std::to_string(v));
-  };
-  positive("prompts_per_step", o.prompts_per_step);
-  positive("num_generations", o.num_generations);
-  positive("per_device_train_batch_size", o.per_device_train_batch_size);
-  positive("num_iterations", o.num_iterations);
-  positive("max_completion_length", o.max_completion_length);
-  positive("dynamic_sampling_max_rounds", o.dynamic_sampling_max_rounds);
-  if (o.max_steps < 0) f.fail("max_steps", "must be >= 0");
-  if (o.epsilon <= 0 || o.epsilon >= 1) f.fail("epsilon", "must be in (0, 1)");
-  if (o.beta < 0) f.fail("beta", "must be >= 0");
-  if (o.lr_scheduler_type != "constant" && o.lr_scheduler_type != "linear" && o.lr_scheduler_type != "cosine") {
-    f.fail("lr_scheduler_type", "'" + o.lr_scheduler_type + "' is not constant, linear or cosine");
+  require_positive(f, "prompts_per_step", o.prompts_per_step);
+  require_positive(f, "num_generations", o.num_generations);
+  if (o.num_generations < 2) {
+    f.fail("num_generations", "must be >= 2: a group of one completion has no spread, so no advantage");
   }
-  if (o.prompt_template.find("{prompt}") == std::string::npos) {
-    f.fail("prompt_template", "must contain {prompt}");
+  if (o.prompts_per_step % setting.world_size != 0) {
+    f.fail("prompts_per_step", std::to_string(o.prompts_per_step) + " prompts do not split evenly over " +
+                                   std::to_string(setting.world_size) +
+                                   " ranks (groups never split; use a multiple of the world size)");
+  }
+  require_positive(f, "per_device_train_batch_size", o.per_device_train_batch_size);
+  require_positive(f, "num_iterations", o.num_iterations);
+  require_non_negative(f, "max_steps", o.max_steps);
+  require_positive(f, "dynamic_sampling_max_rounds", o.dynamic_sampling_max_rounds);
+  require_non_negative(f, "ref_model_sync_steps", o.ref_model_sync_steps);
+  require_non_negative(f, "log_completions", o.log_completions);
+  if (!(o.generation.sampling.temperature > 0)) {
+    f.fail("temperature", "must be > 0 in grpo: the loss trains on the policy's logprobs at the sampling "
+                          "temperature (greedy decoding has none)");
   }
   return o;
+}
+
+std::vector<StageInput> grpo_inputs(const GrpoOptions& o) {
+  return {{"model", o.model, StageInput::Kind::kModelDir}, {"data", o.prompts.data, StageInput::Kind::kFile}};
 }
 
 }  // namespace r1kit::pipelines::grpo

@@ -10,7 +10,6 @@
 #include "pipelines/grpo/trainer.h"
 
 #include <ATen/ATen.h>
-#include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
@@ -21,12 +20,9 @@
 #include <numeric>
 #include <optional>
 
-#include "pipelines/checkpoint.h"
-#include "pipelines/grpo/advantages.h"
-#include "pipelines/grpo/loss.h"
 #include "pipelines/prompt_data.h"
-#include "pipelines/schedule.h"
 #include "pipelines/scored_groups.h"
+#include "pipelines/training.h"
 #include "policy/balancing.h"
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
@@ -53,31 +49,29 @@ constexpr int64_t kReplicaCheckSteps = 10;
 // The policy's view of a rollout batch: each row is prompt + completion, right-padded, with
 // inputs = tokens[:-1] and targets = tokens[1:]; the mask marks the completion targets.
 struct TrainBatch {
-  at::Tensor inputs;         // [N, L] int64
-  at::Tensor targets;        // [N, L] int64
-  at::Tensor mask;           // [N, L] fp32
-  at::Tensor logprobs_roll;  // [N, L] fp32 the sampler's logprobs at the completion targets
+  at::Tensor inputs;         // [N, T] int64
+  at::Tensor targets;        // [N, T] int64
+  at::Tensor mask;           // [N, T] fp32
+  at::Tensor logprobs_roll;  // [N, T] fp32 the sampler's logprobs at the completion targets
 };
 
 // The longest row's input length (at least 1).
 int64_t batch_length(const rollout::Rollouts& r) {
-  int64_t L = 1;
+  int64_t T = 1;
   for (const auto& row : r.rows) {
-    L = std::max<int64_t>(L, static_cast<int64_t>(row.prompt_ids.size() + row.completion_ids.size()) - 1);
+    T = std::max<int64_t>(T, static_cast<int64_t>(row.prompt_ids.size() + row.completion_ids.size()) - 1);
   }
-  return L;
+  return T;
 }
 
-// Rows padded to L >= batch_length(r). Data parallel ranks pad to the longest row of ALL
-// ranks: padding tokens pass through the MoE router too, and the expert load (the bias rule's
-// input) must count the same tokens as on one rank.
-TrainBatch make_batch(const rollout::Rollouts& r, bool mask_truncated, const at::Device& device, int64_t L) {
+// Rows padded to T >= batch_length(r): the longest row of ALL ranks (padded_length_over_ranks).
+TrainBatch make_batch(const rollout::Rollouts& r, bool mask_truncated, const at::Device& device, int64_t T) {
   const int64_t N = static_cast<int64_t>(r.rows.size());
   TrainBatch b;
-  b.inputs = at::zeros({N, L}, at::kLong);
-  b.targets = at::zeros({N, L}, at::kLong);
-  b.mask = at::zeros({N, L}, at::kFloat);
-  b.logprobs_roll = at::zeros({N, L}, at::kFloat);
+  b.inputs = at::zeros({N, T}, at::kLong);
+  b.targets = at::zeros({N, T}, at::kLong);
+  b.mask = at::zeros({N, T}, at::kFloat);
+  b.logprobs_roll = at::zeros({N, T}, at::kFloat);
   auto in = b.inputs.accessor<int64_t, 2>();
   auto tg = b.targets.accessor<int64_t, 2>();
   auto mk = b.mask.accessor<float, 2>();
@@ -126,73 +120,14 @@ std::vector<bool> spread_groups(const Advantages& a) {
 }
 
 
-// Reward-part, accuracy and length sums of a batch of scored groups, as {"sum": {...},
-// "max": {...}}: the form in which ranks' shares combine (combine_over_ranks).
-Json rollout_sums(const ScoredGroups& g, const rewards::Scorer& scorer) {
-  Json sum = {{"rows", g.rollouts.rows.size()}, {"correct", 0.0}, {"length", 0.0}, {"truncated", 0.0}};
-  Json parts = Json::object();
-  double len_max = 0;
-  for (const auto& s : g.scored) {
-    for (const auto& [name, v] : s.parts) parts[name] = parts.value(name, 0.0) + v;
-    // Accuracy: the share of completions whose first reward (the task's checker) is full.
-    if (!scorer.entries().empty()) {
-      auto it = s.parts.find(scorer.entries()[0].name);
-      sum["correct"] = sum["correct"].get<double>() + ((it != s.parts.end() ? it->second : s.value.value_or(0)) >= 1.0);
-    }
-  }
-  for (const auto& row : g.rollouts.rows) {
-    sum["length"] = sum["length"].get<double>() + row.completion_ids.size();
-    len_max = std::max<double>(len_max, row.completion_ids.size());
-    sum["truncated"] = sum["truncated"].get<double>() + (row.finish == rollout::FinishReason::kLength);
-  }
-  sum["parts"] = parts;
-  return {{"sum", sum}, {"max", {{"length", len_max}}}};
-}
-
-// Adds the "sum" fields (numbers, and objects of numbers) and takes the largest "max" fields
-// of every rank's `local`, in rank order (the same result on every rank).
-Json combine_over_ranks(DistributedContext& dist, const Json& local, const std::string& what) {
-  const std::vector<Json> all = dist.all_gather_json(local, what);
-  Json out = all[0];
-  for (size_t r = 1; r < all.size(); ++r) {
-    for (auto& [k, v] : all[r]["sum"].items()) {
-      if (v.is_object()) {
-        for (auto& [k2, v2] : v.items()) out["sum"][k][k2] = out["sum"][k].value(k2, 0.0) + v2.get<double>();
-      } else {
-        out["sum"][k] = out["sum"].value(k, 0.0) + v.get<double>();
-      }
-    }
-    for (auto& [k, v] : all[r]["max"].items()) out["max"][k] = std::max(out["max"].value(k, 0.0), v.get<double>());
-  }
-  return out;
-}
-
-// Reward, accuracy and length statistics from all ranks' sums and the drawn rewards [N].
-std::map<std::string, double> rollout_metrics(const Json& totals, const at::Tensor& r, const rewards::Scorer& scorer) {
-  const Json& sum = totals["sum"];
-  const double N = std::max(1.0, sum["rows"].get<double>());
-  std::map<std::string, double> m;
-  m["reward/mean"] = r.numel() > 0 ? r.mean().item<double>() : 0;
-  m["reward/std"] = r.numel() > 1 ? r.std().item<double>() : 0;
-  for (const auto& [name, v] : sum["parts"].items()) m["reward/" + name] = v.get<double>() / N;
-  if (!scorer.entries().empty()) m["accuracy"] = sum["correct"].get<double>() / N;
-  m["completion/mean_length"] = sum["length"].get<double>() / N;
-  m["completion/max_length"] = totals["max"]["length"].get<double>();
-  m["completion/frac_truncated"] = sum["truncated"].get<double>() / N;
-  return m;
-}
-
 // This rank's share of each batch of B prompts: [begin, begin + count) of the global order.
 struct Shard {
   int64_t begin = 0, count = 0;
 };
 
-Shard prompt_shard(int64_t B, const DistributedContext& dist, const std::string& stage) {
+// (The parse step checked that B is a multiple of the world size: groups never split.)
+Shard prompt_shard(int64_t B, const DistributedContext& dist) {
   const int64_t W = dist.world_size();
-  if (B % W != 0) {
-    throw Error(fmt::format("{}.prompts_per_step: {} prompts do not split evenly over {} ranks (groups never split; "
-                            "use a multiple of the world size)", stage, B, W));
-  }
   return {dist.rank() * (B / W), B / W};
 }
 
@@ -206,279 +141,339 @@ at::Tensor gather_rows(DistributedContext& dist, const at::Tensor& local, const 
   return all;
 }
 
+// Everything a GRPO stage holds for its whole run.
+struct GrpoRun {
+  const GrpoOptions& o;
+  const StageContext& ctx;
+  DistributedContext& dist;
+  DeviceChoice device;
+  Tokenizer tokenizer;
+  std::shared_ptr<policy::CausalLM> policy;
+  std::shared_ptr<policy::CausalLM> reference;  // only when the KL term is on
+  PromptData data;
+  const rewards::Scorer& scorer;
+  ThreadPool pool{0};
+  Shard shard;                                  // this rank's prompts of each batch
+  std::optional<JsonlAppender> samples;         // RUN/<stage>/samples.jsonl, rank 0
+};
+
+// A step's counters, summed (or maximised) over ranks in one collective each.
+struct RolloutCounts {
+  double rows = 0, correct = 0, length = 0, truncated = 0, generated_tokens = 0;
+  std::vector<double> parts;  // per reward of the scorer, in its order
+  double length_max = 0, seconds_rollout_max = 0;
+
+  // Adds this rank's scored groups (accuracy: the first reward, the task's checker, is full).
+  void add(const ScoredGroups& g, const rewards::Scorer& scorer) {
+    const auto& entries = scorer.entries();
+    parts.resize(entries.size(), 0.0);
+    for (const auto& scored : g.scored) {
+      for (size_t k = 0; k < entries.size(); ++k) {
+        const auto it = scored.parts.find(entries[k].name);
+        if (it != scored.parts.end()) parts[k] += it->second;
+      }
+      correct += is_correct(scored, scorer);
+    }
+    for (const auto& row : g.rollouts.rows) {
+      rows += 1;
+      length += static_cast<double>(row.completion_ids.size());
+      length_max = std::max<double>(length_max, static_cast<double>(row.completion_ids.size()));
+      truncated += row.finish == rollout::FinishReason::kLength;
+    }
+  }
+
+  RolloutCounts over_ranks(DistributedContext& dist) const {
+    std::vector<double> sums = {rows, correct, length, truncated, generated_tokens};
+    sums.insert(sums.end(), parts.begin(), parts.end());
+    sums = dist.sum_over_ranks(sums, "rollout counts");
+    const std::vector<double> maxes = dist.max_over_ranks({length_max, seconds_rollout_max}, "rollout maxima");
+    RolloutCounts all;
+    all.rows = sums[0], all.correct = sums[1], all.length = sums[2], all.truncated = sums[3];
+    all.generated_tokens = sums[4];
+    all.parts.assign(sums.begin() + 5, sums.end());
+    all.length_max = maxes[0], all.seconds_rollout_max = maxes[1];
+    return all;
+  }
+};
+
+// What one step sampled: the groups trained on (this rank's share), and for the metrics
+// everything drawn (the dynamic-sampling filter would flatter them).
+struct StepRollout {
+  ScoredGroups groups;                // this rank's share of what is trained on
+  std::vector<int64_t> trained_rows;  // global row (one-rank order) of each row of `groups`
+  RolloutCounts counts;               // this rank's share of everything drawn
+  std::vector<at::Tensor> drawn_rewards;  // per round: all ranks' rewards [B*G]
+  std::vector<Json> sample_rows;      // this rank's rows among the first log_completions
+  int64_t trained = 0, drawn = 0, rounds = 0, zero_std_drawn = 0;  // groups, over all ranks
+  double seconds_reward = 0;
+};
+
+// Steps 1-4: prompts (the next B of the seeded stream), G completions each from the policy
+// being trained, rewards. With dynamic sampling (DAPO) the groups whose rewards are all equal
+// are dropped and more prompts drawn, up to a cap. Each rank samples its shard; the decisions
+// are taken over all ranks' rewards.
+StepRollout rollout_step(GrpoRun& run, rollout::Engine& engine, TrainerState& state, int64_t step) {
+  const GrpoOptions& o = run.o;
+  const Shard shard = run.shard;
+  const int64_t B = o.prompts_per_step, G = o.num_generations;
+  constexpr int64_t kAll = std::numeric_limits<int64_t>::max();
+  StepRollout out;
+  double seconds_rollout = 0;
+  while (out.rounds == 0 || (o.dynamic_sampling && out.trained < B && out.rounds < o.dynamic_sampling_max_rounds)) {
+    const std::vector<const Json*> rows = run.data.rows(state.data_position + shard.begin, shard.count);
+    state.data_position += B;
+    std::vector<uint64_t> seeds;
+    for (int64_t b = 0; b < shard.count; ++b) {
+      // Round r's prompts get seeds B*r.. so that each round samples afresh; a prompt's seed
+      // is its global index, whatever the world size.
+      seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), out.drawn + shard.begin + b));
+    }
+    const ScoredGroups round =
+        sample_groups(engine, run.tokenizer, run.data, run.scorer, run.pool, rows, seeds, G, o.generation.sampling);
+    seconds_rollout += round.seconds_rollout;
+    out.seconds_reward += round.seconds_reward;
+    out.counts.generated_tokens += static_cast<double>(round.rollouts.generated_tokens);
+    std::vector<int64_t> round_rows(shard.count * G);
+    std::iota(round_rows.begin(), round_rows.end(), shard.begin * G);
+    const at::Tensor round_rewards = gather_rows(run.dist, round.rewards_tensor(), round_rows, B * G, "rewards");  // [B*G]
+    out.drawn_rewards.push_back(round_rewards);
+    const Advantages check = group_advantages(round_rewards, G, o.advantages);
+    out.zero_std_drawn += check.num_zero_std;
+    const std::vector<bool> spread = o.dynamic_sampling ? spread_groups(check) : std::vector<bool>(B, true);
+    // The batch is filled with the first kept groups in global order; a rank keeps its own.
+    std::vector<bool> keep(shard.count, false);
+    for (int64_t b = 0; b < B && out.trained < B; ++b) {
+      if (!spread[b]) continue;
+      if (b >= shard.begin && b < shard.begin + shard.count) {
+        keep[b - shard.begin] = true;
+        for (int64_t g = 0; g < G; ++g) out.trained_rows.push_back(out.trained * G + g);
+      }
+      ++out.trained;
+    }
+    for (int64_t i = 0; i < shard.count * G; ++i) {
+      const int64_t global = (out.drawn + shard.begin) * G + i;
+      if (global >= o.log_completions) break;
+      const rollout::Rollout& row = round.rollouts.rows[i];
+      out.sample_rows.push_back({{"i", global}, {"prompt", round.prompt_texts[row.prompt_index]},
+                                 {"completion", row.text}, {"reward", round.scored[i].value.value_or(0.0)},
+                                 {"why", round.scored[i].why}});
+    }
+    out.counts.add(round, run.scorer);
+    out.groups.append(round, keep, kAll);
+    out.drawn += B;
+    ++out.rounds;
+  }
+  out.counts.seconds_rollout_max = seconds_rollout;
+  return out;
+}
+
+// Loss diagnostics of the last pass, summed over this rank's tokens.
+struct TrainStats {
+  double grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, entropy = 0, tokens = 0;
+  double seconds_reference = 0, seconds_train = 0;
+  policy::ExpertLoadReport load;  // per MoE layer, over all ranks
+};
+
+// Steps 5-7: old-policy and reference logprobs, num_iterations optimizer steps over the
+// batch (micro-batched), then aux-loss-free balancing from the step's expert load.
+TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, const Advantages& adv, int64_t N,
+                      int64_t step) {
+  const GrpoOptions& o = run.o;
+  policy::CausalLM& policy = *run.policy;
+  TrainStats st;
+  const auto t_ref0 = Clock::now();
+  const int64_t N_local = static_cast<int64_t>(r.groups.rollouts.rows.size());
+  const int64_t T = padded_length_over_ranks(batch_length(r.groups.rollouts));
+  const TrainBatch batch = make_batch(r.groups.rollouts, o.mask_truncated_completions, run.device.device, T);
+  const int64_t micro = o.per_device_train_batch_size;
+  const double temperature = o.generation.sampling.temperature;
+  // The sampler's logprobs equal the policy's at the same temperature unless the
+  // distribution was truncated; only then is a separate old-policy forward needed.
+  const rollout::SamplingOptions& s = o.generation.sampling;
+  const bool truncated_sampling = s.top_k > 0 || s.top_p < 1 || s.min_p > 0 || s.repetition_penalty != 1;
+  const at::Tensor logprobs_old =
+      truncated_sampling && N_local > 0 ? score_batch(policy, batch, micro, temperature) : batch.logprobs_roll;
+  at::Tensor logprobs_ref;  // [N, T]
+  if (run.reference && N_local > 0) logprobs_ref = score_batch(*run.reference, batch, micro, temperature);
+  st.seconds_reference = seconds_since(t_ref0);
+
+  const auto t_train0 = Clock::now();
+  policy.train();
+  // The normalisers are the global batch's: summed over ranks, the micro-batch losses are
+  // the one-rank loss (bnpo: equal when each rank's rows are a multiple of the micro-batch).
+  const double batch_tokens = run.dist.sum_over_ranks(batch.mask.sum().item<double>(), "batch tokens");
+  const int64_t num_micro =
+      static_cast<int64_t>(run.dist.sum_over_ranks(static_cast<double>((N_local + micro - 1) / micro), "micro-batches"));
+  const at::Tensor advantages =  // [N_local]
+      N_local > 0 ? adv.values.index_select(0, at::tensor(r.trained_rows, at::kLong)).to(run.device.device) : at::Tensor();
+  for (int64_t it = 0; it < o.num_iterations && N > 0; ++it) {
+    training.optimizer().zero_grad();
+    for (int64_t s0 = 0; s0 < N_local; s0 += micro) {
+      const int64_t n = std::min(micro, N_local - s0);
+      const at::Tensor hidden = policy.forward_hidden(batch.inputs.narrow(0, s0, n));  // [n, T, D]
+      const policy::TokenLogprobs lp =
+          policy::token_logprobs(hidden, policy.lm_head_weight(), batch.targets.narrow(0, s0, n), {temperature});
+      LossInputs in;
+      in.logprobs_new = lp.logprobs;
+      in.logprobs_old = logprobs_old.narrow(0, s0, n);
+      if (logprobs_ref.defined()) in.logprobs_ref = logprobs_ref.narrow(0, s0, n);
+      in.entropy = lp.entropy;
+      in.advantages = advantages.narrow(0, s0, n);
+      in.mask = batch.mask.narrow(0, s0, n);
+      in.batch_sequences = N;
+      in.batch_tokens = batch_tokens;
+      in.num_minibatches = num_micro;
+      const LossOutput out = grpo_loss(in, o.loss);
+      // MoE sequence-wise balance loss (0 unless seq_aux_loss_alpha > 0), weighted by rows.
+      (out.loss + policy.aux_loss() * (static_cast<double>(n) / N)).backward();
+      if (it == o.num_iterations - 1) {
+        st.kl += out.kl_mean * out.tokens;
+        st.clip_low += out.clip_low_fraction * out.tokens;
+        st.clip_high += out.clip_high_fraction * out.tokens;
+        st.entropy += out.entropy_mean * out.tokens;
+        st.tokens += out.tokens;
+      }
+    }
+    st.grad_norm = training.step_optimizer();
+  }
+  // Aux-loss-free balancing from this step's expert load (DeepSeek-V3), over all ranks.
+  st.load = policy::update_router_biases(policy, policy.config().bias_update_speed,
+                                         [&](at::Tensor& l) { run.dist.all_reduce_sum(l, "expert load"); });
+  if (run.reference && o.ref_model_sync_steps > 0 && (step + 1) % o.ref_model_sync_steps == 0) {
+    policy::copy_weights(policy, *run.reference);  // R1-Zero: reference reset every 400 steps
+  }
+  st.seconds_train = seconds_since(t_train0);
+  return st;
+}
+
+// Step 8: the metrics row (rollout counts over everything drawn, loss diagnostics summed
+// over ranks, times of rank 0), and the step's first log_completions samples.
+std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, const TrainStats& st, double lr,
+                                           double seconds_step) {
+  const std::vector<double> diag =
+      run.dist.sum_over_ranks({st.kl, st.clip_low, st.clip_high, st.entropy, st.tokens}, "loss diagnostics");
+  const double tokens = diag[4];
+  const RolloutCounts all = r.counts.over_ranks(run.dist);
+  const double N = std::max(1.0, all.rows);
+  const at::Tensor rewards = at::cat(r.drawn_rewards);  // [rounds * B * G]
+  std::map<std::string, double> m;
+  m["reward/mean"] = rewards.numel() > 0 ? rewards.mean().item<double>() : 0;
+  m["reward/std"] = rewards.numel() > 1 ? rewards.std().item<double>() : 0;
+  const auto& entries = run.scorer.entries();
+  for (size_t k = 0; k < entries.size(); ++k) m["reward/" + entries[k].name] = all.parts[k] / N;
+  m["accuracy"] = all.correct / N;
+  m["completion/mean_length"] = all.length / N;
+  m["completion/max_length"] = all.length_max;
+  m["completion/frac_truncated"] = all.truncated / N;
+  m["frac_zero_std_groups"] = static_cast<double>(r.zero_std_drawn) / r.drawn;
+  m["trained_groups"] = static_cast<double>(r.trained);
+  if (run.o.dynamic_sampling) m["dynamic_sampling/rounds"] = static_cast<double>(r.rounds);
+  m["clip/low_fraction"] = tokens > 0 ? diag[1] / tokens : 0;
+  m["clip/high_fraction"] = tokens > 0 ? diag[2] / tokens : 0;
+  m["kl"] = tokens > 0 ? diag[0] / tokens : 0;
+  m["entropy"] = tokens > 0 ? diag[3] / tokens : 0;
+  m["grad_norm"] = st.grad_norm;
+  m["learning_rate"] = lr;
+  m["tokens_per_second"] = all.generated_tokens / std::max(all.seconds_rollout_max, 1e-9);
+  m["time/rollout"] = r.counts.seconds_rollout_max;
+  m["time/reward"] = r.seconds_reward;
+  m["time/reference"] = st.seconds_reference;
+  m["time/train"] = st.seconds_train;
+  m[kSecondsPerStepKey] = seconds_step;
+  // Expert load imbalance per MoE layer (max/mean; 1 = balanced), and the worst layer.
+  for (size_t l = 0; l < st.load.max_over_mean.size(); ++l) {
+    m[fmt::format("moe/load_max_over_mean/layer_{}", st.load.layers[l])] = st.load.max_over_mean[l];
+  }
+  if (!st.load.max_over_mean.empty()) {
+    m["moe/load_max_over_mean"] = *std::max_element(st.load.max_over_mean.begin(), st.load.max_over_mean.end());
+  }
+  return m;
+}
+
+// The first log_completions rows drawn (one-rank order), whichever rank sampled them, into
+// RUN/<stage>/samples.jsonl.
+void log_samples(GrpoRun& run, const StepRollout& r, int64_t step) {
+  if (run.o.log_completions == 0) return;
+  std::vector<Json> all;
+  for (const Json& part : run.dist.all_gather_json(r.sample_rows, "samples")) {
+    for (const Json& row : part) all.push_back(row);
+  }
+  std::sort(all.begin(), all.end(), [](const Json& a, const Json& b) { return a["i"] < b["i"]; });
+  if (!run.samples) return;
+  for (const Json& row : all) {
+    run.samples->write({{"stage", run.ctx.stage_name}, {"step", step}, {"prompt", row["prompt"]},
+                        {"completion", row["completion"]}, {"reward", row["reward"]}, {"why", row["why"]}});
+  }
+}
+
+// A few completions per step in RUN/<stage>/samples.jsonl (rank 0); on resume the rows of
+// replayed steps are dropped, as for the metrics.
+std::optional<JsonlAppender> open_samples(const StageContext& ctx, int64_t resumed_step) {
+  if (!distributed().is_main()) return std::nullopt;
+  const std::string path = (fs::path(ctx.run_dir) / ctx.stage_name / "samples.jsonl").string();
+  fs::create_directories(fs::path(path).parent_path());
+  if (ctx.resume) drop_rows_after_step(path, resumed_step);
+  return std::optional<JsonlAppender>(std::in_place, path);
+}
+
 }  // namespace
 
 StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const auto t_stage = Clock::now();
   DistributedContext& dist = distributed();  // one rank of one when not launched
   const DeviceChoice device = rank_device(o.device);  // cuda -> cuda:<LOCAL_RANK>
-  const Tokenizer tokenizer = Tokenizer::load(o.model);
-  auto policy = policy::load_pretrained(o.model, device);
-  const PromptData data(o.data, o.prompt_field, o.prompt_template, o.seed);
-  const rewards::Scorer scorer = rewards::Scorer::from_json(o.rewards, ctx.stage_name + ".rewards");
-  ThreadPool pool(0);
-  std::shared_ptr<policy::CausalLM> reference;  // only when the KL term is on
-  if (o.beta > 0) reference = policy::copy_model(*policy);
-  torch::optim::AdamW optimizer(policy->parameters(), torch::optim::AdamWOptions(o.learning_rate)
-                                                          .betas({o.adam_beta1, o.adam_beta2})
-                                                          .weight_decay(o.weight_decay));
-  const std::string ckpt_root = (fs::path(ctx.run_dir) / "checkpoints" / ctx.stage_name).string();
-  TrainerState state;
-  if (ctx.resume) {
-    if (const auto chosen = agreed_latest_checkpoint(ckpt_root, dist)) {
-      state = load_checkpoint(*chosen, *policy, optimizer, reference.get());
-      if (dist.is_main()) log::info("{}: resumed from {} (step {})", ctx.stage_name, *chosen, state.step);
-      check_replicas_equal(dist, replica_tensors(*policy), ctx.stage_name + " after resume");
-    }
-  }
-  // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events); rank 0 only.
-  MetricsLogger metrics((fs::path(ctx.run_dir) / ctx.stage_name).string(), /*enabled=*/dist.is_main());
-  if (ctx.resume) metrics.truncate_after(state.step);  // replayed steps are not logged twice
-  // A few completions per step in RUN/<stage>/samples.jsonl; on resume the rows of replayed
-  // steps are dropped, as for the metrics.
-  std::optional<JsonlAppender> samples;
-  if (dist.is_main()) {
-    const std::string samples_path = (fs::path(ctx.run_dir) / ctx.stage_name / "samples.jsonl").string();
-    fs::create_directories(fs::path(samples_path).parent_path());
-    if (ctx.resume) drop_rows_after_step(samples_path, state.step);
-    samples.emplace(samples_path);
-  }
-
-  rollout::EngineOptions engine_options;
-  engine_options.max_batch_rows = o.generation_batch_rows;
+  GrpoRun run{o, ctx, dist, device, Tokenizer::load(o.model), policy::load_pretrained(o.model, device), nullptr,
+              PromptData(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed), *o.rewards.scorer};
+  if (o.loss.beta > 0) run.reference = policy::copy_model(*run.policy);
+  run.shard = prompt_shard(o.prompts_per_step, dist);
+  Training training(*run.policy, o.optimizer, o.checkpoints, o.max_steps, ctx, run.reference.get());
+  run.samples = open_samples(ctx, training.state.step);
   // Completion text for rewards keeps <think> etc. and drops the final EOS (scored_groups.h).
-  rollout::Engine engine = make_engine(policy, tokenizer, engine_options);
-  rollout::SamplingOptions sampling;
-  sampling.temperature = o.temperature;
-  sampling.top_p = o.top_p;
-  sampling.top_k = o.top_k;
-  sampling.min_p = o.min_p;
-  sampling.repetition_penalty = o.repetition_penalty;
-  sampling.max_new_tokens = o.max_completion_length;
-  sampling.stop_strings = o.stop_strings;
-  // The sampler's logprobs equal the policy's at the same temperature unless the
-  // distribution was truncated; only then is a separate old-policy forward needed.
-  const bool truncated_sampling = o.top_k > 0 || o.top_p < 1 || o.min_p > 0 || o.repetition_penalty != 1;
+  rollout::Engine engine = make_engine(run.policy, run.tokenizer, o.generation.engine());
+  const int64_t G = o.num_generations;
 
-  LossOptions loss_options;
-  loss_options.loss_type = o.loss_type;
-  loss_options.importance_sampling_level = o.importance_sampling_level;
-  loss_options.epsilon = o.epsilon;
-  loss_options.epsilon_high = o.epsilon_high;
-  loss_options.beta = o.beta;
-  loss_options.entropy_coef = o.entropy_coef;
-  loss_options.max_completion_length = o.max_completion_length;
-  const int64_t B = o.prompts_per_step, G = o.num_generations;
-  const Shard shard = prompt_shard(B, dist, ctx.stage_name);  // this rank's prompts of each batch
-
-  for (int64_t step = state.step; step < o.max_steps; ++step) {
+  for (int64_t step = training.state.step; step < o.max_steps; ++step) {
     const auto t_step = Clock::now();
-    // 1-4. Prompts (the next B of the seeded stream), G completions each from the policy
-    // being trained, rewards, group-relative advantages. With dynamic sampling (DAPO) the
-    // groups whose rewards are all equal are dropped and more prompts drawn, up to a cap.
-    // Each rank samples its shard; the decisions are taken over all ranks' rewards.
-    policy->eval();
-    ScoredGroups groups;     // this rank's share of what is trained on
-    ScoredGroups drawn_all;  // this rank's share of everything sampled this step (the metrics:
-                           // unbiased by the filter)
-    std::vector<int64_t> trained_rows;      // global row (one-rank order) of each row of `groups`
-    std::vector<at::Tensor> drawn_rewards;  // per round: all ranks' rewards [B*G]
-    std::vector<Json> sample_rows;          // this rank's rows among the first log_completions
-    int64_t trained = 0, drawn = 0, rounds = 0, zero_std_drawn = 0;  // groups, over all ranks
-    double t_rollout = 0, t_reward = 0, generated_tokens = 0;
-    while (rounds == 0 || (o.dynamic_sampling && trained < B && rounds < o.dynamic_sampling_max_rounds)) {
-      const std::vector<const Json*> rows = data.rows(state.data_position + shard.begin, shard.count);
-      state.data_position += B;
-      std::vector<uint64_t> seeds;
-      for (int64_t b = 0; b < shard.count; ++b) {
-        // Round r's prompts get seeds B*r.. so that each round samples afresh; a prompt's seed
-        // is its global index, whatever the world size.
-        seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), drawn + shard.begin + b));
-      }
-      const ScoredGroups round = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, G, sampling);
-      t_rollout += round.seconds_rollout;
-      t_reward += round.seconds_reward;
-      generated_tokens += round.rollouts.generated_tokens;
-      std::vector<int64_t> round_rows(shard.count * G);
-      std::iota(round_rows.begin(), round_rows.end(), shard.begin * G);
-      const at::Tensor round_rewards = gather_rows(dist, round.rewards_tensor(), round_rows, B * G, "rewards");  // [B*G]
-      drawn_rewards.push_back(round_rewards);
-      const Advantages check = group_advantages(round_rewards, G, {o.scale_rewards});
-      zero_std_drawn += check.num_zero_std;
-      const std::vector<bool> spread = o.dynamic_sampling ? spread_groups(check) : std::vector<bool>(B, true);
-      // The batch is filled with the first kept groups in global order; a rank keeps its own.
-      std::vector<bool> keep(shard.count, false);
-      for (int64_t b = 0; b < B && trained < B; ++b) {
-        if (!spread[b]) continue;
-        if (b >= shard.begin && b < shard.begin + shard.count) {
-          keep[b - shard.begin] = true;
-          for (int64_t g = 0; g < G; ++g) trained_rows.push_back(trained * G + g);
-        }
-        ++trained;
-      }
-      for (int64_t i = 0; i < shard.count * G; ++i) {
-        const int64_t global = (drawn + shard.begin) * G + i;
-        if (global >= o.log_completions) break;
-        const rollout::Rollout& row = round.rollouts.rows[i];
-        sample_rows.push_back({{"i", global}, {"prompt", round.prompt_texts[row.prompt_index]}, {"completion", row.text},
-                               {"reward", round.scored[i].value.value_or(0.0)}, {"why", round.scored[i].why}});
-      }
-      constexpr int64_t kAll = std::numeric_limits<int64_t>::max();
-      drawn_all.append(round, std::vector<bool>(shard.count, true), kAll);
-      groups.append(round, keep, kAll);
-      drawn += B;
-      ++rounds;
-    }
-    if (trained == 0 && dist.is_main()) {
+    // 1-4. Rollout and rewards.
+    run.policy->eval();
+    const StepRollout r = rollout_step(run, engine, training.state, step);
+    if (r.trained == 0 && dist.is_main()) {
       // Every drawn group was uniform: no learning signal at all. Skip the update, log the step.
-      log::warn("{} step {}: all {} drawn groups had equal rewards; no update", ctx.stage_name, step + 1, drawn);
+      log::warn("{} step {}: all {} drawn groups had equal rewards; no update", ctx.stage_name, step + 1, r.drawn);
     }
-    const rollout::Rollouts& rollouts = groups.rollouts;
-    const int64_t N = trained * G;  // B*G over all ranks, or fewer when every draw was uniform
-    const int64_t N_local = static_cast<int64_t>(rollouts.rows.size());
-    const at::Tensor reward_t = gather_rows(dist, groups.rewards_tensor(), trained_rows, N, "trained rewards");  // [N]
-    const Advantages adv = N > 0 ? group_advantages(reward_t, G, {o.scale_rewards}) : Advantages{};
-
-    // 5. Old-policy and reference logprobs.
-    const auto t_ref0 = Clock::now();
-    const int64_t L = static_cast<int64_t>(dist.max_over_ranks(static_cast<double>(batch_length(rollouts)), "batch length"));
-    const TrainBatch batch = make_batch(rollouts, o.mask_truncated_completions, device.device, L);
-    const int64_t micro = o.per_device_train_batch_size;
-    const at::Tensor logprobs_old =
-        truncated_sampling && N_local > 0 ? score_batch(*policy, batch, micro, o.temperature) : batch.logprobs_roll;
-    at::Tensor logprobs_ref;
-    if (reference && N_local > 0) logprobs_ref = score_batch(*reference, batch, micro, o.temperature);
-    const double t_ref = seconds_since(t_ref0);
-
-    // 6. num_iterations optimizer steps over the batch, micro-batched.
-    const auto t_train0 = Clock::now();
-    policy->train();
-    const double lr = learning_rate_at({o.learning_rate, o.lr_scheduler_type, o.warmup_steps, o.max_steps}, step);
-    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    // The normalisers are the global batch's: summed over ranks, the micro-batch losses are
-    // the one-rank loss (bnpo: equal when each rank's rows are a multiple of the micro-batch).
-    const double batch_tokens = dist.sum_over_ranks(batch.mask.sum().item<double>(), "batch tokens");
-    const int64_t num_micro =
-        static_cast<int64_t>(dist.sum_over_ranks(static_cast<double>((N_local + micro - 1) / micro), "micro-batches"));
-    const at::Tensor advantages =
-        N_local > 0 ? adv.values.index_select(0, at::tensor(trained_rows, at::kLong)).to(device.device) : at::Tensor();
-    double grad_norm = 0, kl = 0, clip_low = 0, clip_high = 0, entropy = 0, tokens = 0;
-    for (int64_t it = 0; it < o.num_iterations && N > 0; ++it) {
-      optimizer.zero_grad();
-      for (int64_t s = 0; s < N_local; s += micro) {
-        const int64_t n = std::min(micro, N_local - s);
-        const at::Tensor hidden = policy->forward_hidden(batch.inputs.narrow(0, s, n));
-        const policy::TokenLogprobs lp = policy::token_logprobs(hidden, policy->lm_head_weight(),
-                                                                batch.targets.narrow(0, s, n), {o.temperature});
-        LossInputs in;
-        in.logprobs_new = lp.logprobs;
-        in.logprobs_old = logprobs_old.narrow(0, s, n);
-        if (logprobs_ref.defined()) in.logprobs_ref = logprobs_ref.narrow(0, s, n);
-        in.entropy = lp.entropy;
-        in.advantages = advantages.narrow(0, s, n);
-        in.mask = batch.mask.narrow(0, s, n);
-        in.batch_sequences = N;
-        in.batch_tokens = batch_tokens;
-        in.num_minibatches = num_micro;
-        const LossOutput out = grpo_loss(in, loss_options);
-        // MoE sequence-wise balance loss (0 unless seq_aux_loss_alpha > 0), weighted by rows.
-        (out.loss + policy->aux_loss() * (static_cast<double>(n) / N)).backward();
-        if (it == o.num_iterations - 1) {
-          kl += out.kl_mean * out.tokens;
-          clip_low += out.clip_low_fraction * out.tokens;
-          clip_high += out.clip_high_fraction * out.tokens;
-          entropy += out.entropy_mean * out.tokens;
-          tokens += out.tokens;
-        }
-      }
-      all_reduce_gradients(dist, policy->parameters());
-      grad_norm = torch::nn::utils::clip_grad_norm_(policy->parameters(), o.max_grad_norm);
-      optimizer.step();
-    }
-    // 7. Aux-loss-free balancing from this step's expert load (DeepSeek-V3), over all ranks.
-    const policy::ExpertLoadReport load = policy::update_router_biases(
-        *policy, policy->config().bias_update_speed, [&](at::Tensor& l) { dist.all_reduce_sum(l, "expert load"); });
-    if (reference && o.ref_model_sync_steps > 0 && (step + 1) % o.ref_model_sync_steps == 0) {
-      policy::copy_weights(*policy, *reference);  // R1-Zero: reference reset every 400 steps
-    }
-    const double t_train = seconds_since(t_train0);
-    state.step = step + 1;
-
-    // 8. Metrics (over everything drawn: the dynamic-sampling filter would bias them),
-    // samples, checkpoint. Sums come from every rank; times are rank 0's.
-    at::Tensor diag = at::tensor({kl, clip_low, clip_high, entropy, tokens}, at::kDouble);
-    dist.all_reduce_sum(diag, "loss diagnostics");
-    kl = diag[0].item<double>(), clip_low = diag[1].item<double>(), clip_high = diag[2].item<double>();
-    entropy = diag[3].item<double>(), tokens = diag[4].item<double>();
-    Json local = rollout_sums(drawn_all, scorer);
-    local["sum"]["generated_tokens"] = generated_tokens;
-    local["max"]["t_rollout"] = t_rollout;
-    const Json totals = combine_over_ranks(dist, local, "rollout metrics");
-    const double step_seconds = seconds_since(t_step);
-    std::map<std::string, double> m = rollout_metrics(totals, at::cat(drawn_rewards), scorer);
-    m["frac_zero_std_groups"] = static_cast<double>(zero_std_drawn) / drawn;
-    m["trained_groups"] = static_cast<double>(trained);
-    if (o.dynamic_sampling) m["dynamic_sampling/rounds"] = static_cast<double>(rounds);
-    m["clip/low_fraction"] = tokens > 0 ? clip_low / tokens : 0;
-    m["clip/high_fraction"] = tokens > 0 ? clip_high / tokens : 0;
-    m["kl"] = tokens > 0 ? kl / tokens : 0;
-    m["entropy"] = tokens > 0 ? entropy / tokens : 0;
-    m["grad_norm"] = grad_norm;
-    m["learning_rate"] = lr;
-    m["tokens_per_second"] = totals["sum"]["generated_tokens"].get<double>() /
-                             std::max(totals["max"]["t_rollout"].get<double>(), 1e-9);
-    m["time/rollout"] = t_rollout;
-    m["time/reward"] = t_reward;
-    m["time/reference"] = t_ref;
-    m["time/train"] = t_train;
-    m[kSecondsPerStepKey] = step_seconds;
-    // Expert load imbalance per MoE layer (max/mean; 1 = balanced), and the worst layer.
-    for (size_t l = 0; l < load.max_over_mean.size(); ++l) {
-      m[fmt::format("moe/load_max_over_mean/layer_{}", load.layers[l])] = load.max_over_mean[l];
-    }
-    if (!load.max_over_mean.empty()) {
-      m["moe/load_max_over_mean"] = *std::max_element(load.max_over_mean.begin(), load.max_over_mean.end());
-    }
-    metrics.log(state.step, m);
-    // The first log_completions rows drawn (one-rank order), whichever rank sampled them.
-    std::vector<Json> all_samples;
-    if (o.log_completions > 0) {
-      for (const Json& part : dist.all_gather_json(sample_rows, "samples")) {
-        for (const Json& row : part) all_samples.push_back(row);
-      }
-    }
-    std::sort(all_samples.begin(), all_samples.end(), [](const Json& a, const Json& b) { return a["i"] < b["i"]; });
-    for (const Json& row : all_samples) {
-      if (samples) {
-        samples->write({{"stage", ctx.stage_name}, {"step", state.step}, {"prompt", row["prompt"]},
-                        {"completion", row["completion"]}, {"reward", row["reward"]}, {"why", row["why"]}});
-      }
-    }
+    // Group-relative advantages over all ranks' trained rewards.
+    const int64_t N = r.trained * G;  // B*G over all ranks, or fewer when every draw was uniform
+    const at::Tensor rewards = gather_rows(dist, r.groups.rewards_tensor(), r.trained_rows, N, "trained rewards");  // [N]
+    const Advantages adv = N > 0 ? group_advantages(rewards, G, o.advantages) : Advantages{};
+    // 5-7. Train.
+    const double lr = training.begin_step(step);
+    const TrainStats st = train_step(run, training, r, adv, N, step);
+    // 8. Log and checkpoint.
+    const std::map<std::string, double> m = step_metrics(run, r, st, lr, seconds_since(t_step));
+    log_samples(run, r, step + 1);
     if (dist.is_main()) {
       log::info("{} {}", ctx.stage_name,
-                format_progress(state.step, o.max_steps, m,
+                format_progress(step + 1, o.max_steps, m,
                                 {"reward/mean", "accuracy", "completion/mean_length", "kl", "frac_zero_std_groups",
                                  kSecondsPerStepKey}));
     }
-    const bool last = state.step == o.max_steps;
-    if (last || state.step % kReplicaCheckSteps == 0) {
-      check_replicas_equal(dist, replica_tensors(*policy), fmt::format("{} step {}", ctx.stage_name, state.step));
-    }
-    if (last || (o.save_steps > 0 && state.step % o.save_steps == 0)) {
-      save_checkpoint_synced(dist, ckpt_root, *policy, tokenizer, optimizer, state, o.save_total_limit,
-                             reference.get());
-    }
+    training.end_step(step, m, run.tokenizer, kReplicaCheckSteps);
   }
 
   StageResult result;
-  result.model_dir = (fs::path(ctx.run_dir) / "models" / ctx.stage_name).string();
-  save_final_model(dist, *policy, tokenizer, result.model_dir);
+  result.model_dir = training.save_final(run.tokenizer);
   result.summary = {{"type", "grpo"},
-                    {"params", policy->num_parameters()},
-                    {"active_params", policy->num_active_parameters()},
-                    {"steps", state.step},
+                    {"params", run.policy->num_parameters()},
+                    {"active_params", run.policy->num_active_parameters()},
+                    {"steps", training.state.step},
                     {"seconds", seconds_since(t_stage)}};
   return result;
 }
+
+namespace {
+const StageRegistration kGrpo({"grpo", "GRPO and its variants (DAPO, Dr. GRPO, GSPO) with rule-checked rewards",
+                               /*writes_model=*/true, /*writes_data=*/false,
+                               stage_parser(parse_grpo_options, grpo_inputs, run_grpo)});
+}  // namespace
 
 }  // namespace r1kit::pipelines::grpo

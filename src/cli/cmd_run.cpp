@@ -1,6 +1,7 @@
 // `r1kit run RECIPE.json [--out DIR] [--resume] [--set stage.key=value ...]`: runs a recipe
 // (pipelines/recipe.h).
 #include "pipelines/recipe.h"
+#include "pipelines/stage.h"
 #include "src/distributed.h"
 #include "src/cli/commands.h"
 
@@ -8,11 +9,15 @@ namespace r1kit::cli {
 
 void add_run_command(CLI::App& app) {
   auto args = std::make_shared<pipelines::RunArgs>();
-  CLI::App* cmd = app.add_subcommand("run", "run a recipe (stages: sft, grpo, rejection_sample, distill, eval)");
+  std::string stages = "\nStage types (the recipe's \"type\"):";
+  for (const pipelines::StageType* t : pipelines::stage_types()) stages += "\n  " + t->name + ": " + t->help;
+  CLI::App* cmd = app.add_subcommand("run", "run a recipe (stage types: " + pipelines::stage_type_names() + ")");
+  cmd->footer(stages);
   cmd->add_option("recipe", args->recipe, "recipe JSON")->required();
   cmd->add_option("--out,-o", args->out, "run directory")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "skip finished stages, resume the interrupted one");
   cmd->add_option("--set", args->sets, "override: stage.key=value (repeatable)");
+  cmd->add_flag("--check", args->check_only, "validate the whole recipe (options, rewards, references, paths); run nothing");
   cmd->callback([args] {
     // Under `r1kit launch`, torchrun, srun or mpirun this process is one rank of a
     // data-parallel group (src/distributed.h); otherwise the group is just this process.

@@ -34,12 +34,12 @@ TEST(GrpoAdvantages, ZeroSpreadGroupsGiveZeroAndAreCounted) {
 TEST(GrpoAdvantages, ScaleNoneAndBatch) {
   // none: mean-centring only (Dr. GRPO): {1,0,0,1} -> {.5,-.5,-.5,.5}.
   AdvantageOptions none;
-  none.scale_rewards = "none";
+  none.scale_rewards = ScaleRewards::kNone;
   EXPECT_TRUE(at::allclose(group_advantages(at::tensor({1.f, 0.f, 0.f, 1.f}), 4, none).values,
                            at::tensor({.5f, -.5f, -.5f, .5f})));
   // batch: group means {0.5, 3}, batch std of {1,0,3,3} = sqrt(((1-1.75)^2+(0-1.75)^2+2*1.25^2)/3) = 1.5
   AdvantageOptions batch;
-  batch.scale_rewards = "batch";
+  batch.scale_rewards = ScaleRewards::kBatch;
   const Advantages a = group_advantages(at::tensor({1.f, 0.f, 3.f, 3.f}), 2, batch);
   EXPECT_TRUE(at::allclose(a.values, at::tensor({.5f, -.5f, 0.f, 0.f}) / (1.5f + 1e-4f), 1e-5, 1e-6));
 }
@@ -55,9 +55,17 @@ LossInputs two_by_three() {
   return in;
 }
 
-double loss_of(const std::string& type) {
+// The loss type as a recipe spells it (an unknown one is rejected by the parse).
+LossOptions loss_options(const std::string& type) {
   LossOptions o;
-  o.loss_type = type;
+  const Json j = {{"loss_type", type}};
+  JsonFields f(j, "test");
+  read_loss_options(f, o);
+  return o;
+}
+
+double loss_of(const std::string& type) {
+  LossOptions o = loss_options(type);
   o.max_completion_length = 4;
   return grpo_loss(two_by_three(), o).loss.item<double>();
 }
@@ -74,8 +82,7 @@ TEST(GrpoLoss, MinibatchesSumToTheBatchLoss) {
   // Split the 2x3 batch into its two rows: with the batch normalisers, the parts add up.
   for (const std::string type : {"grpo", "dapo", "dr_grpo"}) {
     SCOPED_TRACE(type);
-    LossOptions o;
-    o.loss_type = type;
+    LossOptions o = loss_options(type);
     o.max_completion_length = 4;
     const LossInputs all = two_by_three();
     double sum = 0;
@@ -150,7 +157,7 @@ TEST(GrpoLoss, SequenceLevelRatioIsGeometricMean) {
   in.advantages = at::tensor({1.f});
   in.mask = at::ones({1, 2});
   LossOptions o;
-  o.importance_sampling_level = "sequence";
+  o.importance_sampling_level = ImportanceSampling::kSequence;
   o.epsilon = 10;  // no clipping
   EXPECT_NEAR(grpo_loss(in, o).loss.item<double>(), -std::sqrt(2.0), 1e-6);
 }
@@ -209,7 +216,7 @@ TEST(GrpoLoss, GradientMatchesDeepSeekMathFormula) {
   in.advantages = A;
   in.mask = mask;
   LossOptions o;
-  o.loss_type = "grpo";
+  o.loss_type = LossType::kGrpo;
   o.beta = beta;
   const auto params = model->parameters();
   const auto g_loss = torch::autograd::grad({grpo_loss(in, o).loss}, params, {}, false, false, true);

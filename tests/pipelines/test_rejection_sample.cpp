@@ -81,7 +81,7 @@ TEST(RejectionSample, FiltersThresholdsDedupeAndPerPromptCap) {
         try {
           sample(dir, "unknown", {{"min_rewards", {{"format", 1.0}}}});
         } catch (const Error& e) {
-          EXPECT_NE(std::string(e.what()).find("traces.min_rewards: 'format'"), std::string::npos) << e.what();
+          EXPECT_NE(std::string(e.what()).find("stage 'traces': min_rewards 'format' is not one of the stage's rewards"), std::string::npos) << e.what();
           throw;
         }
       },

@@ -1,0 +1,90 @@
+// The option pieces' read functions (see options.h).
+#include "pipelines/options.h"
+
+#include <cmath>
+
+#include "rewards/scorer.h"
+
+namespace r1kit::pipelines {
+
+void require_positive(JsonFields& f, const char* key, int64_t value) {
+  if (value <= 0) f.fail(key, "must be positive, got " + std::to_string(value));
+}
+
+void require_non_negative(JsonFields& f, const char* key, int64_t value) {
+  if (value < 0) f.fail(key, "must be >= 0, got " + std::to_string(value));
+}
+
+void read_prompt_options(JsonFields& f, PromptOptions& o) {
+  f.require("data", o.data);
+  f.get("prompt_field", o.prompt_field);
+  f.get("prompt_template", o.prompt_template);
+  if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
+}
+
+rollout::EngineOptions GenerationOptions::engine() const {
+  rollout::EngineOptions e;
+  e.max_batch_rows = generation_batch_rows;
+  return e;
+}
+
+void read_generation_options(JsonFields& f, GenerationOptions& o, const char* length_key) {
+  rollout::SamplingOptions& s = o.sampling;
+  f.get("temperature", s.temperature);
+  f.get("top_p", s.top_p);
+  f.get("top_k", s.top_k);
+  f.get("min_p", s.min_p);
+  f.get("repetition_penalty", s.repetition_penalty);
+  f.get(length_key, s.max_new_tokens);
+  f.get("stop_strings", s.stop_strings);
+  f.get("generation_batch_rows", o.generation_batch_rows);
+  const rollout::SamplingOptionError e = rollout::check(s);
+  if (!e.key.empty()) f.fail(e.key == "max_new_tokens" ? length_key : e.key, e.what);
+  require_positive(f, "generation_batch_rows", o.generation_batch_rows);
+}
+
+std::vector<std::string> RewardSpec::names() const {
+  std::vector<std::string> out;
+  for (const auto& e : scorer->entries()) out.push_back(e.name);
+  return out;
+}
+
+void read_rewards(JsonFields& f, RewardSpec& o) {
+  f.get("rewards", o.spec);
+  o.scorer = std::make_shared<const rewards::Scorer>(rewards::Scorer::from_json(o.spec, f.path("rewards")));
+}
+
+LrSchedule OptimizerOptions::schedule(int64_t max_steps) const {
+  return {learning_rate, lr_scheduler_type, warmup_steps, max_steps, min_lr_ratio};
+}
+
+void read_optimizer_options(JsonFields& f, OptimizerOptions& o) {
+  f.get("learning_rate", o.learning_rate);
+  f.get("adam_beta1", o.adam_beta1);
+  f.get("adam_beta2", o.adam_beta2);
+  f.get("weight_decay", o.weight_decay);
+  f.get("max_grad_norm", o.max_grad_norm);
+  f.get("lr_scheduler_type", o.lr_scheduler_type, kScheduleTypeNames);
+  f.get("warmup_steps", o.warmup_steps);
+  auto finite = [&](const char* key, double v) {
+    if (!std::isfinite(v)) f.fail(key, "must be a finite number");
+  };
+  finite("learning_rate", o.learning_rate);
+  if (!(o.learning_rate > 0)) f.fail("learning_rate", "must be > 0, got " + Json(o.learning_rate).dump());
+  if (!(o.adam_beta1 >= 0 && o.adam_beta1 < 1)) f.fail("adam_beta1", "must be in [0, 1)");
+  if (!(o.adam_beta2 >= 0 && o.adam_beta2 < 1)) f.fail("adam_beta2", "must be in [0, 1)");
+  finite("weight_decay", o.weight_decay);
+  if (!(o.weight_decay >= 0)) f.fail("weight_decay", "must be >= 0");
+  finite("max_grad_norm", o.max_grad_norm);
+  if (!(o.max_grad_norm > 0)) f.fail("max_grad_norm", "must be > 0");
+  require_non_negative(f, "warmup_steps", o.warmup_steps);
+}
+
+void read_checkpoint_options(JsonFields& f, CheckpointOptions& o) {
+  f.get("save_steps", o.save_steps);
+  f.get("save_total_limit", o.save_total_limit);
+  require_non_negative(f, "save_steps", o.save_steps);
+  require_positive(f, "save_total_limit", o.save_total_limit);
+}
+
+}  // namespace r1kit::pipelines

@@ -1,0 +1,82 @@
+// Typed option pieces that stages compose instead of re-declaring fields: each piece has ONE
+// read_* function that takes its keys from a stage's JsonFields (flat keys, TRL's names, as
+// recipes always had them) and checks their ranges, so every stage that embeds a piece
+// accepts and rejects exactly the same things. A stage's own parse function reads its pieces
+// and its own keys, then finish() rejects the rest. Pieces specific to one stage live beside
+// it (grpo/loss.h LossOptions, grpo/advantages.h AdvantageOptions).
+// Not here: the option structs of the stages themselves (pipelines/<stage>.h).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pipelines/schedule.h"
+#include "rollout/engine.h"
+#include "rollout/sampler.h"
+#include "src/config.h"
+
+namespace r1kit::rewards {
+class Scorer;
+}
+
+namespace r1kit::pipelines {
+
+// The prompt dataset and how a row becomes the policy's prompt (PromptData).
+struct PromptOptions {
+  std::string data;                          // JSONL of prompts (required)
+  std::string prompt_field = "prompt";       // the row's question
+  std::string prompt_template = "{prompt}";  // {prompt} is replaced by the question
+};
+void read_prompt_options(JsonFields& f, PromptOptions& o);
+
+// Generation: the sampler's options plus the engine's batch. The completion-length cap is
+// `max_completion_length` in GRPO (TRL's name) and `max_new_tokens` in the other stages, so
+// the caller names the key. Only the keys a recipe may set are read (temperature, top_p,
+// top_k, min_p, repetition_penalty, the cap, stop_strings, generation_batch_rows).
+struct GenerationOptions {
+  rollout::SamplingOptions sampling;
+  int64_t generation_batch_rows = 64;  // engine slots decoded together
+
+  rollout::EngineOptions engine() const;
+};
+void read_generation_options(JsonFields& f, GenerationOptions& o, const char* length_key);
+
+// The rewards: the recipe's list [{"name", "weight", ...options}], parsed into a Scorer once,
+// so an unknown reward or option fails before any stage runs. Shared (const) by the copies of
+// the options a stage keeps.
+struct RewardSpec {
+  Json spec = Json::array({{{"name", "math"}, {"weight", 1.0}}, {{"name", "format"}, {"weight", 1.0}}});
+  std::shared_ptr<const rewards::Scorer> scorer;  // built from spec by read_rewards
+
+  // The scorer's reward names, in spec order (the first is the task's checker).
+  std::vector<std::string> names() const;
+};
+void read_rewards(JsonFields& f, RewardSpec& o);
+
+// AdamW and its learning-rate schedule (TRL's keys). Stages start from their own defaults.
+struct OptimizerOptions {
+  double learning_rate = 1e-6;   // peak; must be > 0
+  double adam_beta1 = 0.9;
+  double adam_beta2 = 0.999;
+  double weight_decay = 0.0;
+  double max_grad_norm = 1.0;    // gradient clipping by global norm
+  ScheduleType lr_scheduler_type = ScheduleType::kConstant;
+  int64_t warmup_steps = 0;
+  double min_lr_ratio = 0.0;     // cosine floor (a stage's constant, not a key: sft decays to 10%)
+
+  LrSchedule schedule(int64_t max_steps) const;
+};
+void read_optimizer_options(JsonFields& f, OptimizerOptions& o);
+
+// Checkpoints of a training stage (checkpoint.h).
+struct CheckpointOptions {
+  int64_t save_steps = 0;        // every N steps (0: only at the end)
+  int64_t save_total_limit = 2;  // checkpoints kept
+};
+void read_checkpoint_options(JsonFields& f, CheckpointOptions& o);
+
+// Range checks the pieces and stages share; each fails naming the key.
+void require_positive(JsonFields& f, const char* key, int64_t value);
+void require_non_negative(JsonFields& f, const char* key, int64_t value);
+
+}  // namespace r1kit::pipelines

@@ -1,0 +1,89 @@
+// Training (see training.h).
+#include "pipelines/training.h"
+
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <filesystem>
+
+#include "policy/causal_lm.h"
+#include "src/distributed.h"
+#include "src/logging.h"
+#include "src/metrics.h"
+
+namespace r1kit::pipelines {
+
+namespace fs = std::filesystem;
+
+Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, const CheckpointOptions& checkpoints,
+                   int64_t max_steps, const StageContext& context, policy::CausalLM* reference)
+    : model_(model),
+      reference_(reference),
+      options_(optimizer),
+      checkpoints_(checkpoints),
+      max_steps_(max_steps),
+      context_(context),
+      checkpoint_root_((fs::path(context.run_dir) / "checkpoints" / context.stage_name).string()),
+      replica_(replica_tensors(model)) {
+  DistributedContext& dist = distributed();
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      model.parameters(), torch::optim::AdamWOptions(optimizer.learning_rate)
+                              .betas({optimizer.adam_beta1, optimizer.adam_beta2})
+                              .weight_decay(optimizer.weight_decay));
+  if (context.resume) {
+    if (const auto chosen = agreed_latest_checkpoint(checkpoint_root_, dist)) {
+      state = load_checkpoint(*chosen, model, *optimizer_, reference);
+      if (dist.is_main()) log::info("{}: resumed from {} (step {})", context.stage_name, *chosen, state.step);
+    }
+  }
+  // A fresh model is made from the seed on every rank, a resumed one read from one file: the
+  // check proves the replicas start equal.
+  check_replicas_equal(dist, replica_, context.stage_name + " start");
+  // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events); rank 0 only.
+  metrics_ = std::make_unique<MetricsLogger>((fs::path(context.run_dir) / context.stage_name).string(), dist.is_main());
+  if (context.resume) metrics_->truncate_after(state.step);  // replayed steps are not logged twice
+}
+
+Training::~Training() = default;
+
+bool Training::main_rank() const { return distributed().is_main(); }
+
+double Training::begin_step(int64_t step) {
+  const double lr = learning_rate_at(options_.schedule(max_steps_), step);
+  for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  return lr;
+}
+
+double Training::step_optimizer() {
+  all_reduce_gradients(distributed(), model_.parameters());
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(model_.parameters(), options_.max_grad_norm);
+  optimizer_->step();
+  return grad_norm;
+}
+
+void Training::end_step(int64_t step, const std::map<std::string, double>& row, const Tokenizer& tokenizer,
+                        int64_t replica_check_steps) {
+  DistributedContext& dist = distributed();
+  state.step = step + 1;
+  metrics_->log(state.step, row);
+  const bool last = state.step == max_steps_;
+  if (last || state.step % replica_check_steps == 0) {
+    check_replicas_equal(dist, replica_, context_.stage_name + " step " + std::to_string(state.step));
+  }
+  if (last || (checkpoints_.save_steps > 0 && state.step % checkpoints_.save_steps == 0)) {
+    save_checkpoint_synced(dist, checkpoint_root_, model_, tokenizer, *optimizer_, state, checkpoints_.save_total_limit,
+                           reference_);
+  }
+}
+
+std::string Training::save_final(const Tokenizer& tokenizer) {
+  const std::string dir = stage_model_dir(context_.run_dir, context_.stage_name);
+  save_final_model(distributed(), model_, tokenizer, dir);
+  return dir;
+}
+
+int64_t padded_length_over_ranks(int64_t local) {
+  return static_cast<int64_t>(distributed().max_over_ranks(static_cast<double>(std::max<int64_t>(local, 1)), "batch length"));
+}
+
+}  // namespace r1kit::pipelines

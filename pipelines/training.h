@@ -1,0 +1,76 @@
+// What every training stage (sft, distill, grpo) sets up and does around its step the same
+// way, written once: AdamW from OptimizerOptions, the learning-rate schedule, the checkpoint
+// root and --resume from the newest complete checkpoint (agreed over ranks), the metrics
+// logger (replayed steps dropped on resume), the gradient sum over ranks + clipping + step,
+// the periodic replica check, due checkpoints, and the final model. The stage keeps its own
+// loop body (what a batch is and what the loss is). Not here: data order (schedule.h) and
+// the checkpoint format (checkpoint.h).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "pipelines/checkpoint.h"
+#include "pipelines/options.h"
+#include "pipelines/stage.h"
+
+namespace torch::optim {
+class AdamW;
+}
+
+namespace r1kit {
+class MetricsLogger;
+}
+
+namespace r1kit::pipelines {
+
+class Training {
+ public:
+  // AdamW over `model`'s parameters; on context.resume, the newest complete checkpoint of the
+  // stage is loaded into model, optimizer, state and `reference` (GRPO's KL reference, kept in
+  // checkpoints when given). `max_steps` ends the schedule. Opens RUN/<stage>/ for metrics.
+  Training(policy::CausalLM& model, const OptimizerOptions& optimizer, const CheckpointOptions& checkpoints,
+           int64_t max_steps, const StageContext& context, policy::CausalLM* reference = nullptr);
+  ~Training();
+  Training(const Training&) = delete;
+  Training& operator=(const Training&) = delete;
+
+  TrainerState state;  // step and data position; saved in every checkpoint
+
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  MetricsLogger& metrics() { return *metrics_; }
+  bool main_rank() const;
+  // The step's learning rate from the schedule, set on every parameter group; returned.
+  double begin_step(int64_t step);
+  // Gradients summed over ranks, clipped to max_grad_norm, AdamW step. Returns the norm
+  // before clipping.
+  double step_optimizer();
+  // state.step = step + 1 (the caller's step); logs `row`; every `replica_check_steps` steps
+  // and at the end checks that the ranks' weights agree; writes a checkpoint when due.
+  void end_step(int64_t step, const std::map<std::string, double>& row, const Tokenizer& tokenizer,
+                int64_t replica_check_steps);
+  // The final model and tokenizer into RUN/models/<stage> (rank 0, then a barrier).
+  std::string save_final(const Tokenizer& tokenizer);
+
+ private:
+  policy::CausalLM& model_;
+  policy::CausalLM* reference_;
+  OptimizerOptions options_;
+  CheckpointOptions checkpoints_;
+  int64_t max_steps_;
+  StageContext context_;
+  std::string checkpoint_root_;
+  std::vector<at::Tensor> replica_;  // views of the parameters: follow the updates
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<MetricsLogger> metrics_;
+};
+
+// The longest of every rank's `local` row length (at least 1). Data-parallel ranks pad their
+// batches to it: padding tokens pass through the MoE router too, and the expert load (the
+// bias rule's input) must count the same tokens as on one rank.
+int64_t padded_length_over_ranks(int64_t local);
+
+}  // namespace r1kit::pipelines
