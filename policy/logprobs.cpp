@@ -13,7 +13,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
-  // h [M, D], w [V, D], y [M] -> logp [M], entropy [M]
+  // h [N*T, D], w [V, D], y [N*T] -> logp [N*T], entropy [N*T]
   static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w,
                                const at::Tensor& y, double tau, int64_t chunk) {
     const int64_t M = h.size(0);

@@ -30,10 +30,10 @@ KvCache::KvCache(const policy::ModelConfig& c, int64_t rows, int64_t capacity, a
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     policy::LayerKv kv;
     if (c.is_mla()) {
-      kv.k = at::zeros({rows, capacity, c.kv_lora_rank}, options);      // latent [R, S, Rk]
-      kv.v = at::zeros({rows, capacity, c.qk_rope_head_dim}, options);  // RoPE key [R, S, Dr]
+      kv.k = at::zeros({rows, capacity, c.kv_lora_rank}, options);      // latent [N, Tk, R]
+      kv.v = at::zeros({rows, capacity, c.qk_rope_head_dim}, options);  // RoPE key [N, Tk, Dr]
     } else {
-      kv.k = at::zeros({rows, c.num_key_value_heads, capacity, c.head_dim}, options);  // [R, Hkv, S, Dh]
+      kv.k = at::zeros({rows, c.num_key_value_heads, capacity, c.head_dim}, options);  // [N, Hkv, Tk, Dh]
       kv.v = at::zeros({rows, c.num_key_value_heads, capacity, c.head_dim}, options);
     }
     layers_.push_back(std::move(kv));

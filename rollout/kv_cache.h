@@ -39,7 +39,7 @@ class KvCache {
   int64_t total_bytes() const { return bytes_per_token_ * rows_ * capacity_; }
 
  private:
-  std::vector<policy::LayerKv> layers_;  // GQA: k, v [R, Hkv, S, Dh]; MLA: k [R, S, Rk], v [R, S, Dr]
+  std::vector<policy::LayerKv> layers_;  // GQA: k, v [N, Hkv, Tk, Dh]; MLA: k [N, Tk, R], v [N, Tk, Dr]
   int64_t seq_dim_;                      // dimension of S: 2 (GQA) or 1 (MLA)
   int64_t rows_, capacity_, bytes_per_token_;
 };

@@ -179,7 +179,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
                 "decode_attention: fp32 tensors with contiguous inner dims expected");
   }
   const int64_t g = H / Hk;
-  at::Tensor out = at::empty({N, H, 1, Ev}, q.options());  // [N, H, 1, Ev]
+  at::Tensor out = at::empty({N, H, 1, Ev}, q.options());  // [N, H, 1, Dv]
   const Dims d{g, S, E, E2, Ev, q.stride(1), two ? q2.stride(1) : 0, k.stride(2), two ? k2.stride(2) : 0,
                v.stride(2), mask.stride(3), static_cast<float>(scale)};
   const float* qp = q.data_ptr<float>();
@@ -193,7 +193,7 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
                 v_head = v.stride(1), mask_row = mask.stride(0);
   const int64_t q2_row = two ? q2.stride(0) : 0, k2_row = two ? k2.stride(0) : 0, k2_head = two ? k2.stride(1) : 0;
   at::parallel_for(0, N * Hk, /*grain_size=*/4, [&](int64_t i0, int64_t i1) {
-    std::vector<float> scores(g * S);  // [g, S]
+    std::vector<float> scores(g * S);  // [g, Tk]
     auto pair = [&](int64_t i) {
       const int64_t n = i / Hk, hk = i % Hk;
       return Pair{qp + n * q_row + hk * g * d.q_head,

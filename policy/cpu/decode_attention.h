@@ -11,10 +11,10 @@
 
 namespace r1kit::policy::cpu {
 
-// q [N, H, 1, E], k [N, Hk, S, E], v [N, Hk, S, Ev], mask [N, 1, 1, S] additive (0 / -inf);
-// optional q2 [N, H, 1, E2], k2 [N, Hk, S, E2]: score = (q.k + q2.k2) * scale + mask.
+// q [N, H, 1, Dh], k [N, Hkv, Tk, Dh], v [N, Hkv, Tk, Dv], mask [N, 1, 1, Tk] additive (0 / -inf);
+// optional q2 [N, H, 1, Dr], k2 [N, Hkv, Tk, Dr]: score = (q.k + q2.k2) * scale + mask.
 // Inner dims must be contiguous (stride 1); other strides are free (cache views).
-// Returns [N, H, 1, Ev] fp32.
+// Returns [N, H, 1, Dv] fp32.
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask,
                             double scale, const at::Tensor& q2 = {}, const at::Tensor& k2 = {});
 

@@ -48,9 +48,9 @@ at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, cons
                       const PackedWeight& gate_up, const PackedWeight& down, at::Tensor* counts_out) {
   RECORD_FUNCTION("r1kit::expert_ffn", std::vector<c10::IValue>());  // named in profiler traces
   note_kernel_call();
-  const at::Tensor x = x_in.contiguous();                                  // [M, D]
-  const at::Tensor experts = experts_in.to(at::kLong).contiguous();        // [M, K]
-  const at::Tensor weights = weights_in.to(at::kFloat).contiguous();       // [M, K]
+  const at::Tensor x = x_in.contiguous();                                  // [N*T, D]
+  const at::Tensor experts = experts_in.to(at::kLong).contiguous();        // [N*T, K]
+  const at::Tensor weights = weights_in.to(at::kFloat).contiguous();       // [N*T, K]
   // gate_up: E matrices [D x 2I] (B = W^T of [2I, D]); down: E matrices [I x D].
   const int64_t M = x.size(0), D = gate_up.in(), I = down.in(), K = experts.size(1), E = gate_up.matrices();
   TORCH_CHECK(gate_up.out() == 2 * I && down.out() == D && down.matrices() == E,
@@ -69,8 +69,8 @@ at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, cons
   }
   std::vector<int64_t> start(E + 1, 0);  // [E+1] first sorted row of each expert
   for (int64_t e = 0; e < E; ++e) start[e + 1] = start[e] + cnt[e];
-  std::vector<int64_t> slot_of_pair(M * K);  // [M*K] sorted row of pair (m, k)
-  std::vector<const float*> rows(M * K);     // [M*K] input row of each sorted row
+  std::vector<int64_t> slot_of_pair(M * K);  // [N*T*K] sorted row of pair (m, k)
+  std::vector<const float*> rows(M * K);     // [N*T*K] input row of each sorted row
   {
     std::vector<int64_t> next(start.begin(), start.end() - 1);
     const float* xp = x.data_ptr<float>();
@@ -81,7 +81,7 @@ at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, cons
     }
   }
 
-  // gate_up into h [M*K, 2I], SiLU(gate) * up into its first I columns, down into y [M*K, D].
+  // gate_up into h [N*T*K, 2I], SiLU(gate) * up into its first I columns, down into y [N*T*K, D].
   at::Tensor h = at::empty({M * K, 2 * I}, at::kFloat);
   at::Tensor y = at::empty({M * K, D}, at::kFloat);
   float* hp = h.data_ptr<float>();
@@ -103,7 +103,7 @@ at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, cons
   });
 
   // out[m] = sum_k weights[m, k] * y[slot(m, k)], k in order.
-  at::Tensor out = at::empty({M, D}, at::kFloat);  // [M, D]
+  at::Tensor out = at::empty({M, D}, at::kFloat);  // [N*T, D]
   float* op = out.data_ptr<float>();
   const float* wp = weights.data_ptr<float>();
   at::parallel_for(0, M, /*grain_size=*/16, [&](int64_t m0, int64_t m1) {

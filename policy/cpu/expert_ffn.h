@@ -12,7 +12,7 @@ namespace r1kit::policy::cpu {
 
 class PackedWeight;
 
-// x [M, D] fp32, experts [M, K] int64, weights [M, K] fp32 -> [M, D] = sum_k w_k * expert_{e_k}(x).
+// x [N*T, D] fp32, experts [N*T, K] int64, weights [N*T, K] fp32 -> [N*T, D] = sum_k w_k * expert_{e_k}(x).
 // gate_up packed from gate_up_proj [E, 2I, D] (gate rows first), down from down_proj
 // [E, D, I], HF layout (packed_weight.h). counts (out) [E] int64 tokens per expert.
 at::Tensor expert_ffn(const at::Tensor& x, const at::Tensor& experts, const at::Tensor& weights,

@@ -33,20 +33,20 @@ at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Te
   const int64_t N = q.size(0), H = q.size(1), T = q.size(2), Hk = k.size(1), g = H / Hk;
   TORCH_CHECK(H % Hk == 0 && ctx.mask.defined(), "attend_grouped: ", H, " query heads over ", Hk, " key heads");
   // Head h = hk * g + j reads key head hk (HF repeat_kv); its rows go to j * T + t. At decode
-  // (T = 1) the [N, 1, 1, S] mask already broadcasts over the g stacked rows.
-  const at::Tensor qg = q.reshape({N, Hk, g * T, q.size(3)});  // [N, Hk, g*T, E]
-  const at::Tensor mask = g == 1 || T == 1 ? ctx.mask : ctx.mask.repeat({1, 1, g, 1});  // [N, 1, g*T|1, S]
+  // (T = 1) the [N, 1, 1, Tk] mask already broadcasts over the g stacked rows.
+  const at::Tensor qg = q.reshape({N, Hk, g * T, q.size(3)});  // [N, Hkv, g*T, Dh]
+  const at::Tensor mask = g == 1 || T == 1 ? ctx.mask : ctx.mask.repeat({1, 1, g, 1});  // [N, 1, g*T|1, Tk]
   if (q.size(3) == v.size(3) && q.device().is_cpu()) {
-    // SDPA's fused CPU kernel: one pass over the keys, no [N, Hk, g*T, S] scores in memory.
+    // SDPA's fused CPU kernel: one pass over the keys, no [N, Hkv, g*T, Tk] scores in memory.
     // Not on CUDA: with this additive fp32 mask over bf16 heads SDPA falls back to a slow
     // kernel there (H100: 2.4k vs 18.5k tok/s for the matmul path below, bench rollout).
     return at::scaled_dot_product_attention(qg, k, v, mask, /*dropout_p=*/0.0, /*is_causal=*/false, scale)
-        .reshape({N, H, T, v.size(3)});  // [N, H, T, Ev]
+        .reshape({N, H, T, v.size(3)});  // [N, H, T, Dv]
   }
   // MLA's latent (E = R + Dr keys, Ev = R values): SDPA would take its slow generic path.
-  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale).add_(mask);  // [N, Hk, g*T, S]
+  at::Tensor scores = at::matmul(qg, k.transpose(-1, -2)).mul_(scale).add_(mask);  // [N, Hkv, g*T, Tk]
   const at::Tensor p = at::softmax(scores, /*dim=*/-1, at::kFloat).to(v.scalar_type());
-  return at::matmul(p, v).reshape({N, H, T, v.size(3)});  // [N, H, T, Ev]
+  return at::matmul(p, v).reshape({N, H, T, v.size(3)});  // [N, H, T, Dv]
 }
 
 void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim) {

@@ -6,7 +6,7 @@
 // causal attention is exactly that rule, so a pad token never influences a real token and a
 // row's result never depends on what else is in the batch. With a cache (rollout), each
 // row's keys live at their own positions, new keys are written at `positions`, and the mask
-// [N, 1, T, S] is built once per forward by CausalLM, additive (0 = visible, -inf = hidden)
+// [N, 1, T, Tk] is built once per forward by CausalLM, additive (0 = visible, -inf = hidden)
 // in the activations' dtype, so no layer converts or repeats it.
 #pragma once
 #include <torch/nn/module.h>
@@ -17,8 +17,8 @@
 
 namespace r1kit::policy {
 
-// One layer's cache, allocated and owned by rollout::KvCache. GQA: k, v [N, Hkv, S, Dh].
-// MLA: k = compressed latent after its norm [N, S, R], v = RoPE'd shared key [N, S, Dr].
+// One layer's cache, allocated and owned by rollout::KvCache. GQA: k, v [N, Hkv, Tk, Dh].
+// MLA: k = compressed latent after its norm [N, Tk, R], v = RoPE'd shared key [N, Tk, Dr].
 struct LayerKv {
   at::Tensor k;
   at::Tensor v;
@@ -27,14 +27,14 @@ struct LayerKv {
 struct AttentionContext {
   at::Tensor positions;  // [N, T] int64 absolute positions of the query tokens
   at::Tensor cos, sin;   // [N, T, Dr] RoPE tables at those positions
-  at::Tensor mask;       // [N, 1, T, S] additive: 0 = attend, -inf = hidden; undefined = causal over T
+  at::Tensor mask;       // [N, 1, T, Tk] additive: 0 = attend, -inf = hidden; undefined = causal over T
 };
 
-// softmax(q k^T * scale) v with the context's mask; q [N, H, T, E], k [N, H, S, E],
-// v [N, H, S, Ev] -> [N, H, T, Ev].
+// softmax(q k^T * scale) v with the context's mask; q [N, H, T, Dh], k [N, H, Tk, Dh],
+// v [N, H, Tk, Dv] -> [N, H, T, Dv].
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const AttentionContext& ctx, double scale);
-// The cached path: q [N, H, T, E] against keys k [N, Hk, S, E] and values v [N, Hk, S, Ev]
+// The cached path: q [N, H, T, Dh] against keys k [N, Hkv, Tk, Dh] and values v [N, Hkv, Tk, Dv]
 // shared by groups of H / Hk query heads (GQA; MLA's latent has Hk = 1), masked by
 // ctx.mask. The g = H / Hk query heads of a group are stacked as g*T queries of one
 // attention against their shared keys (SDPA's fused CPU kernel when the key and value sizes

@@ -13,13 +13,13 @@
 namespace r1kit::policy {
 namespace {
 
-// x [N, H, T, A] times a per-head weight w [H, A, B] -> [N, H, T, B], as one bmm over the
+// x [N, H, T, Din] times a per-head weight w [H, Din, Dout] -> [N, H, T, Dout], as one bmm over the
 // heads. at::matmul would broadcast w over the N rows and copy it N times (a copy of
 // N*H*A*B floats that was a quarter of a decode step).
 at::Tensor per_head_matmul(const at::Tensor& x, const at::Tensor& w) {
   const int64_t N = x.size(0), H = x.size(1), T = x.size(2);
-  const at::Tensor xs = x.permute({1, 0, 2, 3}).reshape({H, N * T, x.size(3)});  // [H, N*T, A]
-  return at::bmm(xs, w).view({H, N, T, w.size(2)}).permute({1, 0, 2, 3});      // [N, H, T, B]
+  const at::Tensor xs = x.permute({1, 0, 2, 3}).reshape({H, N * T, x.size(3)});  // [H, N*T, Din]
+  return at::bmm(xs, w).view({H, N, T, w.size(2)}).permute({1, 0, 2, 3});      // [N, H, T, Dout]
 }
 
 }  // namespace
@@ -79,8 +79,8 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   } else {
     write_cache(cache->k, latent, ctx.positions, /*dim=*/1);
     write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1);
-    const at::Tensor c_kv = cache->k.to(q.scalar_type());    // [N, S, R]
-    const at::Tensor c_rope = cache->v.to(q.scalar_type());  // [N, S, Dr]
+    const at::Tensor c_kv = cache->k.to(q.scalar_type());    // [N, Tk, R]
+    const at::Tensor c_rope = cache->v.to(q.scalar_type());  // [N, Tk, Dr]
     // Absorbed path: q_lat[n,h,t,:] = q_nope[n,h,t,:] W_UK[h]  -> [N, H, T, R]; then
     // scores = q_lat c^T + q_rope k_rope^T, and out = (softmax c) W_UV[h]^T.
     const at::Tensor q_lat = per_head_matmul(q_nope, w_uk);                        // [N, H, T, R]
@@ -92,7 +92,7 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
       return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * v_dim_}));
     }
     const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);                         // [N, H, T, R+Dr]
-    const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);             // [N, 1, S, R+Dr]
+    const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);             // [N, 1, Tk, R+Dr]
     // One key "head" shared by all H query heads: grouped attention, no per-head copies.
     const at::Tensor o_lat = attend_grouped(q_cat, k_cat, c_kv.unsqueeze(1), ctx, scale_);  // [N, H, T, R]
     out = per_head_matmul(o_lat, w_uv.transpose(1, 2));                            // [N, H, T, Dv]

@@ -18,7 +18,7 @@ namespace r1kit::policy {
 class MlaAttention : public torch::nn::Module {
  public:
   explicit MlaAttention(const ModelConfig& c);
-  // x [N, T, D] -> [N, T, D]; cache: k = latent [N, S, R], v = k_rope [N, S, Dr].
+  // x [N, T, D] -> [N, T, D]; cache: k = latent [N, Tk, R], v = k_rope [N, Tk, Dr].
   at::Tensor forward(const at::Tensor& x, const AttentionContext& ctx, LayerKv* cache) const;
 
  private:

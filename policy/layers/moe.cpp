@@ -28,7 +28,7 @@ Routing Router::forward(const at::Tensor& x) const {
   const int64_t M = x.size(0), E = weight.size(0);
   if (!sigmoid_) {
     // Qwen: logits in the model dtype, softmax in fp32.
-    r.scores = at::softmax(at::linear(x, weight), /*dim=*/-1, at::kFloat);  // [M, E]
+    r.scores = at::softmax(at::linear(x, weight), /*dim=*/-1, at::kFloat);  // [N*T, E]
     auto [w, idx] = at::topk(r.scores, top_k_, /*dim=*/-1);
     if (norm_topk_) w = w / w.sum(-1, /*keepdim=*/true);
     r.experts = idx;
@@ -36,17 +36,17 @@ Routing Router::forward(const at::Tensor& x) const {
     return r;
   }
   // DeepSeek-V3: everything in fp32.
-  r.scores = at::sigmoid(at::linear(x.to(at::kFloat), weight.to(at::kFloat)));  // [M, E]
+  r.scores = at::sigmoid(at::linear(x.to(at::kFloat), weight.to(at::kFloat)));  // [N*T, E]
   at::Tensor choice = r.scores.detach() + bias;                                  // selection only
   if (n_group_ > 1) {
     const at::Tensor grouped = choice.view({M, n_group_, E / n_group_});
-    const at::Tensor group_scores = std::get<0>(grouped.topk(2, /*dim=*/-1)).sum(-1);  // [M, n_group]
+    const at::Tensor group_scores = std::get<0>(grouped.topk(2, /*dim=*/-1)).sum(-1);  // [N*T, n_group]
     const at::Tensor keep_groups = std::get<1>(group_scores.topk(topk_group_, -1, /*largest=*/true, /*sorted=*/false));
     const at::Tensor group_mask = at::zeros_like(group_scores).scatter_(1, keep_groups, 1.0).to(at::kBool);
     const at::Tensor expert_mask = group_mask.unsqueeze(-1).expand({M, n_group_, E / n_group_}).reshape({M, E});
     choice = choice.masked_fill(expert_mask.logical_not(), -std::numeric_limits<float>::infinity());
   }
-  r.experts = std::get<1>(choice.topk(top_k_, -1, /*largest=*/true, /*sorted=*/false));  // [M, K]
+  r.experts = std::get<1>(choice.topk(top_k_, -1, /*largest=*/true, /*sorted=*/false));  // [N*T, K]
   at::Tensor w = r.scores.gather(1, r.experts);
   if (norm_topk_) w = w / (w.sum(-1, /*keepdim=*/true) + 1e-20);
   r.weights = w * scaling_;
@@ -66,21 +66,21 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
   const int64_t K = r.experts.size(1), E = gate_up_proj.size(0);
   const int64_t I = down_proj.size(2);
   // Sort the M*K (token, expert) pairs by expert so each expert's rows are contiguous.
-  const at::Tensor flat_expert = r.experts.reshape({-1});                           // [M*K]
-  const at::Tensor order = at::argsort(flat_expert, /*stable=*/true);               // [M*K]
-  const at::Tensor token = at::floor_divide(order, K);                              // [M*K]
-  const at::Tensor weight = r.weights.reshape({-1}).index_select(0, order);          // [M*K]
+  const at::Tensor flat_expert = r.experts.reshape({-1});                           // [N*T*K]
+  const at::Tensor order = at::argsort(flat_expert, /*stable=*/true);               // [N*T*K]
+  const at::Tensor token = at::floor_divide(order, K);                              // [N*T*K]
+  const at::Tensor weight = r.weights.reshape({-1}).index_select(0, order);          // [N*T*K]
   const at::Tensor counts = at::bincount(flat_expert, /*weights=*/{}, /*minlength=*/E);  // [E]
   if (counts_out != nullptr) *counts_out = counts;
-  const at::Tensor xs = x.index_select(0, token);                                   // [M*K, D]
+  const at::Tensor xs = x.index_select(0, token);                                   // [N*T*K, D]
 
-  at::Tensor ys;  // [M*K, D]
+  at::Tensor ys;  // [N*T*K, D]
   if (x.is_cuda() && x.scalar_type() == at::kBFloat16) {
     // One grouped GEMM over all experts (offsets = cumulative row counts), no host sync.
     const at::Tensor offs = counts.cumsum(0).to(at::kInt);
-    const at::Tensor gu = at::_grouped_mm(xs, gate_up_proj.transpose(1, 2), offs);  // [M*K, 2I]
+    const at::Tensor gu = at::_grouped_mm(xs, gate_up_proj.transpose(1, 2), offs);  // [N*T*K, 2I]
     const at::Tensor h = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
-    ys = at::_grouped_mm(h, down_proj.transpose(1, 2), offs);                       // [M*K, D]
+    ys = at::_grouped_mm(h, down_proj.transpose(1, 2), offs);                       // [N*T*K, D]
   } else {
     const at::Tensor counts_cpu = counts.cpu();
     const int64_t* n = counts_cpu.data_ptr<int64_t>();

@@ -28,15 +28,15 @@
 namespace r1kit::policy {
 
 struct Routing {
-  at::Tensor scores;   // [M, E] fp32 router scores before bias (softmax or sigmoid)
-  at::Tensor experts;  // [M, K] int64 chosen experts
-  at::Tensor weights;  // [M, K] fp32 their weights
+  at::Tensor scores;   // [N*T, E] fp32 router scores before bias (softmax or sigmoid)
+  at::Tensor experts;  // [N*T, K] int64 chosen experts
+  at::Tensor weights;  // [N*T, K] fp32 their weights
 };
 
 class Router : public torch::nn::Module {
  public:
   explicit Router(const ModelConfig& c);
-  Routing forward(const at::Tensor& x) const;  // x [M, D]
+  Routing forward(const at::Tensor& x) const;  // x [N*T, D]
   at::Tensor weight;                            // [E, D]
   at::Tensor bias;                              // [E] e_score_correction_bias (sigmoid only)
 
@@ -49,7 +49,7 @@ class Router : public torch::nn::Module {
 class Experts : public torch::nn::Module {
  public:
   Experts(int64_t num_experts, int64_t dim, int64_t hidden);
-  // x [M, D], routing -> [M, D] = sum_k w_k * expert_{e_k}(x); counts [E] int64 (out).
+  // x [N*T, D], routing -> [N*T, D] = sum_k w_k * expert_{e_k}(x); counts [E] int64 (out).
   at::Tensor forward(const at::Tensor& x, const Routing& r, at::Tensor* counts) const;
   at::Tensor gate_up_proj;  // [E, 2I, D]
   at::Tensor down_proj;     // [E, D, I]
