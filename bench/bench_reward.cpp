@@ -1,41 +1,32 @@
 // `r1kit bench reward` (see bench_reward.h).
 #include "bench/bench_reward.h"
 
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "bench/peer_runner.h"
 #include "rewards/math_reward.h"
 #include "rewards/sandbox.h"
 #include "src/config.h"
 #include "src/thread_pool.h"
 
-#ifndef R1KIT_BENCH_SOURCE_DIR
-#define R1KIT_BENCH_SOURCE_DIR "."
-#endif
-
 namespace r1kit::bench {
 namespace {
 
-namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 struct Pair {
   std::string gold, pred;
   bool expected;
 };
-
-std::string root_dir() {
-  if (const char* env = std::getenv("R1KIT_ROOT")) return env;
-  return R1KIT_BENCH_SOURCE_DIR;
-}
 
 // MATH-500 answers (right and wrong) and GSM8K finals, as a model would write them.
 std::vector<Pair> make_pairs(const std::string& data) {
@@ -64,22 +55,22 @@ std::vector<Pair> make_pairs(const std::string& data) {
   return pairs;
 }
 
-std::string run_capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  while (size_t got = fread(buf, 1, sizeof(buf), p)) out.append(buf, got);
-  pclose(p);
-  return out;
+// Runs a bare `python3 -I -c pass` (no sandbox, no peer): the baseline the sandbox's
+// overhead is measured against.
+void run_bare_python() {
+  FILE* p = ::popen("/usr/bin/python3 -I -c pass", "r");
+  if (p == nullptr) return;
+  char buf[256];
+  while (std::fread(buf, 1, sizeof(buf), p) > 0) {
+  }
+  ::pclose(p);
 }
 
 }  // namespace
 
 int bench_reward(bool json) {
-  std::string root = root_dir();
-  std::string data = root + "/../shared/data";
-  if (!fs::exists(data + "/math500/test.jsonl")) {
+  const std::string data = source_root() + "/../shared/data";
+  if (::access((data + "/math500/test.jsonl").c_str(), R_OK) != 0) {
     std::fprintf(stderr, "bench reward: %s/math500/test.jsonl not found (set R1KIT_ROOT to the repo)\n", data.c_str());
     return 1;
   }
@@ -105,30 +96,25 @@ int bench_reward(bool json) {
   if (!json) fmt::print("math: r1kit {:.0f} checks/s ({}/{} as expected)\n", r1kit_cps, agree, pairs.size());
 
   // Math-Verify on the same pairs.
-  std::string python = root + "/.venv/bin/python";
-  std::string peer = root + "/bench/peers/mathverify_peer.py";
-  std::string tmp = (fs::temp_directory_path() / fmt::format("r1kit-bench-pairs-{}.jsonl", getpid())).string();
-  {
-    std::ofstream out(tmp);
-    for (const auto& p : pairs) out << Json({{"gold", p.gold}, {"pred", p.pred}, {"expected", p.expected}}).dump() << "\n";
-  }
-  std::string peer_out = run_capture(fmt::format("'{}' '{}' '{}' 2>/dev/null", python, peer, tmp));
-  fs::remove(tmp);
-  Json peer_json;
-  std::istringstream lines(peer_out);
-  for (std::string l; std::getline(lines, l);)
-    if (!l.empty() && l.front() == '{') peer_json = Json::parse(l, nullptr, false);
-  if (peer_json.is_object() && peer_json.contains("checks_per_s")) {
-    double mv = peer_json["checks_per_s"].get<double>();
+  const std::string peer = "bench/peers/mathverify_peer.py";
+  try {
+    const ScratchDir dir("bench_reward");
+    const std::string pairs_file = dir.path() + "/pairs.jsonl";
+    {
+      std::ofstream out(pairs_file);
+      for (const auto& p : pairs) out << Json({{"gold", p.gold}, {"pred", p.pred}, {"expected", p.expected}}).dump() << "\n";
+    }
+    const Json mv_json = run_peer({peer, {pairs_file}, {}});
+    const double mv = mv_json.at("checks_per_s").get<double>();
     result["mathverify_checks_per_s"] = mv;
-    result["mathverify_agree_with_expected"] = peer_json["agree"];
+    result["mathverify_agree_with_expected"] = mv_json.at("agree");
     result["ratio"] = r1kit_cps / mv;
     if (!json) fmt::print("math: Math-Verify {:.0f} checks/s ({}/{} as expected); ratio {:.1f}x\n", mv,
-                          peer_json["agree"].get<int>(), pairs.size(), r1kit_cps / mv);
-  } else {
+                          mv_json["agree"].get<int>(), pairs.size(), r1kit_cps / mv);
+  } catch (const std::exception& e) {  // r1kit::Error from the runner, or a JSON line without the keys
     result["ratio"] = nullptr;
-    result["mathverify_error"] = fmt::format("peer failed: {} {} (is math-verify installed in .venv?)", python, peer);
-    if (!json) fmt::print("math: Math-Verify peer did not run ({} {})\n", python, peer);
+    result["mathverify_error"] = fmt::format("{} (is math-verify installed in .venv?)", e.what());
+    if (!json) fmt::print("math: Math-Verify peer did not run ({})\n", e.what());
   }
 
   // Code: sandboxed executions per second (all cores) and the sandbox's own cost.
@@ -148,7 +134,7 @@ int bench_reward(bool json) {
     for (int k = 0; k < m; ++k) {
       sandboxed += rewards::run_sandboxed({"/usr/bin/python3", "-I", "-c", "pass"}, "", {}, limits).wall_s;
       auto b0 = Clock::now();
-      run_capture("/usr/bin/python3 -I -c pass");
+      run_bare_python();
       bare += std::chrono::duration<double>(Clock::now() - b0).count();
     }
     result["sandbox_overhead_ms"] = (sandboxed - bare) / m * 1000;

@@ -19,15 +19,11 @@
 
 #include <fmt/format.h>
 
+#include "bench/peer_runner.h"
 #include "policy/pretrained.h"
 #include "rollout/engine.h"
 #include "rollout/kv_cache.h"
 #include "src/error.h"
-#include "src/files.h"
-
-#ifndef R1KIT_BENCH_SOURCE_DIR
-#define R1KIT_BENCH_SOURCE_DIR "."
-#endif
 
 namespace r1kit::bench {
 namespace {
@@ -77,45 +73,15 @@ struct Side {
   int64_t tokens = 0;
 };
 
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
-
-Side run_peer(const std::string& model_dir, const std::string& prompts_file, const BenchRolloutArgs& a,
-              const DeviceChoice& dev) {
-  const std::string root = R1KIT_BENCH_SOURCE_DIR;
-  const std::string python = root + "/.venv/bin/python";
-  const std::string cmd = shell_quote(python) + " " + shell_quote(root + "/bench/peers/transformers_generate.py") +
-                          " --model " + shell_quote(model_dir) + " --prompts " + shell_quote(prompts_file) +
-                          " --group " + std::to_string(a.group) + " --max-new-tokens " + std::to_string(a.new_tokens) +
-                          " --device " + (dev.device.is_cuda() ? "cuda" : "cpu") + " --dtype " +
-                          (dev.dtype == at::kBFloat16 ? "bfloat16" : "float32") + " --threads " +
-                          std::to_string(at::get_num_threads()) + " 2>/dev/null";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) throw Error("bench rollout: cannot run " + python);
-  std::string out, last;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-  const int rc = pclose(pipe);
-  // The peer's result is its last line that holds a JSON object.
-  size_t end = out.size();
-  while (end > 0) {
-    const size_t nl = out.rfind('\n', end - 1);
-    const size_t start = nl == std::string::npos ? 0 : nl + 1;
-    const std::string line = out.substr(start, end - start);
-    if (line.find('{') != std::string::npos) {
-      last = line;
-      break;
-    }
-    if (nl == std::string::npos) break;
-    end = nl;
-  }
-  if (rc != 0 || last.find('{') == std::string::npos) {
-    throw Error("bench rollout: transformers peer failed (exit " + std::to_string(rc) + "): " + cmd);
-  }
-  const Json j = Json::parse(last);
+Side run_transformers(const std::string& model_dir, const std::string& prompts_file, const BenchRolloutArgs& a,
+                      const DeviceChoice& dev) {
+  const Json j = run_peer({"bench/peers/transformers_generate.py",
+                           {"--model", model_dir, "--prompts", prompts_file, "--group", std::to_string(a.group),
+                            "--max-new-tokens", std::to_string(a.new_tokens), "--device",
+                            dev.device.is_cuda() ? "cuda" : "cpu", "--dtype",
+                            dev.dtype == at::kBFloat16 ? "bfloat16" : "float32", "--threads",
+                            std::to_string(at::get_num_threads())},
+                           {}});
   return {j.at("tokens_per_s").get<double>(), j.at("seconds").get<double>(), j.at("generated_tokens").get<int64_t>()};
 }
 
@@ -160,7 +126,7 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
     std::fflush(stdout);
   }
   if (!a.skip_peer) {
-    const Side peer = run_peer(model_dir, prompts_file, a, dev);
+    const Side peer = run_transformers(model_dir, prompts_file, a, dev);
     j["transformers_tokens_per_s"] = peer.tokens_per_s;
     j["transformers_seconds"] = peer.seconds;
     j["ratio"] = ours.tokens_per_s / peer.tokens_per_s;
@@ -193,28 +159,18 @@ int bench_rollout(const BenchRolloutArgs& a) {
   }
   const DeviceChoice dev = resolve_device(a.device);
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
-  char tmpl[] = "/tmp/r1kit_bench_rollout_XXXXXX";
-  const char* made = mkdtemp(tmpl);
-  if (made == nullptr) throw Error("bench rollout: cannot create a temporary directory");
-  const std::string dir = made;
-  Json result;
-  try {
-    if (!a.json) {
-      fmt::print("bench rollout on {} ({} threads): {} prompts x G={} , {} prompt + {} new tokens, temperature 1\n",
-                 to_string(dev), at::get_num_threads(), a.prompts, a.group, a.prompt_tokens, a.new_tokens);
-    }
-    const Json gqa = bench_model("qwen3_moe", a, dev, dir);
-    const Json mla = bench_model("deepseek_v3", a, dev, dir);
-    result = {{"bench", "rollout"}, {"device", to_string(dev)}, {"qwen3_moe", gqa}, {"deepseek_v3", mla}};
-    if (gqa.contains("ratio")) result["ratio"] = gqa["ratio"];
-    if (mla.contains("ratio")) result["ratio_mla"] = mla["ratio"];
-    result["kv_bytes_per_token_mla"] = mla["kv_bytes_per_token"];
-    result["kv_bytes_per_token_mha_same_heads"] = mla["kv_bytes_per_token_mha_same_heads"];
-  } catch (...) {
-    remove_tree(dir);
-    throw;
+  const ScratchDir dir("bench_rollout");  // the two model directories and their prompts
+  if (!a.json) {
+    fmt::print("bench rollout on {} ({} threads): {} prompts x G={} , {} prompt + {} new tokens, temperature 1\n",
+               to_string(dev), at::get_num_threads(), a.prompts, a.group, a.prompt_tokens, a.new_tokens);
   }
-  remove_tree(dir);
+  const Json gqa = bench_model("qwen3_moe", a, dev, dir.path());
+  const Json mla = bench_model("deepseek_v3", a, dev, dir.path());
+  Json result = {{"bench", "rollout"}, {"device", to_string(dev)}, {"qwen3_moe", gqa}, {"deepseek_v3", mla}};
+  if (gqa.contains("ratio")) result["ratio"] = gqa["ratio"];
+  if (mla.contains("ratio")) result["ratio_mla"] = mla["ratio"];
+  result["kv_bytes_per_token_mla"] = mla["kv_bytes_per_token"];
+  result["kv_bytes_per_token_mha_same_heads"] = mla["kv_bytes_per_token_mha_same_heads"];
   fmt::print("{}\n", result.dump());
   return 0;
 }

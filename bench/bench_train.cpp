@@ -12,18 +12,16 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <random>
 
 #include <fmt/format.h>
 
+#include "bench/peer_runner.h"
 #include "pipelines/grpo/trainer.h"
 #include "policy/pretrained.h"
 #include "src/bpe_trainer.h"
-#include "src/cli/commands.h"
 #include "src/error.h"
-#include "src/files.h"
 #include "src/logging.h"
 #include "src/metrics.h"
 #include "src/tokenizer.h"
@@ -31,30 +29,8 @@
 namespace r1kit::bench {
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr const char* kEos = "<|endoftext|>";
 constexpr int64_t kDataRows = 64;  // prompts in the JSONL; the default run reads 16 of them
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char ch : s) out += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-  return out + "'";
-}
-
-// The checkout that holds bench/peers/trl_grpo.py and .venv: the working directory, else the
-// parent of the executable's folder (build-*/r1kit).
-std::string source_root() {
-  std::vector<fs::path> candidates = {fs::current_path()};
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(exe.parent_path().parent_path());
-  for (const fs::path& c : candidates) {
-    if (fs::exists(c / "bench/peers/trl_grpo.py")) return c.string();
-  }
-  throw Error("bench train: bench/peers/trl_grpo.py not found in the working directory or next to the executable; "
-              "run from the r1kit checkout");
-}
 
 // R1-Zero prompts around small sums: the template's text is the same for every row, so the
 // prompt lengths differ by a few tokens only.
@@ -174,47 +150,17 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
   return s;
 }
 
-Side run_trl(const std::string& model_dir, const std::string& data, const std::string& dir, const BenchTrainArgs& a) {
-  const std::string root = source_root();
-  const std::string python = root + "/.venv/bin/python";
-  const std::string err_file = dir + "/trl_stderr.log";
-  const std::string cmd = "TOKENIZERS_PARALLELISM=false " + shell_quote(python) + " " +
-                          shell_quote(root + "/bench/peers/trl_grpo.py") + " --model " + shell_quote(model_dir) +
-                          " --data " + shell_quote(data) + fmt::format(
-                              " --prompts-per-step {} --group {} --max-completion-length {} --steps {} --warmup {}"
-                              " --learning-rate {} --threads {}",
-                              a.prompts, a.group, a.max_completion_length, a.steps, a.warmup, a.learning_rate,
-                              at::get_num_threads()) +
-                          " 2>" + shell_quote(err_file);
+Side run_trl(const std::string& model_dir, const std::string& data, const BenchTrainArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) throw Error("bench train: cannot run " + python);
-  std::string out;
-  char buf[4096];
-  while (fgets(buf, sizeof buf, pipe) != nullptr) out += buf;
-  const int rc = pclose(pipe);
+  const Json j = run_peer({"bench/peers/trl_grpo.py",
+                           {"--model", model_dir, "--data", data, "--prompts-per-step", std::to_string(a.prompts),
+                            "--group", std::to_string(a.group), "--max-completion-length",
+                            std::to_string(a.max_completion_length), "--steps", std::to_string(a.steps), "--warmup",
+                            std::to_string(a.warmup), "--learning-rate", fmt::format("{}", a.learning_rate),
+                            "--threads", std::to_string(at::get_num_threads())},
+                           {{"TOKENIZERS_PARALLELISM", "false"}}});
   Side s;
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  // The result is the last stdout line holding "seconds_per_step" (the Trainer prints its own
-  // log dicts before it).
-  Json j;
-  for (size_t end = out.size(); end > 0;) {
-    const size_t nl = out.rfind('\n', end - 1);
-    const size_t start = nl == std::string::npos ? 0 : nl + 1;
-    const std::string line = out.substr(start, end - start);
-    if (line.rfind("{\"seconds_per_step\"", 0) == 0) {
-      j = Json::parse(line);
-      break;
-    }
-    if (nl == std::string::npos) break;
-    end = nl;
-  }
-  if (rc != 0 || j.is_null()) {
-    std::ifstream err(err_file);
-    std::string text((std::istreambuf_iterator<char>(err)), std::istreambuf_iterator<char>());
-    if (text.size() > 2000) text = "..." + text.substr(text.size() - 2000);
-    throw Error(fmt::format("bench train: TRL peer failed (exit {}): {}\n{}", rc, cmd, text));
-  }
   s.seconds_per_step = j.at("seconds_per_step").get<double>();
   s.completion_mean_length = j.at("completion_mean_length").get<double>();
   s.reward_mean = j.at("reward_mean").get<double>();
@@ -252,93 +198,69 @@ int bench_train(const BenchTrainArgs& a) {
   }
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   if (a.json) log::set_level(log::Level::Warn);
-  char tmpl[] = "/tmp/r1kit_bench_train_XXXXXX";
-  const char* made = mkdtemp(tmpl);
-  if (made == nullptr) throw Error("bench train: cannot create a temporary directory");
-  const std::string dir = made;
+  const ScratchDir scratch("bench_train");  // the shared inputs and r1kit's run directory
+  const std::string& dir = scratch.path();
   const std::string model_dir = dir + "/model", data = dir + "/prompts.jsonl";
-  Json result;
-  try {
-    const int64_t params = write_inputs(dir, model_dir, data);
-    const int64_t n = a.prompts * a.group;
-    if (!a.json) {
-      fmt::print("bench train on cpu ({} threads): qwen3_moe D=64 L=2 H=4/Hkv=2 E=8 K=2 ({} params), "
-                 "B={} prompts x G={} = {} completions/step, max_completion_length {}, stop at EOS, "
-                 "temperature 1, beta 0, loss dapo, lr {}, {} warm-up + {} timed steps\n",
-                 at::get_num_threads(), params, a.prompts, a.group, n, a.max_completion_length, a.learning_rate,
-                 a.warmup, a.steps);
-      std::fflush(stdout);
-    }
-    const Side ours = run_ours(model_dir, data, dir + "/run", a);
-    if (!a.json) {
-      fmt::print("r1kit  {:8.3f} s/step  (rollout {:.3f} s, train {:.3f} s; completion mean length {:.1f}, "
-                 "reward mean {:.3f}; run {:.1f} s)\n",
-                 ours.seconds_per_step, ours.extra["rollout_seconds"].get<double>(),
-                 ours.extra["train_seconds"].get<double>(), ours.completion_mean_length, ours.reward_mean,
-                 ours.wall_seconds);
-      std::fflush(stdout);
-    }
-    result = {{"bench", "train"},
-              {"device", "cpu"},
-              {"threads", at::get_num_threads()},
-              {"model", "qwen3_moe"},
-              {"params", params},
-              {"prompts", a.prompts},
-              {"group", a.group},
-              {"max_completion_length", a.max_completion_length},
-              {"warmup_steps", a.warmup},
-              {"timed_steps", a.steps},
-              {"learning_rate", a.learning_rate},
-              {"loss_type", "dapo"},
-              {"beta", 0.0},
-              {"temperature", 1.0},
-              {"num_iterations", 1},
-              {"eos", "both stop at EOS"},
-              {"rewards", "format + tag_count"},
-              {"r1kit_seconds_per_step", ours.seconds_per_step},
-              {"r1kit_step_seconds", ours.extra["step_seconds"]},
-              {"r1kit_rollout_seconds_per_step", ours.extra["rollout_seconds"]},
-              {"r1kit_train_seconds_per_step", ours.extra["train_seconds"]},
-              {"r1kit_completion_mean_length", ours.completion_mean_length},
-              {"r1kit_reward_mean", ours.reward_mean}};
-    if (!a.skip_peer) {
-      const Side trl = run_trl(model_dir, data, dir, a);
-      const double ratio = trl.seconds_per_step / ours.seconds_per_step;
-      if (!a.json) {
-        fmt::print("TRL    {:8.3f} s/step  (completion mean length {:.1f}, reward mean {:.3f}; run {:.1f} s)  "
-                   "ratio {:.2f}x\n",
-                   trl.seconds_per_step, trl.completion_mean_length, trl.reward_mean, trl.wall_seconds, ratio);
-      }
-      result["trl_seconds_per_step"] = trl.seconds_per_step;
-      result["trl_step_seconds"] = trl.extra.at("step_seconds");
-      result["trl_completion_mean_length"] = trl.completion_mean_length;
-      result["trl_reward_mean"] = trl.reward_mean;
-      result["trl_version"] = trl.extra.at("trl");
-      result["transformers_version"] = trl.extra.at("transformers");
-      result["ratio"] = ratio;
-    }
-  } catch (...) {
-    remove_tree(dir);
-    throw;
+  const int64_t params = write_inputs(dir, model_dir, data);
+  const int64_t n = a.prompts * a.group;
+  if (!a.json) {
+    fmt::print("bench train on cpu ({} threads): qwen3_moe D=64 L=2 H=4/Hkv=2 E=8 K=2 ({} params), "
+               "B={} prompts x G={} = {} completions/step, max_completion_length {}, stop at EOS, "
+               "temperature 1, beta 0, loss dapo, lr {}, {} warm-up + {} timed steps\n",
+               at::get_num_threads(), params, a.prompts, a.group, n, a.max_completion_length, a.learning_rate,
+               a.warmup, a.steps);
+    std::fflush(stdout);
   }
-  remove_tree(dir);
+  const Side ours = run_ours(model_dir, data, dir + "/run", a);
+  if (!a.json) {
+    fmt::print("r1kit  {:8.3f} s/step  (rollout {:.3f} s, train {:.3f} s; completion mean length {:.1f}, "
+               "reward mean {:.3f}; run {:.1f} s)\n",
+               ours.seconds_per_step, ours.extra["rollout_seconds"].get<double>(),
+               ours.extra["train_seconds"].get<double>(), ours.completion_mean_length, ours.reward_mean,
+               ours.wall_seconds);
+    std::fflush(stdout);
+  }
+  Json result = {{"bench", "train"},
+                 {"device", "cpu"},
+                 {"threads", at::get_num_threads()},
+                 {"model", "qwen3_moe"},
+                 {"params", params},
+                 {"prompts", a.prompts},
+                 {"group", a.group},
+                 {"max_completion_length", a.max_completion_length},
+                 {"warmup_steps", a.warmup},
+                 {"timed_steps", a.steps},
+                 {"learning_rate", a.learning_rate},
+                 {"loss_type", "dapo"},
+                 {"beta", 0.0},
+                 {"temperature", 1.0},
+                 {"num_iterations", 1},
+                 {"eos", "both stop at EOS"},
+                 {"rewards", "format + tag_count"},
+                 {"r1kit_seconds_per_step", ours.seconds_per_step},
+                 {"r1kit_step_seconds", ours.extra["step_seconds"]},
+                 {"r1kit_rollout_seconds_per_step", ours.extra["rollout_seconds"]},
+                 {"r1kit_train_seconds_per_step", ours.extra["train_seconds"]},
+                 {"r1kit_completion_mean_length", ours.completion_mean_length},
+                 {"r1kit_reward_mean", ours.reward_mean}};
+  if (!a.skip_peer) {
+    const Side trl = run_trl(model_dir, data, a);
+    const double ratio = trl.seconds_per_step / ours.seconds_per_step;
+    if (!a.json) {
+      fmt::print("TRL    {:8.3f} s/step  (completion mean length {:.1f}, reward mean {:.3f}; run {:.1f} s)  "
+                 "ratio {:.2f}x\n",
+                 trl.seconds_per_step, trl.completion_mean_length, trl.reward_mean, trl.wall_seconds, ratio);
+    }
+    result["trl_seconds_per_step"] = trl.seconds_per_step;
+    result["trl_step_seconds"] = trl.extra.at("step_seconds");
+    result["trl_completion_mean_length"] = trl.completion_mean_length;
+    result["trl_reward_mean"] = trl.reward_mean;
+    result["trl_version"] = trl.extra.at("trl");
+    result["transformers_version"] = trl.extra.at("transformers");
+    result["ratio"] = ratio;
+  }
   fmt::print("{}\n", result.dump());
   return 0;
-}
-
-void add_bench_train_command(CLI::App& bench) {
-  auto a = std::make_shared<BenchTrainArgs>();
-  CLI::App* cmd = bench.add_subcommand("train", "GRPO s/step vs TRL GRPOTrainer (tiny qwen3_moe, CPU)");
-  cmd->add_option("--steps", a->steps, "timed steps (K)")->capture_default_str();
-  cmd->add_option("--warmup", a->warmup, "untimed steps first")->capture_default_str();
-  cmd->add_option("--prompts", a->prompts, "B prompts per step")->capture_default_str();
-  cmd->add_option("--group", a->group, "G generations per prompt")->capture_default_str();
-  cmd->add_option("--max-completion-length", a->max_completion_length)->capture_default_str();
-  cmd->add_option("--learning-rate", a->learning_rate)->capture_default_str();
-  cmd->add_option("--threads", a->threads, "CPU threads, both sides (0 = default)")->capture_default_str();
-  cmd->add_flag("--no-peer", a->skip_peer, "r1kit only");
-  cmd->add_flag("--json", a->json, "print only the JSON line");
-  cmd->callback([a] { cli::exit_code() = bench_train(*a); });
 }
 
 }  // namespace r1kit::bench

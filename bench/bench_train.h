@@ -10,10 +10,6 @@
 #pragma once
 #include <cstdint>
 
-namespace CLI {
-class App;
-}
-
 namespace r1kit::bench {
 
 struct BenchTrainArgs {
@@ -31,10 +27,5 @@ struct BenchTrainArgs {
 
 // Returns the exit code.
 int bench_train(const BenchTrainArgs& args);
-
-// Adds `train` under the `bench` command (CLI11 flags -> BenchTrainArgs). It lives here, not
-// in a src/cli/cmd_*.cpp of its own, so that wiring the benchmark in costs cmd_bench.cpp one
-// call.
-void add_bench_train_command(CLI::App& bench);
 
 }  // namespace r1kit::bench

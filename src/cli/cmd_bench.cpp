@@ -1,6 +1,8 @@
-// `r1kit bench reward|...  [--json]`: side-by-side benchmarks against the tool a user would
-// pick instead (bench/). Each prints JSON whose last line holds the ratio.
+// `r1kit bench reward|rollout|train [--json]`: side-by-side benchmarks against the tool a user
+// would pick instead (bench/). Each prints JSON whose last line holds the ratio. The flags
+// live here; the benchmarks in bench/ take plain args structs.
 #include "bench/bench_reward.h"
+#include "bench/bench_rollout.h"
 #include "bench/bench_train.h"
 #include "src/cli/commands.h"
 
@@ -9,11 +11,36 @@ namespace r1kit::cli {
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand("bench", "benchmarks against peers (JSON output)");
   bench->require_subcommand(1);
+
   auto json = std::make_shared<bool>(false);
   CLI::App* reward = bench->add_subcommand("reward", "math checks/s vs Math-Verify; sandboxed code executions/s");
   reward->add_flag("--json", *json, "print only the JSON line");
   reward->callback([json] { exit_code() = bench::bench_reward(*json); });
-  bench::add_bench_train_command(*bench);  // `bench train` (bench/bench_train.cpp)
+
+  auto r = std::make_shared<bench::BenchRolloutArgs>();
+  CLI::App* roll = bench->add_subcommand("rollout", "generation tok/s vs transformers generate (qwen3_moe, deepseek_v3)");
+  roll->add_option("--device", r->device, "cpu | cuda | auto")->capture_default_str();
+  roll->add_option("--prompts", r->prompts, "B prompts")->capture_default_str();
+  roll->add_option("--group", r->group, "G samples per prompt")->capture_default_str();
+  roll->add_option("--prompt-tokens", r->prompt_tokens)->capture_default_str();
+  roll->add_option("--new-tokens", r->new_tokens)->capture_default_str();
+  roll->add_option("--threads", r->threads, "CPU threads, both sides (0 = default)")->capture_default_str();
+  roll->add_flag("--no-peer", r->skip_peer, "r1kit only");
+  roll->add_flag("--json", r->json, "print only the JSON line");
+  roll->callback([r] { exit_code() = bench::bench_rollout(*r); });
+
+  auto t = std::make_shared<bench::BenchTrainArgs>();
+  CLI::App* train = bench->add_subcommand("train", "GRPO s/step vs TRL GRPOTrainer (tiny qwen3_moe, CPU)");
+  train->add_option("--steps", t->steps, "timed steps (K)")->capture_default_str();
+  train->add_option("--warmup", t->warmup, "untimed steps first")->capture_default_str();
+  train->add_option("--prompts", t->prompts, "B prompts per step")->capture_default_str();
+  train->add_option("--group", t->group, "G generations per prompt")->capture_default_str();
+  train->add_option("--max-completion-length", t->max_completion_length)->capture_default_str();
+  train->add_option("--learning-rate", t->learning_rate)->capture_default_str();
+  train->add_option("--threads", t->threads, "CPU threads, both sides (0 = default)")->capture_default_str();
+  train->add_flag("--no-peer", t->skip_peer, "r1kit only");
+  train->add_flag("--json", t->json, "print only the JSON line");
+  train->callback([t] { exit_code() = bench::bench_train(*t); });
 }
 
 }  // namespace r1kit::cli

@@ -8,11 +8,11 @@ namespace r1kit::cli {
 
 void add_demo_command(CLI::App& app);
 void add_reward_command(CLI::App& app);
-void add_bench_command(CLI::App& app);
+void add_bench_command(CLI::App& app);  // bench reward, rollout, train
 void add_run_command(CLI::App& app);
 void add_launch_command(CLI::App& app);  // N ranks of an r1kit command (cmd_launch.cpp)
 void add_report_command(CLI::App& app);
-void add_generate_command(CLI::App& app);  // also adds `bench rollout`: after add_bench_command
+void add_generate_command(CLI::App& app);
 
 // Set by a subcommand's callback; main returns it.
 int& exit_code();
