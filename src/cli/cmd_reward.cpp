@@ -1,20 +1,14 @@
 // `r1kit reward --reward NAME [--data F] [--out F] [--threads N]`: score JSONL rows offline
-// (rewards::run_reward_command does the work; see rewards/reward_command.h).
-#include "rewards/reward_command.h"
+// (reward_command.h: the flags and the work, shared with the r1kit-reward tool).
 #include "src/cli/commands.h"
+#include "src/cli/reward_command.h"
 
 namespace r1kit::cli {
 
 void add_reward_command(CLI::App& app) {
-  auto args = std::make_shared<rewards::RewardCommandArgs>();
-  CLI::App* cmd = app.add_subcommand("reward", "score completions offline (JSONL in, JSONL out)");
-  cmd->add_option("--reward,-r", args->reward,
-                  "reward spec: a name (math), name:weight list (math:1,format:0.5), a JSON list or a .json file")
-      ->capture_default_str();
-  cmd->add_option("--data,-d", args->data, "input JSONL (default: stdin)");
-  cmd->add_option("--out,-o", args->out, "output JSONL (default: stdout)");
-  cmd->add_option("--threads,-j", args->threads, "scoring threads (0 = all cores)");
-  cmd->callback([args] { exit_code() = rewards::run_reward_command(*args); });
+  auto args = std::make_shared<RewardCommandArgs>();
+  CLI::App* cmd = add_reward_subcommand(app, *args);
+  cmd->callback([args] { exit_code() = run_reward_command(*args); });
 }
 
 }  // namespace r1kit::cli

@@ -1,9 +1,10 @@
 // `r1kit reward` (see reward_command.h).
-#include "rewards/reward_command.h"
+#include "src/cli/reward_command.h"
 
 #include <cstdio>
 #include <iostream>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "rewards/scorer.h"
@@ -11,7 +12,7 @@
 #include "src/jsonl.h"
 #include "src/thread_pool.h"
 
-namespace r1kit::rewards {
+namespace r1kit::cli {
 namespace {
 
 std::string text_of(const Json& v, const std::string& where) {
@@ -42,11 +43,11 @@ std::vector<Json> read_rows(const std::string& path) {
 
 int run_reward_command(const RewardCommandArgs& args) {
   try {
-    Scorer scorer = Scorer::from_spec(args.reward);
+    rewards::Scorer scorer = rewards::Scorer::from_spec(args.reward);
     std::vector<Json> rows = read_rows(args.data);
     std::string src = args.data.empty() ? "<stdin>" : args.data;
     std::vector<std::string> prompts(rows.size()), completions(rows.size());
-    std::vector<RewardInput> inputs(rows.size());
+    std::vector<rewards::RewardInput> inputs(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
       std::string where = fmt::format("{}: row {}", src, i + 1);
       if (!rows[i].contains("completion")) throw Error(fmt::format("{}: no \"completion\" field", where));
@@ -57,7 +58,7 @@ int run_reward_command(const RewardCommandArgs& args) {
       inputs[i].fields = &rows[i];
     }
     ThreadPool pool(args.threads);
-    std::vector<RewardResult> results = scorer.score_batch(inputs, &pool);
+    std::vector<rewards::RewardResult> results = scorer.score_batch(inputs, &pool);
     std::vector<Json> out(rows.size());
     for (size_t i = 0; i < rows.size(); ++i) {
       out[i] = rows[i];
@@ -78,4 +79,15 @@ int run_reward_command(const RewardCommandArgs& args) {
   }
 }
 
-}  // namespace r1kit::rewards
+CLI::App* add_reward_subcommand(CLI::App& app, RewardCommandArgs& args) {
+  CLI::App* cmd = app.add_subcommand("reward", "score completions offline (JSONL in, JSONL out)");
+  cmd->add_option("--reward,-r", args.reward,
+                  "reward spec: a name (math), name:weight list (math:1,format:0.5), a JSON list or a .json file")
+      ->capture_default_str();
+  cmd->add_option("--data,-d", args.data, "input JSONL (default: stdin)");
+  cmd->add_option("--out,-o", args.out, "output JSONL (default: stdout)");
+  cmd->add_option("--threads,-j", args.threads, "scoring threads (0 = all cores)");
+  return cmd;
+}
+
+}  // namespace r1kit::cli

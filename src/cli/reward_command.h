@@ -1,5 +1,7 @@
-// `r1kit reward`: score a JSONL file offline. The CLI (src/cli/) parses flags into
-// RewardCommandArgs and calls run_reward_command; so does the torch-free r1kit-reward tool.
+// `r1kit reward`: score a JSONL file offline. Both executables, `r1kit` (cmd_reward.cpp) and
+// the torch-free `r1kit-reward` (reward_tool.cpp), add the subcommand with
+// add_reward_subcommand and call run_reward_command, so their flags cannot drift. Torch-free
+// (library r1kit_cli_reward).
 //
 // Each input row needs "completion" (a string, or a chat list whose last message's
 // "content" is used) plus the task fields the rewards read ("answer" for math, "tests"
@@ -10,7 +12,11 @@
 #pragma once
 #include <string>
 
-namespace r1kit::rewards {
+namespace CLI {
+class App;
+}
+
+namespace r1kit::cli {
 
 struct RewardCommandArgs {
   std::string reward = "math";  // "math", "math:1,format:0.5", a JSON list, or a .json file
@@ -22,4 +28,8 @@ struct RewardCommandArgs {
 // Returns the process exit code (0 ok, 1 bad input).
 int run_reward_command(const RewardCommandArgs& args);
 
-}  // namespace r1kit::rewards
+// Adds the `reward` subcommand and its flags (bound to `args`) under `app`; the caller sets
+// the callback. `args` must outlive parsing.
+CLI::App* add_reward_subcommand(CLI::App& app, RewardCommandArgs& args);
+
+}  // namespace r1kit::cli

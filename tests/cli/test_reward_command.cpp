@@ -5,11 +5,11 @@
 
 #include <gtest/gtest.h>
 
-#include "rewards/reward_command.h"
+#include "src/cli/reward_command.h"
 #include "src/jsonl.h"
 
 using namespace r1kit;
-using namespace r1kit::rewards;
+using namespace r1kit::cli;
 namespace fs = std::filesystem;
 
 TEST(RewardCommand, ScoresJsonlRows) {
