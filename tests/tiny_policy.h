@@ -12,6 +12,40 @@
 
 namespace r1kit::testing {
 
+// An in-memory tiny config of `type` (vocabulary 50, D 32, L 2, H 4 / Hkv 2, Dh 8, 4 experts
+// top-2 for the MoE types; deepseek_v3 with MLA): the engine and CPU-kernel tests' model.
+inline policy::ModelConfig tiny_config(const std::string& type) {
+  policy::ModelConfig c;
+  c.model_type = type;
+  c.vocab_size = 50;
+  c.hidden_size = 32;
+  c.intermediate_size = 48;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  c.num_key_value_heads = 2;
+  c.head_dim = 8;
+  c.num_experts = 4;
+  c.num_experts_per_tok = 2;
+  c.moe_intermediate_size = 16;
+  c.eos_token_ids = {1};
+  if (type == "deepseek_v3") {  // MLA, sigmoid router, a shared expert
+    c.q_lora_rank = 16;
+    c.kv_lora_rank = 12;
+    c.qk_nope_head_dim = 8;
+    c.qk_rope_head_dim = 4;
+    c.v_head_dim = 6;
+    c.head_dim = 4;
+    c.scoring_func = "sigmoid";
+    c.norm_topk_prob = true;
+    c.routed_scaling_factor = 2.5;
+    c.n_shared_experts = 1;
+    c.n_group = 2;
+    c.topk_group = 1;
+  }
+  return c;
+}
+
+
 inline void save_tiny_policy(const std::filesystem::path& dir, uint64_t seed = 3) {
   std::vector<std::string> texts;
   for (int i = 0; i < 50; ++i) {

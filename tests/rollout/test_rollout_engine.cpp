@@ -17,42 +17,14 @@
 #include "rollout/kv_cache.h"
 #include "src/device.h"
 #include "src/files.h"
+#include "tests/tiny_policy.h"
 
 namespace r1kit::rollout {
 namespace {
 
 using policy::ModelConfig;
 
-ModelConfig tiny(const std::string& type) {
-  ModelConfig c;
-  c.model_type = type;
-  c.vocab_size = 50;
-  c.hidden_size = 32;
-  c.intermediate_size = 48;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.head_dim = 8;
-  c.num_experts = 4;
-  c.num_experts_per_tok = 2;
-  c.moe_intermediate_size = 16;
-  c.eos_token_ids = {1};
-  if (type == "deepseek_v3") {
-    c.q_lora_rank = 16;
-    c.kv_lora_rank = 12;
-    c.qk_nope_head_dim = 8;
-    c.qk_rope_head_dim = 4;
-    c.v_head_dim = 6;
-    c.head_dim = 4;
-    c.scoring_func = "sigmoid";
-    c.norm_topk_prob = true;
-    c.routed_scaling_factor = 2.5;
-    c.n_shared_experts = 1;
-    c.n_group = 2;
-    c.topk_group = 1;
-  }
-  return c;
-}
+ModelConfig tiny(const std::string& type) { return r1kit::testing::tiny_config(type); }
 
 constexpr double kWeightScale = 2.0;
 
