@@ -177,7 +177,11 @@ std::optional<Span> last_number(std::string_view t) {
     }
     size_t b = i;
     if (b > 0 && std::isalpha(static_cast<unsigned char>(t[b - 1]))) {
-      while (i < t.size() && std::isalnum(static_cast<unsigned char>(t[i]))) ++i;
+      // Part of a name ("x2", "v.2"): skip it. At least one character, or "x.5" (a number
+      // that starts with the dot) would never advance.
+      do {
+        ++i;
+      } while (i < t.size() && std::isalnum(static_cast<unsigned char>(t[i])));
       continue;
     }
     size_t j = i;

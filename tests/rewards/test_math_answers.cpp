@@ -101,6 +101,16 @@ TEST(MathExtract, Ladder) {
   EXPECT_EQ(math::extract_answer("$\\boxed{28}$ pct")->text, "28%");
 }
 
+TEST(MathExtract, NameFollowedByADotNumberEnds) {
+  // A letter then a number that starts with its dot ("x.5", "v.2") once looped forever in the
+  // last-number scan: the name is skipped, the scan goes on to the real number.
+  const auto whole = math::extract_answer("x.5");  // returns (the whole short text, not a number)
+  ASSERT_TRUE(whole);
+  EXPECT_EQ(whole->text, "x.5");
+  EXPECT_EQ(math::extract_answer("v.2 so 7")->text, "7");
+  EXPECT_EQ(math::extract_answer("a.1 b.22 c.333 is 4")->text, "4");
+}
+
 TEST(MathEqual, NumbersAndForms) {
   EXPECT_TRUE(eq("\\frac{1}{2}", "0.5"));               // decimal vs fraction
   EXPECT_TRUE(eq("\\dfrac{3}{6}", "\\tfrac12"));        // both 1/2
