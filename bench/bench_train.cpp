@@ -97,24 +97,26 @@ struct Side {
 
 Side run_ours(const std::string& model_dir, const std::string& data, const std::string& run_dir,
               const BenchTrainArgs& a) {
-  pipelines::grpo::GrpoOptions o;
-  o.model = model_dir;
-  o.data = data;
-  o.prompt_template = "{prompt}";  // the JSONL holds the rendered prompts, as TRL reads them
-  o.rewards = Json::array({{{"name", "format"}, {"weight", 1.0}}, {{"name", "tag_count"}, {"weight", 1.0}}});
-  o.prompts_per_step = a.prompts;
-  o.num_generations = a.group;
-  o.per_device_train_batch_size = a.prompts * a.group;  // one micro-batch, as TRL's B*G
-  o.num_iterations = 1;
-  o.max_steps = a.warmup + a.steps;
-  o.max_completion_length = a.max_completion_length;
-  o.temperature = 1.0;
-  o.generation_batch_rows = std::max<int64_t>(64, a.prompts * a.group);
-  o.loss_type = "dapo";
-  o.scale_rewards = "group";
-  o.beta = 0.0;
-  o.learning_rate = a.learning_rate;
-  o.device = "cpu";
+  // The stage as a recipe would give it (and checked the same way).
+  const Json stage_options = {
+      {"model", model_dir},
+      {"data", data},
+      {"prompt_template", "{prompt}"},  // the JSONL holds the rendered prompts, as TRL reads them
+      {"rewards", Json::array({{{"name", "format"}, {"weight", 1.0}}, {{"name", "tag_count"}, {"weight", 1.0}}})},
+      {"prompts_per_step", a.prompts},
+      {"num_generations", a.group},
+      {"per_device_train_batch_size", a.prompts * a.group},  // one micro-batch, as TRL's B*G
+      {"num_iterations", 1},
+      {"max_steps", a.warmup + a.steps},
+      {"max_completion_length", a.max_completion_length},
+      {"temperature", 1.0},
+      {"generation_batch_rows", std::max<int64_t>(64, a.prompts * a.group)},
+      {"loss_type", "dapo"},
+      {"scale_rewards", "group"},
+      {"beta", 0.0},
+      {"learning_rate", a.learning_rate},
+      {"device", "cpu"}};
+  const pipelines::grpo::GrpoOptions o = pipelines::grpo::parse_grpo_options(stage_options, {"bench train: ", 1});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string stage = "grpo";
   pipelines::grpo::run_grpo(o, pipelines::StageContext{run_dir, stage, false});
