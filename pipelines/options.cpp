@@ -66,6 +66,7 @@ void read_optimizer_options(JsonFields& f, OptimizerOptions& o) {
   f.get("max_grad_norm", o.max_grad_norm);
   f.get("lr_scheduler_type", o.lr_scheduler_type, kScheduleTypeNames);
   f.get("warmup_steps", o.warmup_steps);
+  f.get("max_nonfinite_steps", o.max_nonfinite_steps);
   auto finite = [&](const char* key, double v) {
     if (!std::isfinite(v)) f.fail(key, "must be a finite number");
   };
@@ -78,6 +79,7 @@ void read_optimizer_options(JsonFields& f, OptimizerOptions& o) {
   finite("max_grad_norm", o.max_grad_norm);
   if (!(o.max_grad_norm > 0)) f.fail("max_grad_norm", "must be > 0");
   require_non_negative(f, "warmup_steps", o.warmup_steps);
+  require_positive(f, "max_nonfinite_steps", o.max_nonfinite_steps);
 }
 
 void read_checkpoint_options(JsonFields& f, CheckpointOptions& o) {

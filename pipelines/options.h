@@ -63,6 +63,9 @@ struct OptimizerOptions {
   ScheduleType lr_scheduler_type = ScheduleType::kConstant;
   int64_t warmup_steps = 0;
   double min_lr_ratio = 0.0;     // cosine floor (a stage's constant, not a key: sft decays to 10%)
+  // A step whose gradient norm is not finite is skipped (no update); this many in a row stop
+  // the stage with an error, before a broken model is saved.
+  int64_t max_nonfinite_steps = 3;
 
   LrSchedule schedule(int64_t max_steps) const;
 };

@@ -231,7 +231,15 @@ int run_recipe(const RunArgs& args) {
     manifest["stages"][p.name] = {{"type", type}, {"state", "running"}};
     if (main_rank) write_file_atomic(manifest_path, manifest.dump(2) + "\n");
     if (main_rank) log::info("stage {} ({})", p.name, type);
-    const StageResult result = p.stage->run(StageContext{args.out, p.name, args.resume});
+    StageResult result;
+    try {
+      result = p.stage->run(StageContext{args.out, p.name, args.resume});
+    } catch (const std::exception& e) {
+      // The manifest says so (--resume runs the stage again from its newest checkpoint).
+      manifest["stages"][p.name] = {{"type", type}, {"state", "failed"}, {"error", e.what()}};
+      if (main_rank) write_file_atomic(manifest_path, manifest.dump(2) + "\n");
+      throw;
+    }
     manifest["stages"][p.name] = {{"type", type},
                                   {"state", "done"},
                                   {"model_dir", result.model_dir},

@@ -4,6 +4,9 @@
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
 
+#include <ATen/ATen.h>
+
+#include <cmath>
 #include <filesystem>
 
 #include "policy/causal_lm.h"
@@ -57,20 +60,50 @@ double Training::begin_step(int64_t step) {
 double Training::step_optimizer() {
   all_reduce_gradients(distributed(), model_.parameters());
   const double grad_norm = torch::nn::utils::clip_grad_norm_(model_.parameters(), options_.max_grad_norm);
-  optimizer_->step();
+  if (std::isfinite(grad_norm)) {
+    nonfinite_in_a_row_ = 0;
+    optimizer_->step();
+    return grad_norm;
+  }
+  // NaN/inf gradients (a loss that overflowed, weights already ruined by a huge learning
+  // rate): an update would spread them into every weight and the AdamW moments.
+  optimizer_->zero_grad();
+  ++nonfinite_in_a_row_, ++nonfinite_total_;
+  const int64_t step = state.step + 1;
+  if (nonfinite_in_a_row_ >= options_.max_nonfinite_steps) {
+    throw Error(fmt::format("{}: step {}: the gradient norm was not finite ({}) in {} steps in a row; stopped "
+                            "without saving (learning_rate {} too high? the last checkpoint, if any, is intact)",
+                            context_.stage_name, step, grad_norm, nonfinite_in_a_row_, options_.learning_rate));
+  }
+  if (distributed().is_main()) {
+    log::warn("{}: step {}: gradient norm {}; update skipped ({} of at most {} in a row)", context_.stage_name, step,
+              grad_norm, nonfinite_in_a_row_, options_.max_nonfinite_steps);
+  }
   return grad_norm;
+}
+
+void Training::check_finite(const std::string& what) const {
+  for (const auto& item : model_.named_parameters()) {
+    if (!at::isfinite(item.value()).all().item<bool>()) {
+      throw Error(fmt::format("{}: step {}: weight {} has non-finite values; {} not written", context_.stage_name,
+                              state.step, item.key(), what));
+    }
+  }
 }
 
 void Training::end_step(int64_t step, const std::map<std::string, double>& row, const Tokenizer& tokenizer,
                         int64_t replica_check_steps) {
   DistributedContext& dist = distributed();
   state.step = step + 1;
-  metrics_->log(state.step, row);
+  std::map<std::string, double> logged = row;
+  logged["nonfinite_skipped_steps"] = static_cast<double>(nonfinite_total_);
+  metrics_->log(state.step, logged);
   const bool last = state.step == max_steps_;
   if (last || state.step % replica_check_steps == 0) {
     check_replicas_equal(dist, replica_, context_.stage_name + " step " + std::to_string(state.step));
   }
   if (last || (checkpoints_.save_steps > 0 && state.step % checkpoints_.save_steps == 0)) {
+    check_finite("checkpoint");
     save_checkpoint_synced(dist, checkpoint_root_, model_, tokenizer, *optimizer_, state, checkpoints_.save_total_limit,
                            reference_);
   }
@@ -78,6 +111,7 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
 
 std::string Training::save_final(const Tokenizer& tokenizer) {
   const std::string dir = stage_model_dir(context_.run_dir, context_.stage_name);
+  check_finite("model");
   save_final_model(distributed(), model_, tokenizer, dir);
   return dir;
 }

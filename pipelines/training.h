@@ -46,10 +46,14 @@ class Training {
   // The step's learning rate from the schedule, set on every parameter group; returned.
   double begin_step(int64_t step);
   // Gradients summed over ranks, clipped to max_grad_norm, AdamW step. Returns the norm
-  // before clipping.
+  // before clipping. A non-finite norm (the same on every rank: the gradients are summed
+  // first) skips the update; max_nonfinite_steps of those in a row throw an r1kit::Error
+  // naming the stage and step (the last checkpoint stays as it was).
   double step_optimizer();
-  // state.step = step + 1 (the caller's step); logs `row`; every `replica_check_steps` steps
-  // and at the end checks that the ranks' weights agree; writes a checkpoint when due.
+  // state.step = step + 1 (the caller's step); logs `row` plus `nonfinite_skipped_steps`;
+  // every `replica_check_steps` steps and at the end checks that the ranks' weights agree;
+  // writes a checkpoint when due. No checkpoint or model is written with a non-finite weight
+  // (an r1kit::Error names the tensor).
   void end_step(int64_t step, const std::map<std::string, double>& row, const Tokenizer& tokenizer,
                 int64_t replica_check_steps);
   // The final model and tokenizer into RUN/models/<stage> (rank 0, then a barrier).
@@ -66,6 +70,9 @@ class Training {
   std::vector<at::Tensor> replica_;  // views of the parameters: follow the updates
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<MetricsLogger> metrics_;
+  int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;
+
+  void check_finite(const std::string& what) const;
 };
 
 // The longest of every rank's `local` row length (at least 1). Data-parallel ranks pad their

@@ -16,7 +16,11 @@
 #include <sstream>
 #include <thread>
 
+#include <ATen/ATen.h>
+
 #include "pipelines/recipe.h"
+#include "policy/causal_lm.h"
+#include "policy/pretrained.h"
 #include "src/files.h"
 #include "src/jsonl.h"
 #include "src/safetensors.h"
@@ -73,6 +77,36 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
   const Json manifest = read_json_file((dir / "run" / "manifest.json").string());
   EXPECT_EQ(manifest["stages"]["zero"]["state"], "done");
   EXPECT_TRUE(fs::exists(dir / "run" / "models" / "zero" / "model.safetensors"));
+}
+
+// A learning rate far too high (1e30, issue 12): step 1 blows the weights up, every later
+// gradient is NaN. Those updates are skipped, the third in a row stops the stage with an
+// error naming it, the manifest says "failed", and no model with a non-finite weight is
+// written anywhere (checkpoints hold only finite weights; no final model).
+TEST(GrpoNonFinite, HugeLearningRateStopsBeforeANanModelIsSaved) {
+  const fs::path dir = testing::scratch_dir("grpo_nonfinite");
+  RunArgs args;
+  args.recipe = make_fixture(dir, 20, {{"learning_rate", 1e30}, {"save_steps", 1}, {"beta", 0.0}});
+  args.out = (dir / "run").string();
+  try {
+    run_recipe(args);
+    FAIL() << "the run completed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("zero: step 4: the gradient norm was not finite"), std::string::npos)
+        << e.what();
+  }
+  const Json manifest = read_json_file((dir / "run" / "manifest.json").string());
+  EXPECT_EQ(manifest["stages"]["zero"]["state"], "failed");
+  EXPECT_FALSE(fs::exists(dir / "run" / "models" / "zero"));
+  const std::vector<Json> rows = read_jsonl((dir / "run" / "zero" / "metrics.jsonl").string());
+  ASSERT_EQ(rows.size(), 3u);  // step 1 trained, steps 2-3 skipped, step 4 stopped
+  EXPECT_EQ(rows[2]["nonfinite_skipped_steps"], 2);
+  for (const auto& step : list_dir((dir / "run" / "checkpoints" / "zero").string())) {
+    SCOPED_TRACE(step);
+    auto model = policy::load_pretrained((dir / "run" / "checkpoints" / "zero" / step).string(),
+                                         resolve_device("cpu"));
+    for (const at::Tensor& p : model->parameters()) EXPECT_TRUE(at::isfinite(p).all().item<bool>());
+  }
 }
 
 // DAPO dynamic sampling. With a reward the untrained policy never earns (math: every group
