@@ -1,6 +1,7 @@
 // `r1kit bench reward` (see bench_reward.h).
 #include "bench/bench_reward.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -9,8 +10,6 @@
 #include <iostream>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "bench/peer_runner.h"
 #include "rewards/math_reward.h"
@@ -102,15 +101,17 @@ int bench_reward(bool json) {
     const std::string pairs_file = dir.path() + "/pairs.jsonl";
     {
       std::ofstream out(pairs_file);
-      for (const auto& p : pairs) out << Json({{"gold", p.gold}, {"pred", p.pred}, {"expected", p.expected}}).dump() << "\n";
+      for (const auto& p : pairs)
+        out << Json({{"gold", p.gold}, {"pred", p.pred}, {"expected", p.expected}}).dump() << "\n";
     }
     const Json mv_json = run_peer({peer, {pairs_file}, {}});
     const double mv = mv_json.at("checks_per_s").get<double>();
     result["mathverify_checks_per_s"] = mv;
     result["mathverify_agree_with_expected"] = mv_json.at("agree");
     result["ratio"] = r1kit_cps / mv;
-    if (!json) fmt::print("math: Math-Verify {:.0f} checks/s ({}/{} as expected); ratio {:.1f}x\n", mv,
-                          mv_json["agree"].get<int>(), pairs.size(), r1kit_cps / mv);
+    if (!json)
+      fmt::print("math: Math-Verify {:.0f} checks/s ({}/{} as expected); ratio {:.1f}x\n", mv,
+                 mv_json["agree"].get<int>(), pairs.size(), r1kit_cps / mv);
   } catch (const std::exception& e) {  // r1kit::Error from the runner, or a JSON line without the keys
     result["ratio"] = nullptr;
     result["mathverify_error"] = fmt::format("{} (is math-verify installed in .venv?)", e.what());
@@ -125,7 +126,8 @@ int bench_reward(bool json) {
     ThreadPool pool(0);
     auto c0 = Clock::now();
     pool.parallel_for(n, [&](size_t) {
-      rewards::run_sandboxed({"/usr/bin/python3", "-I", "/task/main.py"}, "", {{"main.py", "print(sum(range(1000)))\n"}}, limits);
+      rewards::run_sandboxed({"/usr/bin/python3", "-I", "/task/main.py"}, "",
+                             {{"main.py", "print(sum(range(1000)))\n"}}, limits);
     });
     double code_secs = std::chrono::duration<double>(Clock::now() - c0).count();
     result["code_executions_per_s"] = n / code_secs;
@@ -140,8 +142,9 @@ int bench_reward(bool json) {
     result["sandbox_overhead_ms"] = (sandboxed - bare) / m * 1000;
     result["python_start_ms"] = bare / m * 1000;
     if (!json)
-      fmt::print("code: {:.1f} sandboxed executions/s; sandbox overhead {:.1f} ms per execution (python start {:.1f} ms)\n",
-                 n / code_secs, (sandboxed - bare) / m * 1000, bare / m * 1000);
+      fmt::print(
+          "code: {:.1f} sandboxed executions/s; sandbox overhead {:.1f} ms per execution (python start {:.1f} ms)\n",
+          n / code_secs, (sandboxed - bare) / m * 1000, bare / m * 1000);
   } else {
     result["code_executions_per_s"] = nullptr;
     result["sandbox_error"] = why;

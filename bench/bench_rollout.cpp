@@ -12,12 +12,11 @@
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <cstdio>
 #include <fstream>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "bench/peer_runner.h"
 #include "policy/pretrained.h"
@@ -75,13 +74,12 @@ struct Side {
 
 Side run_transformers(const std::string& model_dir, const std::string& prompts_file, const BenchRolloutArgs& a,
                       const DeviceChoice& dev) {
-  const Json j = run_peer({"bench/peers/transformers_generate.py",
-                           {"--model", model_dir, "--prompts", prompts_file, "--group", std::to_string(a.group),
-                            "--max-new-tokens", std::to_string(a.new_tokens), "--device",
-                            dev.device.is_cuda() ? "cuda" : "cpu", "--dtype",
-                            dev.dtype == at::kBFloat16 ? "bfloat16" : "float32", "--threads",
-                            std::to_string(at::get_num_threads())},
-                           {}});
+  const Json j = run_peer(
+      {"bench/peers/transformers_generate.py",
+       {"--model", model_dir, "--prompts", prompts_file, "--group", std::to_string(a.group), "--max-new-tokens",
+        std::to_string(a.new_tokens), "--device", dev.device.is_cuda() ? "cuda" : "cpu", "--dtype",
+        dev.dtype == at::kBFloat16 ? "bfloat16" : "float32", "--threads", std::to_string(at::get_num_threads())},
+       {}});
   return {j.at("tokens_per_s").get<double>(), j.at("seconds").get<double>(), j.at("generated_tokens").get<int64_t>()};
 }
 
@@ -131,15 +129,15 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
     j["transformers_seconds"] = peer.seconds;
     j["ratio"] = ours.tokens_per_s / peer.tokens_per_s;
     if (!a.json) {
-      fmt::print("{:<12} transformers {:9.1f} tok/s  ({} tokens in {:.2f} s)  ratio {:.2f}x\n", type,
-                 peer.tokens_per_s, peer.tokens, peer.seconds, ours.tokens_per_s / peer.tokens_per_s);
+      fmt::print("{:<12} transformers {:9.1f} tok/s  ({} tokens in {:.2f} s)  ratio {:.2f}x\n", type, peer.tokens_per_s,
+                 peer.tokens, peer.seconds, ours.tokens_per_s / peer.tokens_per_s);
     }
   }
   if (config.is_mla()) {
     // MHA with the same heads and head sizes caches k [H, Dn + Dr] and v [H, Dv] per token.
     const int64_t elem = static_cast<int64_t>(c10::elementSize(dev.dtype));
-    const int64_t mha = config.num_hidden_layers * config.num_attention_heads *
-                        (config.qk_head_dim() + config.v_head_dim) * elem;
+    const int64_t mha =
+        config.num_hidden_layers * config.num_attention_heads * (config.qk_head_dim() + config.v_head_dim) * elem;
     j["kv_bytes_per_token_mha_same_heads"] = mha;
     j["kv_mha_over_mla"] = static_cast<double>(mha) / static_cast<double>(r.cache.bytes_per_token);
     if (!a.json) {

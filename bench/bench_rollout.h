@@ -14,16 +14,16 @@
 namespace r1kit::bench {
 
 struct BenchRolloutArgs {
-  std::string device = "cpu";   // cpu | cuda | auto (both sides use it; bf16 on CUDA)
-  int64_t prompts = 16;         // B
-  int64_t group = 8;            // G
-  int64_t prompt_tokens = 32;   // P, the same for every prompt
-  int64_t new_tokens = 128;     // tokens generated per row
-  int64_t threads = 1;          // CPU threads for both sides (0 = LibTorch's default). 1 by
-                                // default: on a small shared box, OpenMP workers spin-waiting
-                                // for a busy core make multi-threaded timings noise.
-  bool skip_peer = false;       // r1kit only (no Python)
-  bool json = false;            // print only the JSON line
+  std::string device = "cpu";  // cpu | cuda | auto (both sides use it; bf16 on CUDA)
+  int64_t prompts = 16;        // B
+  int64_t group = 8;           // G
+  int64_t prompt_tokens = 32;  // P, the same for every prompt
+  int64_t new_tokens = 128;    // tokens generated per row
+  int64_t threads = 1;         // CPU threads for both sides (0 = LibTorch's default). 1 by
+                               // default: on a small shared box, OpenMP workers spin-waiting
+                               // for a busy core make multi-threaded timings noise.
+  bool skip_peer = false;      // r1kit only (no Python)
+  bool json = false;           // print only the JSON line
 };
 
 // Returns the exit code.

@@ -8,14 +8,13 @@
 #include "bench/bench_train.h"
 
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "bench/peer_runner.h"
 #include "pipelines/grpo/trainer.h"
@@ -154,13 +153,13 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
 
 Side run_trl(const std::string& model_dir, const std::string& data, const BenchTrainArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  const Json j = run_peer({"bench/peers/trl_grpo.py",
-                           {"--model", model_dir, "--data", data, "--prompts-per-step", std::to_string(a.prompts),
-                            "--group", std::to_string(a.group), "--max-completion-length",
-                            std::to_string(a.max_completion_length), "--steps", std::to_string(a.steps), "--warmup",
-                            std::to_string(a.warmup), "--learning-rate", fmt::format("{}", a.learning_rate),
-                            "--threads", std::to_string(at::get_num_threads())},
-                           {{"TOKENIZERS_PARALLELISM", "false"}}});
+  const Json j =
+      run_peer({"bench/peers/trl_grpo.py",
+                {"--model", model_dir, "--data", data, "--prompts-per-step", std::to_string(a.prompts), "--group",
+                 std::to_string(a.group), "--max-completion-length", std::to_string(a.max_completion_length), "--steps",
+                 std::to_string(a.steps), "--warmup", std::to_string(a.warmup), "--learning-rate",
+                 fmt::format("{}", a.learning_rate), "--threads", std::to_string(at::get_num_threads())},
+                {{"TOKENIZERS_PARALLELISM", "false"}}});
   Side s;
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.seconds_per_step = j.at("seconds_per_step").get<double>();
@@ -195,8 +194,9 @@ int64_t write_inputs(const std::string& dir, const std::string& model_dir, const
 
 int bench_train(const BenchTrainArgs& a) {
   if (a.prompts < 1 || a.group < 2 || a.max_completion_length < 1 || a.steps < 1 || a.warmup < 0) {
-    throw Error("bench train: need prompts >= 1, group >= 2 (GRPO), max completion length >= 1, steps >= 1, "
-                "warmup >= 0");
+    throw Error(
+        "bench train: need prompts >= 1, group >= 2 (GRPO), max completion length >= 1, steps >= 1, "
+        "warmup >= 0");
   }
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
   if (a.json) log::set_level(log::Level::Warn);
@@ -206,20 +206,21 @@ int bench_train(const BenchTrainArgs& a) {
   const int64_t params = write_inputs(dir, model_dir, data);
   const int64_t n = a.prompts * a.group;
   if (!a.json) {
-    fmt::print("bench train on cpu ({} threads): qwen3_moe D=64 L=2 H=4/Hkv=2 E=8 K=2 ({} params), "
-               "B={} prompts x G={} = {} completions/step, max_completion_length {}, stop at EOS, "
-               "temperature 1, beta 0, loss dapo, lr {}, {} warm-up + {} timed steps\n",
-               at::get_num_threads(), params, a.prompts, a.group, n, a.max_completion_length, a.learning_rate,
-               a.warmup, a.steps);
+    fmt::print(
+        "bench train on cpu ({} threads): qwen3_moe D=64 L=2 H=4/Hkv=2 E=8 K=2 ({} params), "
+        "B={} prompts x G={} = {} completions/step, max_completion_length {}, stop at EOS, "
+        "temperature 1, beta 0, loss dapo, lr {}, {} warm-up + {} timed steps\n",
+        at::get_num_threads(), params, a.prompts, a.group, n, a.max_completion_length, a.learning_rate, a.warmup,
+        a.steps);
     std::fflush(stdout);
   }
   const Side ours = run_ours(model_dir, data, dir + "/run", a);
   if (!a.json) {
-    fmt::print("r1kit  {:8.3f} s/step  (rollout {:.3f} s, train {:.3f} s; completion mean length {:.1f}, "
-               "reward mean {:.3f}; run {:.1f} s)\n",
-               ours.seconds_per_step, ours.extra["rollout_seconds"].get<double>(),
-               ours.extra["train_seconds"].get<double>(), ours.completion_mean_length, ours.reward_mean,
-               ours.wall_seconds);
+    fmt::print(
+        "r1kit  {:8.3f} s/step  (rollout {:.3f} s, train {:.3f} s; completion mean length {:.1f}, "
+        "reward mean {:.3f}; run {:.1f} s)\n",
+        ours.seconds_per_step, ours.extra["rollout_seconds"].get<double>(), ours.extra["train_seconds"].get<double>(),
+        ours.completion_mean_length, ours.reward_mean, ours.wall_seconds);
     std::fflush(stdout);
   }
   Json result = {{"bench", "train"},
@@ -249,9 +250,10 @@ int bench_train(const BenchTrainArgs& a) {
     const Side trl = run_trl(model_dir, data, a);
     const double ratio = trl.seconds_per_step / ours.seconds_per_step;
     if (!a.json) {
-      fmt::print("TRL    {:8.3f} s/step  (completion mean length {:.1f}, reward mean {:.3f}; run {:.1f} s)  "
-                 "ratio {:.2f}x\n",
-                 trl.seconds_per_step, trl.completion_mean_length, trl.reward_mean, trl.wall_seconds, ratio);
+      fmt::print(
+          "TRL    {:8.3f} s/step  (completion mean length {:.1f}, reward mean {:.3f}; run {:.1f} s)  "
+          "ratio {:.2f}x\n",
+          trl.seconds_per_step, trl.completion_mean_length, trl.reward_mean, trl.wall_seconds, ratio);
     }
     result["trl_seconds_per_step"] = trl.seconds_per_step;
     result["trl_step_seconds"] = trl.extra.at("step_seconds");

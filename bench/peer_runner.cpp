@@ -1,6 +1,7 @@
 // The peer runner (see peer_runner.h).
 #include "bench/peer_runner.h"
 
+#include <fmt/format.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,8 +9,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "src/error.h"
 #include "src/files.h"
@@ -64,8 +63,8 @@ Json run_peer(const PeerCommand& peer) {
   const std::string python = root + "/.venv/bin/python";
   const std::string script = root + "/" + peer.script;
   if (::access(python.c_str(), X_OK) != 0) {
-    throw Error(fmt::format("peer {}: no {} (run scripts/setup, or set R1KIT_ROOT to the r1kit checkout)",
-                            peer.script, python));
+    throw Error(fmt::format("peer {}: no {} (run scripts/setup, or set R1KIT_ROOT to the r1kit checkout)", peer.script,
+                            python));
   }
   if (::access(script.c_str(), R_OK) != 0) {
     throw Error(fmt::format("peer {}: {} not found (set R1KIT_ROOT to the r1kit checkout)", peer.script, script));
@@ -94,8 +93,8 @@ Json run_peer(const PeerCommand& peer) {
     if (j.is_object()) result = std::move(j);
   }
   if (status != 0 || result.is_null()) {
-    const std::string why = status != 0 ? "failed (" + describe_status(status) + ")"
-                                        : "printed no JSON object line on stdout";
+    const std::string why =
+        status != 0 ? "failed (" + describe_status(status) + ")" : "printed no JSON object line on stdout";
     const std::string err = last_line_of(err_file);
     throw Error(fmt::format("peer {} {}{}{}", peer.script, why, err.empty() ? "" : ": ", err));
   }

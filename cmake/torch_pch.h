@@ -2,14 +2,15 @@
 // Only here may the heavy LibTorch headers be included wholesale: the PCH is parsed once.
 #pragma once
 #include <ATen/ATen.h>
+#include <fmt/format.h>
 #include <torch/nn/module.h>
-#include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
 #include <torch/optim/adamw.h>
 #include <torch/serialize.h>
+
+#include <memory>
 #include <nlohmann/json.hpp>
-#include <fmt/format.h>
+#include <optional>
 #include <string>
 #include <vector>
-#include <memory>
-#include <optional>

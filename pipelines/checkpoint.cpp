@@ -61,7 +61,8 @@ std::string save_checkpoint(const std::string& root, const policy::CausalLM& mod
   // trainer_state.json last: its presence marks the directory complete.
   write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), st.dump(2) + "\n");
   remove_tree(final_dir);
-  if (std::rename(tmp.c_str(), final_dir.c_str()) != 0) throw Error(final_dir + ": cannot rename checkpoint into place");
+  if (std::rename(tmp.c_str(), final_dir.c_str()) != 0)
+    throw Error(final_dir + ": cannot rename checkpoint into place");
   auto all = complete_checkpoints(root);
   for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) remove_tree(all[i].second);
   return final_dir;

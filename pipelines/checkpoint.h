@@ -21,7 +21,7 @@ class Optimizer;
 namespace r1kit {
 class Tokenizer;
 class DistributedContext;
-}
+}  // namespace r1kit
 
 namespace r1kit::policy {
 class CausalLM;

@@ -75,8 +75,9 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
     const int64_t student_vocab =
         policy::load_model_config((std::filesystem::path(o.sft.model) / "config.json").string()).vocab_size;
     if (student_vocab != teacher_vocab) {
-      throw Error(ctx.stage_name + ".teacher: vocab_size " + std::to_string(teacher_vocab) + " differs from the student's " +
-                  std::to_string(student_vocab) + "; token-level KD compares distributions over the same vocabulary");
+      throw Error(ctx.stage_name + ".teacher: vocab_size " + std::to_string(teacher_vocab) +
+                  " differs from the student's " + std::to_string(student_vocab) +
+                  "; token-level KD compares distributions over the same vocabulary");
     }
   }
   teacher.weight = o.kd_weight;

@@ -13,9 +13,9 @@
 namespace r1kit::pipelines {
 
 struct DistillOptions {
-  SftOptions sft;              // the student's training (data = the traces)
-  std::string teacher;         // HF model directory of the teacher ("" allowed when kd_weight = 0)
-  double kd_weight = 0.0;      // weight of the KD term; 1 - kd_weight on the NLL of the traces
+  SftOptions sft;          // the student's training (data = the traces)
+  std::string teacher;     // HF model directory of the teacher ("" allowed when kd_weight = 0)
+  double kd_weight = 0.0;  // weight of the KD term; 1 - kd_weight on the NLL of the traces
   double kd_temperature = 1.0;
 };
 

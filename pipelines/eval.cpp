@@ -213,8 +213,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     results[m.name] = r;
     if (dist.is_main()) {
       log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,
-                correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total,
-                B, n);
+                correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total, B,
+                n);
     }
   }
   if (dist.is_main()) {

@@ -22,14 +22,14 @@ struct EvalModel {
 
 struct EvalOptions {
   std::vector<EvalModel> models;
-  PromptOptions prompts;                  // held-out prompts; the template usually the training one
-  RewardSpec rewards;                     // the first is the task's checker (correctness)
+  PromptOptions prompts;  // held-out prompts; the template usually the training one
+  RewardSpec rewards;     // the first is the task's checker (correctness)
   // DeepSeek-R1's evaluation setting: T 0.6, top-p 0.95; temperature 0 = greedy.
   GenerationOptions generation{.sampling = {.temperature = 0.6, .top_p = 0.95, .max_new_tokens = 256}};
-  int64_t num_samples = 4;                // n samples per prompt (pass@1 is their mean)
-  int64_t maj_k = 0;                      // k of maj@k; 0 = num_samples (when > 1)
-  int64_t max_prompts = 0;                // 0 = every row
-  int64_t log_samples = 3;                // per model, to eval_samples.jsonl
+  int64_t num_samples = 4;  // n samples per prompt (pass@1 is their mean)
+  int64_t maj_k = 0;        // k of maj@k; 0 = num_samples (when > 1)
+  int64_t max_prompts = 0;  // 0 = every row
+  int64_t log_samples = 3;  // per model, to eval_samples.jsonl
   uint64_t seed = 1234;
   std::string device = "auto";
 };

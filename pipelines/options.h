@@ -55,14 +55,14 @@ void read_rewards(JsonFields& f, RewardSpec& o);
 
 // AdamW and its learning-rate schedule (TRL's keys). Stages start from their own defaults.
 struct OptimizerOptions {
-  double learning_rate = 1e-6;   // peak; must be > 0
+  double learning_rate = 1e-6;  // peak; must be > 0
   double adam_beta1 = 0.9;
   double adam_beta2 = 0.999;
   double weight_decay = 0.0;
-  double max_grad_norm = 1.0;    // gradient clipping by global norm
+  double max_grad_norm = 1.0;  // gradient clipping by global norm
   ScheduleType lr_scheduler_type = ScheduleType::kConstant;
   int64_t warmup_steps = 0;
-  double min_lr_ratio = 0.0;     // cosine floor (a stage's constant, not a key: sft decays to 10%)
+  double min_lr_ratio = 0.0;  // cosine floor (a stage's constant, not a key: sft decays to 10%)
   // A step whose gradient norm is not finite is skipped (no update); this many in a row stop
   // the stage with an error, before a broken model is saved.
   int64_t max_nonfinite_steps = 3;

@@ -121,8 +121,8 @@ std::vector<PlannedStage> plan_recipe(const Json& recipe, const std::string& fil
     }
     const StageType* type = find_stage_type(options["type"]);
     if (type == nullptr) {
-      throw Error(where + "type: '" + options["type"].get<std::string>() + "' is not a stage type (known: " +
-                  stage_type_names() + ")");
+      throw Error(where + "type: '" + options["type"].get<std::string>() +
+                  "' is not a stage type (known: " + stage_type_names() + ")");
     }
     resolve_from(options, planned, run_dir, where);
     PlannedStage p{name, type, nullptr};
@@ -160,14 +160,16 @@ Json make_summary(const Json& recipe, const Json& manifest) {
     const std::string name = st.value("name", "");
     if (!stages.contains(name) || stages[name]["type"] != "eval") continue;
     for (const auto& [model, r] : manifest["stages"][name]["summary"]["models"].items()) {
-      Json ev = {{"accuracy", r["accuracy"]}, {"mean_completion_tokens", r["mean_completion_tokens"]}, {"n", r["n"]},
+      Json ev = {{"accuracy", r["accuracy"]},
+                 {"mean_completion_tokens", r["mean_completion_tokens"]},
+                 {"n", r["n"]},
                  {"by", name}};
       if (r.contains("maj_at_k")) {
         ev["maj_at_k"] = r["maj_at_k"];
         ev["k"] = r["k"];
       }
-      if (!stages.contains(model)) stages[model] = {{"type", "model"}, {"params", r["params"]},
-                                                    {"active_params", r["active_params"]}};
+      if (!stages.contains(model))
+        stages[model] = {{"type", "model"}, {"params", r["params"]}, {"active_params", r["active_params"]}};
       stages[model]["eval"] = ev;
     }
   }
@@ -210,7 +212,8 @@ int run_recipe(const RunArgs& args) {
   // Everything is checked before anything runs (and again on --resume).
   const std::vector<PlannedStage> plan = plan_recipe(recipe, args.recipe, args.out);
   if (args.check_only) {
-    if (distributed().is_main()) log::info("{}: {} stages, every option checked; nothing run", args.recipe, plan.size());
+    if (distributed().is_main())
+      log::info("{}: {} stages, every option checked; nothing run", args.recipe, plan.size());
     return 0;
   }
   fs::create_directories(args.out);

@@ -20,8 +20,8 @@ struct RunArgs {
   std::string recipe;               // recipe JSON file
   std::string out = "runs/latest";  // run directory
   bool resume = false;
-  bool check_only = false;          // validate the whole recipe, run nothing
-  std::vector<std::string> sets;    // "stage.key=value" (value parsed as JSON, else a string)
+  bool check_only = false;        // validate the whole recipe, run nothing
+  std::vector<std::string> sets;  // "stage.key=value" (value parsed as JSON, else a string)
 };
 
 // Applies --set overrides to a recipe; errors name the override.

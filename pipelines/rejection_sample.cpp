@@ -74,10 +74,10 @@ struct SampleCounts {
   int64_t drawn = 0, passed = 0, kept = 0, prompts_with_one = 0;
 
   SampleCounts over_ranks(DistributedContext& dist, const std::string& what) const {
-    const std::vector<double> all = dist.sum_over_ranks(
-        {static_cast<double>(drawn), static_cast<double>(passed), static_cast<double>(kept),
-         static_cast<double>(prompts_with_one)},
-        what);
+    const std::vector<double> all =
+        dist.sum_over_ranks({static_cast<double>(drawn), static_cast<double>(passed), static_cast<double>(kept),
+                             static_cast<double>(prompts_with_one)},
+                            what);
     return {static_cast<int64_t>(all[0]), static_cast<int64_t>(all[1]), static_cast<int64_t>(all[2]),
             static_cast<int64_t>(all[3])};
   }
@@ -143,7 +143,8 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
         mine.passed += 1;
         const auto tokens = static_cast<int64_t>(row.completion_ids.size());
         if (o.drop_truncated && row.finish == rollout::FinishReason::kLength) continue;
-        if (tokens < o.min_completion_tokens || (o.max_completion_tokens > 0 && tokens > o.max_completion_tokens)) continue;
+        if (tokens < o.min_completion_tokens || (o.max_completion_tokens > 0 && tokens > o.max_completion_tokens))
+          continue;
         if (o.dedupe && !seen.insert(row.text).second) continue;
         if (o.max_per_prompt > 0 && kept_here >= o.max_per_prompt) continue;
         ++kept_here;
@@ -151,13 +152,13 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
         for (const auto& [name, v] : g.scored[i].parts) parts[name] = v;
         mine.kept += 1;
         records.push_back({{"prompt", g.prompt_texts[b]},
-                                   {"completion", row.text},
-                                   {"source_model", o.model},
-                                   {"stage", ctx.stage_name},
-                                   {"prompt_index", index[b]},
-                                   {"sample_index", s},
-                                   {"rewards", parts},
-                                   {"source", *rows[b]}});
+                           {"completion", row.text},
+                           {"source_model", o.model},
+                           {"stage", ctx.stage_name},
+                           {"prompt_index", index[b]},
+                           {"sample_index", s},
+                           {"rewards", parts},
+                           {"source", *rows[b]}});
       }
       mine.prompts_with_one += kept_here > 0;
     }
@@ -189,24 +190,24 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
   dist.barrier(ctx.stage_name + ": data written");
   StageResult result;
   result.data_path = out_path;
-  result.summary = {{"type", "rejection_sample"},
-                    {"data", out_path},
-                    {"prompts", total},
-                    {"samples", total_counts.drawn},
-                    {"passed", total_counts.passed},
-                    {"kept", total_counts.kept},
-                    {"prompts_with_a_kept_sample", total_counts.prompts_with_one},
-                    {"acceptance_rate", total_counts.drawn > 0 ? static_cast<double>(total_counts.kept) / total_counts.drawn : 0.0},
-                    {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
+  result.summary = {
+      {"type", "rejection_sample"},
+      {"data", out_path},
+      {"prompts", total},
+      {"samples", total_counts.drawn},
+      {"passed", total_counts.passed},
+      {"kept", total_counts.kept},
+      {"prompts_with_a_kept_sample", total_counts.prompts_with_one},
+      {"acceptance_rate", total_counts.drawn > 0 ? static_cast<double>(total_counts.kept) / total_counts.drawn : 0.0},
+      {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   return result;
 }
 
 namespace {
-const StageRegistration kRejectionSample({"rejection_sample",
-                                          "N samples per prompt, kept by reward thresholds and filters, as SFT JSONL",
-                                          /*writes_model=*/false, /*writes_data=*/true,
-                                          stage_parser(parse_rejection_sample_options, rejection_sample_inputs,
-                                                       run_rejection_sample)});
+const StageRegistration kRejectionSample(
+    {"rejection_sample", "N samples per prompt, kept by reward thresholds and filters, as SFT JSONL",
+     /*writes_model=*/false, /*writes_data=*/true,
+     stage_parser(parse_rejection_sample_options, rejection_sample_inputs, run_rejection_sample)});
 }  // namespace
 
 }  // namespace r1kit::pipelines

@@ -17,19 +17,19 @@
 namespace r1kit::pipelines {
 
 struct RejectionSampleOptions {
-  std::string model;                      // HF model directory
+  std::string model;  // HF model directory
   PromptOptions prompts;
   RewardSpec rewards;
   std::map<std::string, double> min_rewards;  // reward name -> threshold; default {first reward: 1}
-  int64_t num_samples = 8;                // N per prompt
-  int64_t max_per_prompt = 0;             // K kept per prompt at most; 0 = all that pass
-  bool dedupe = true;                     // drop a completion identical to one kept for the prompt
+  int64_t num_samples = 8;                    // N per prompt
+  int64_t max_per_prompt = 0;                 // K kept per prompt at most; 0 = all that pass
+  bool dedupe = true;                         // drop a completion identical to one kept for the prompt
   int64_t min_completion_tokens = 0;
-  int64_t max_completion_tokens = 0;      // 0 = no bound (the engine's max_new_tokens still cuts)
-  bool drop_truncated = true;             // a completion cut by max_new_tokens never finished
-  int64_t max_prompts = 0;                // 0 = every row once; at most the dataset's size
-  GenerationOptions generation;           // temperature 0 = greedy (num_samples is then 1)
-  int64_t prompts_per_batch = 64;         // prompts generated together
+  int64_t max_completion_tokens = 0;  // 0 = no bound (the engine's max_new_tokens still cuts)
+  bool drop_truncated = true;         // a completion cut by max_new_tokens never finished
+  int64_t max_prompts = 0;            // 0 = every row once; at most the dataset's size
+  GenerationOptions generation;       // temperature 0 = greedy (num_samples is then 1)
+  int64_t prompts_per_batch = 64;     // prompts generated together
   uint64_t seed = 0;
   std::string device = "auto";
 };

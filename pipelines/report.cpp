@@ -106,16 +106,14 @@ const Json* field(const Json& obj, const char* key) {
 std::optional<double> number_field(const Json& obj, const char* key, const std::string& where) {
   const Json* v = field(obj, key);
   if (v == nullptr) return std::nullopt;
-  if (!v->is_number())
-    throw Error(fmt::format("{}.{}: expected a number, got {}", where, key, v->type_name()));
+  if (!v->is_number()) throw Error(fmt::format("{}.{}: expected a number, got {}", where, key, v->type_name()));
   return v->get<double>();
 }
 
 // file's {"stages": {...}} object (manifest.json, summary.json).
 const Json& stages_object(const Json& doc, const std::string& file) {
   const Json* stages = field(doc, "stages");
-  if (stages == nullptr || !stages->is_object())
-    throw Error(file + ": expected {\"stages\": {NAME: {...}}}");
+  if (stages == nullptr || !stages->is_object()) throw Error(file + ": expected {\"stages\": {NAME: {...}}}");
   return *stages;
 }
 
@@ -143,8 +141,7 @@ std::vector<std::string> recipe_order(const std::optional<Json>& recipe) {
   const Json* stages = recipe ? field(*recipe, "stages") : nullptr;
   if (stages == nullptr || !stages->is_array()) return out;
   for (const Json& s : *stages) {
-    if (const Json* name = field(s, "name"); name != nullptr && name->is_string())
-      out.push_back(*name);
+    if (const Json* name = field(s, "name"); name != nullptr && name->is_string()) out.push_back(*name);
   }
   return out;
 }
@@ -182,8 +179,7 @@ std::string render_text_table(const Table& t) {
 
 std::string render_html_table(const Table& t) {
   auto cell = [&](const char* tag, size_t c, const std::string& text) {
-    return fmt::format("<{0}{1}>{2}</{0}>", tag, t.numeric[c] ? " class=\"num\"" : "",
-                       html_escape(text));
+    return fmt::format("<{0}{1}>{2}</{0}>", tag, t.numeric[c] ? " class=\"num\"" : "", html_escape(text));
   };
   std::string out = "<table>\n<tr>";
   for (size_t c = 0; c < t.header.size(); ++c) out += cell("th", c, t.header[c]);
@@ -197,8 +193,7 @@ std::string render_html_table(const Table& t) {
 }
 
 // The eval table of summary.json (see format_eval_table in report.h); `file` names it in errors.
-Table eval_table(const Json& summary, const std::vector<std::string>& order,
-                 const std::string& file) {
+Table eval_table(const Json& summary, const std::vector<std::string>& order, const std::string& file) {
   const Json& stages = stages_object(summary, file);
   const std::vector<std::string> names = ordered_names(stages, order);
   bool any_maj = false;
@@ -213,9 +208,7 @@ Table eval_table(const Json& summary, const std::vector<std::string>& order,
   if (any_maj) t.numeric.push_back(true);
   t.numeric.insert(t.numeric.end(), {true, true});
 
-  auto or_dash = [](std::optional<double> v, auto format) {
-    return v ? format(*v) : std::string("-");
-  };
+  auto or_dash = [](std::optional<double> v, auto format) { return v ? format(*v) : std::string("-"); };
   auto percent = [](double v) { return fmt::format("{:.1f}", 100 * v); };
   for (const std::string& name : names) {
     const Json& stage = stages[name];
@@ -223,21 +216,18 @@ Table eval_table(const Json& summary, const std::vector<std::string>& order,
     if (ev == nullptr) continue;
     const std::string where = file + ": stages." + name;
     const std::string where_eval = where + ".eval";
-    std::vector<std::string> row = {
-        name, text_field(stage, "type"), or_dash(number_field(stage, "params", where), human_count),
-        or_dash(number_field(stage, "active_params", where), human_count),
-        or_dash(number_field(*ev, "accuracy", where_eval), percent)};
+    std::vector<std::string> row = {name, text_field(stage, "type"),
+                                    or_dash(number_field(stage, "params", where), human_count),
+                                    or_dash(number_field(stage, "active_params", where), human_count),
+                                    or_dash(number_field(*ev, "accuracy", where_eval), percent)};
     if (any_maj) {
       const auto maj = number_field(*ev, "maj_at_k", where_eval);
       const auto k = number_field(*ev, "k", where_eval);
-      row.push_back(!maj ? "-"
-                    : k  ? fmt::format("{} (k={:.0f})", percent(*maj), *k)
-                         : percent(*maj));
+      row.push_back(!maj ? "-" : k ? fmt::format("{} (k={:.0f})", percent(*maj), *k) : percent(*maj));
     }
     row.push_back(or_dash(number_field(*ev, "mean_completion_tokens", where_eval),
                           [](double v) { return fmt::format("{:.1f}", v); }));
-    row.push_back(or_dash(number_field(*ev, "n", where_eval),
-                          [](double v) { return fmt::format("{:.0f}", v); }));
+    row.push_back(or_dash(number_field(*ev, "n", where_eval), [](double v) { return fmt::format("{:.0f}", v); }));
     t.rows.push_back(std::move(row));
   }
   return t;
@@ -297,26 +287,20 @@ std::vector<double> moving_average(const std::vector<double>& y) {
 struct Frame {
   double width = 380, height = 230, left = 54, right = 14, top = 30, bottom = 42;
   Axis ax, ay;
-  double px(double x) const {
-    return left + (x - ax.lo) / (ax.hi - ax.lo) * (width - left - right);
-  }
-  double py(double y) const {
-    return height - bottom - (y - ay.lo) / (ay.hi - ay.lo) * (height - top - bottom);
-  }
+  double px(double x) const { return left + (x - ax.lo) / (ax.hi - ax.lo) * (width - left - right); }
+  double py(double y) const { return height - bottom - (y - ay.lo) / (ay.hi - ay.lo) * (height - top - bottom); }
 };
 
 std::string tick_label(double v) { return fmt::format("{:.4g}", v); }
 
 // The two SVG elements everything but the data is drawn with; `text` is escaped here.
 std::string svg_line(const char* cls, double x1, double y1, double x2, double y2) {
-  return fmt::format(
-      "<line class=\"{}\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>\n", cls, x1, y1,
-      x2, y2);
+  return fmt::format("<line class=\"{}\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>\n", cls, x1, y1, x2,
+                     y2);
 }
-std::string svg_text(const char* cls, double x, double y, const char* anchor,
-                     const std::string& text) {
-  return fmt::format("<text class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>\n",
-                     cls, x, y, anchor, html_escape(text));
+std::string svg_text(const char* cls, double x, double y, const char* anchor, const std::string& text) {
+  return fmt::format("<text class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">{}</text>\n", cls, x, y, anchor,
+                     html_escape(text));
 }
 
 // Grid lines with y tick labels, x tick marks with labels, the two axes and "step".
@@ -336,8 +320,7 @@ std::string svg_axes(const Frame& f) {
   return out + svg_text("label", (x0 + x1) / 2, f.height - 6, "middle", "step");
 }
 
-std::string svg_polyline(const Frame& f, const std::vector<double>& x, const std::vector<double>& y,
-                         const char* cls) {
+std::string svg_polyline(const Frame& f, const std::vector<double>& x, const std::vector<double>& y, const char* cls) {
   std::string points;
   for (size_t i = 0; i < x.size(); ++i) {
     points += fmt::format("{}{:.1f},{:.1f}", i ? " " : "", f.px(x[i]), f.py(y[i]));
@@ -371,8 +354,7 @@ std::string svg_line_chart(const std::string& title, const Series& s) {
   out += svg_polyline(f, s.x, s.y, "raw");
   if (s.x.size() >= 3) out += svg_polyline(f, s.x, moving_average(s.y), "smooth");
   if (s.x.size() == 1) {
-    out += fmt::format("<circle class=\"point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\"/>\n",
-                       f.px(s.x[0]), f.py(s.y[0]));
+    out += fmt::format("<circle class=\"point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\"/>\n", f.px(s.x[0]), f.py(s.y[0]));
   }
   return out + "</svg>\n";
 }
@@ -389,13 +371,11 @@ std::map<std::string, Series> read_metric_series(const std::string& path) {
   while (reader.next(row)) {
     const std::string where = fmt::format("{}:{}", path, reader.line());
     const Json* step = field(row, "step");
-    if (step == nullptr || !step->is_number_integer())
-      throw Error(where + ": metrics row without an integer \"step\"");
+    if (step == nullptr || !step->is_number_integer()) throw Error(where + ": metrics row without an integer \"step\"");
     for (const auto& [key, title] : kChartedMetrics) {
       const Json* v = field(row, key.c_str());
       if (v == nullptr) continue;
-      if (!v->is_number())
-        throw Error(fmt::format("{}: \"{}\" is {}, expected a number", where, key, v->type_name()));
+      if (!v->is_number()) throw Error(fmt::format("{}: \"{}\" is {}, expected a number", where, key, v->type_name()));
       out[key].x.push_back(step->get<double>());
       out[key].y.push_back(v->get<double>());
     }
@@ -405,8 +385,7 @@ std::map<std::string, Series> read_metric_series(const std::string& path) {
 
 // The rows of the last step of `stage` in a samples.jsonl, at most kSamplesPerStage.
 // `filter_stage`: the file is shared by stages (RUN/samples.jsonl), keep rows naming `stage`.
-std::vector<Json> last_step_samples(const std::string& path, const std::string& stage,
-                                    bool filter_stage) {
+std::vector<Json> last_step_samples(const std::string& path, const std::string& stage, bool filter_stage) {
   std::vector<Json> out;
   int64_t last = INT64_MIN;
   JsonlReader reader(path);
@@ -432,8 +411,7 @@ struct StageInfo {
 std::vector<StageInfo> list_stages(const std::optional<Json>& recipe, const Json* manifest_stages,
                                    const Json* summary_stages) {
   std::map<std::string, std::string> recipe_types;
-  if (const Json* st = recipe ? field(*recipe, "stages") : nullptr;
-      st != nullptr && st->is_array()) {
+  if (const Json* st = recipe ? field(*recipe, "stages") : nullptr; st != nullptr && st->is_array()) {
     for (const Json& s : *st) recipe_types[text_field(s, "name")] = text_field(s, "type");
   }
   std::vector<std::string> names = recipe_order(recipe);
@@ -450,8 +428,7 @@ std::vector<StageInfo> list_stages(const std::optional<Json>& recipe, const Json
       const Json* entry = src != nullptr ? field(*src, n.c_str()) : nullptr;
       if (entry != nullptr && info.type.empty()) info.type = text_field(*entry, "type");
     }
-    if (const Json* entry =
-            manifest_stages != nullptr ? field(*manifest_stages, n.c_str()) : nullptr) {
+    if (const Json* entry = manifest_stages != nullptr ? field(*manifest_stages, n.c_str()) : nullptr) {
       info.state = text_field(*entry, "state");
     }
     out.push_back(info);
@@ -462,9 +439,7 @@ std::vector<StageInfo> list_stages(const std::optional<Json>& recipe, const Json
 // ---------------------------------------------------------------------------------------
 // Page sections
 
-std::string note(const std::string& text) {
-  return "<p class=\"note\">" + html_escape(text) + "</p>\n";
-}
+std::string note(const std::string& text) { return "<p class=\"note\">" + html_escape(text) + "</p>\n"; }
 
 std::string page_head(const std::string& run_dir) {
   // Inline CSS only: the page must render offline, from a copied folder, with nothing fetched.
@@ -512,18 +487,14 @@ std::string results_section(const Json* summary_stages, const std::vector<std::s
                             const std::string& file) {
   std::string out = "<h2>Results</h2>\n";
   if (summary_stages == nullptr) return out + note("summary.json: not found");
-  Table t{{"stage", "type", "params", "active params", "seconds"},
-          {false, false, true, true, true},
-          {}};
+  Table t{{"stage", "type", "params", "active params", "seconds"}, {false, false, true, true, true}, {}};
   for (const std::string& name : ordered_names(*summary_stages, order)) {
     const Json& s = (*summary_stages)[name];
     const std::string where = file + ": stages." + name;
-    const auto params = number_field(s, "params", where),
-               active = number_field(s, "active_params", where);
+    const auto params = number_field(s, "params", where), active = number_field(s, "active_params", where);
     const auto seconds = number_field(s, "seconds", where);
     t.rows.push_back({name, text_field(s, "type"), params ? human_count(*params) : "-",
-                      active ? human_count(*active) : "-",
-                      seconds ? fmt::format("{:.1f}", *seconds) : "-"});
+                      active ? human_count(*active) : "-", seconds ? fmt::format("{:.1f}", *seconds) : "-"});
   }
   return out + render_html_table(t);
 }
@@ -537,8 +508,7 @@ std::string eval_section(const std::optional<Json>& summary, const std::vector<s
   return out + render_html_table(t);
 }
 
-std::string sample_html(const std::string& meta, const std::string& prompt,
-                        const std::string& completion) {
+std::string sample_html(const std::string& meta, const std::string& prompt, const std::string& completion) {
   return fmt::format(
       "<div class=\"sample\"><div class=\"meta\">{}</div>\n<pre class=\"prompt\">{}</pre>\n"
       "<pre class=\"completion\">{}</pre></div>\n",
@@ -572,9 +542,7 @@ std::string grpo_section(const std::string& run_dir, const std::string& stage) {
   for (const Json& s : samples) {
     const Json* reward = field(s, "reward");
     const std::string meta = fmt::format(
-        "reward {}{}",
-        reward != nullptr && reward->is_number() ? fmt::format("{:.3g}", reward->get<double>())
-                                                 : "-",
+        "reward {}{}", reward != nullptr && reward->is_number() ? fmt::format("{:.3g}", reward->get<double>()) : "-",
         text_field(s, "why").empty() ? "" : " &middot; " + html_escape(text_field(s, "why")));
     out += sample_html(meta, text_field(s, "prompt"), text_field(s, "completion"));
   }
@@ -601,9 +569,8 @@ std::string eval_samples_section(const std::string& run_dir, const std::string& 
     for (const Json& s : by_model[model]) {
       const Json* correct = field(s, "correct");
       const bool ok = correct != nullptr && correct->is_boolean() && correct->get<bool>();
-      const std::string meta =
-          fmt::format("<span class=\"{}\">{}</span> &middot; answer: {}", ok ? "ok" : "bad",
-                      ok ? "correct" : "wrong", html_escape(text_field(s, "answer")));
+      const std::string meta = fmt::format("<span class=\"{}\">{}</span> &middot; answer: {}", ok ? "ok" : "bad",
+                                           ok ? "correct" : "wrong", html_escape(text_field(s, "answer")));
       out += sample_html(meta, text_field(s, "prompt"), text_field(s, "completion"));
     }
   }
@@ -622,9 +589,8 @@ std::string format_run_eval_table(const std::string& run_dir) {
   const std::string path = (fs::path(run_dir) / "summary.json").string();
   const std::optional<Json> summary = read_json_if_exists(path);
   if (!summary) return path + ": not found\n";
-  const Table t = eval_table(
-      *summary, recipe_order(read_json_if_exists((fs::path(run_dir) / "recipe.json").string())),
-      path);
+  const Table t =
+      eval_table(*summary, recipe_order(read_json_if_exists((fs::path(run_dir) / "recipe.json").string())), path);
   if (t.rows.empty()) return "no stage has been evaluated yet\n";
   return render_text_table(t);
 }
@@ -635,10 +601,8 @@ void write_report(const std::string& run_dir) {
   const std::optional<Json> recipe = read_json_if_exists((dir / "recipe.json").string());
   const std::optional<Json> manifest = read_json_if_exists((dir / "manifest.json").string());
   const std::optional<Json> summary = read_json_if_exists((dir / "summary.json").string());
-  const Json* manifest_stages =
-      manifest ? &stages_object(*manifest, (dir / "manifest.json").string()) : nullptr;
-  const Json* summary_stages =
-      summary ? &stages_object(*summary, (dir / "summary.json").string()) : nullptr;
+  const Json* manifest_stages = manifest ? &stages_object(*manifest, (dir / "manifest.json").string()) : nullptr;
+  const Json* summary_stages = summary ? &stages_object(*summary, (dir / "summary.json").string()) : nullptr;
   const std::vector<StageInfo> stages = list_stages(recipe, manifest_stages, summary_stages);
   std::vector<std::string> order;
   for (const StageInfo& s : stages) order.push_back(s.name);

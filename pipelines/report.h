@@ -22,8 +22,7 @@ namespace r1kit::pipelines {
 // every line has the same width. Stages come in `stage_order` first (the recipe's order; JSON
 // objects forget theirs), then the rest by name. No evaluated stage: a one-line note.
 // A field of the wrong type throws r1kit::Error naming "summary.json: stages.NAME.eval.KEY".
-std::string format_eval_table(const Json& summary,
-                              const std::vector<std::string>& stage_order = {});
+std::string format_eval_table(const Json& summary, const std::vector<std::string>& stage_order = {});
 
 // format_eval_table of RUN/summary.json in the order of RUN/recipe.json; a missing
 // summary.json is a one-line note, a malformed one an r1kit::Error naming the file.

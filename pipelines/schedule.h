@@ -15,11 +15,11 @@ inline constexpr EnumName<ScheduleType> kScheduleTypeNames[] = {
     {"constant", ScheduleType::kConstant}, {"linear", ScheduleType::kLinear}, {"cosine", ScheduleType::kCosine}};
 
 struct LrSchedule {
-  double base = 1e-3;                // peak learning rate
+  double base = 1e-3;  // peak learning rate
   ScheduleType type = ScheduleType::kConstant;
-  int64_t warmup_steps = 0;          // linear ramp from base/warmup to base
-  int64_t max_steps = 1;             // the decay ends here
-  double min_ratio = 0.0;            // cosine decays to base * min_ratio
+  int64_t warmup_steps = 0;  // linear ramp from base/warmup to base
+  int64_t max_steps = 1;     // the decay ends here
+  double min_ratio = 0.0;    // cosine decays to base * min_ratio
 };
 
 double learning_rate_at(const LrSchedule& s, int64_t step);

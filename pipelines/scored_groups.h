@@ -24,10 +24,10 @@ namespace r1kit::pipelines {
 class PromptData;
 
 struct ScoredGroups {
-  rollout::Rollouts rollouts;                  // N = B*G rows; prompt_index indexes prompt_texts
-  std::vector<rewards::RewardResult> scored;   // [N]
-  std::vector<std::string> prompt_texts;       // [B] rendered prompts
-  std::vector<const Json*> prompt_rows;        // [B] the dataset rows (answer, tests, ...)
+  rollout::Rollouts rollouts;                 // N = B*G rows; prompt_index indexes prompt_texts
+  std::vector<rewards::RewardResult> scored;  // [N]
+  std::vector<std::string> prompt_texts;      // [B] rendered prompts
+  std::vector<const Json*> prompt_rows;       // [B] the dataset rows (answer, tests, ...)
   double seconds_rollout = 0, seconds_reward = 0;
 
   int64_t size() const { return static_cast<int64_t>(prompt_texts.size()); }

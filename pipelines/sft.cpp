@@ -72,13 +72,13 @@ namespace {
 // form of policy/logprobs.
 at::Tensor kd_loss(const at::Tensor& hidden, const at::Tensor& head, const at::Tensor& teacher_hidden,
                    const at::Tensor& teacher_head, const at::Tensor& mask, double temperature) {
-  const at::Tensor logp_student = at::log_softmax(at::matmul(hidden, head.t()).to(at::kFloat) / temperature, -1);  // [B, T, V]
+  const at::Tensor logp_student =
+      at::log_softmax(at::matmul(hidden, head.t()).to(at::kFloat) / temperature, -1);  // [B, T, V]
   const at::Tensor logp_teacher =
-      at::log_softmax(at::matmul(teacher_hidden, teacher_head.t()).to(at::kFloat) / temperature, -1);             // [B, T, V]
-  const at::Tensor kl = (logp_teacher.exp() * (logp_teacher - logp_student)).sum(-1);                    // [B, T]
+      at::log_softmax(at::matmul(teacher_hidden, teacher_head.t()).to(at::kFloat) / temperature, -1);  // [B, T, V]
+  const at::Tensor kl = (logp_teacher.exp() * (logp_teacher - logp_student)).sum(-1);                  // [B, T]
   return (kl * mask).sum() / mask.sum().clamp_min(1.0) * (temperature * temperature);
 }
-
 
 // The batch as the model sees it: rows right-padded to the longest row of all ranks, inputs =
 // tokens[:-1], targets = tokens[1:], mask = the targets that count.
@@ -118,7 +118,7 @@ struct StepLoss {
 StepLoss sft_loss(policy::CausalLM& model, const SftBatch& b, const KdTeacher* teacher, int64_t batch_local,
                   int64_t batch_size) {
   DistributedContext& dist = distributed();
-  const at::Tensor hidden = model.forward_hidden(b.inputs);  // [B, T, D]
+  const at::Tensor hidden = model.forward_hidden(b.inputs);                                          // [B, T, D]
   const at::Tensor lp = policy::token_logprobs(hidden, model.lm_head_weight(), b.targets).logprobs;  // [B, T]
   const double tokens_local = b.mask.sum().item<double>();
   const double tokens = std::max(1.0, dist.sum_over_ranks(tokens_local, "batch tokens"));
@@ -131,8 +131,8 @@ StepLoss sft_loss(policy::CausalLM& model, const SftBatch& b, const KdTeacher* t
     at::NoGradGuard no_grad;
     teacher_hidden = teacher->model->forward_hidden(b.inputs);
   }
-  const at::Tensor kd = kd_loss(hidden, model.lm_head_weight(), teacher_hidden, teacher->model->lm_head_weight().detach(),
-                                b.mask, teacher->temperature);
+  const at::Tensor kd = kd_loss(hidden, model.lm_head_weight(), teacher_hidden,
+                                teacher->model->lm_head_weight().detach(), b.mask, teacher->temperature);
   const at::Tensor loss = (1 - teacher->weight) * nll + teacher->weight * kd * share + model.aux_loss() * rows_share;
   return {loss, dist.sum_over_ranks(kd.item<double>() * share, "kd")};
 }
@@ -225,7 +225,6 @@ std::vector<StageInput> sft_inputs(const SftOptions& o) {
   return in;
 }
 
-
 StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeacher* teacher) {
   const auto t0 = std::chrono::steady_clock::now();
   // Data parallel (src/distributed.h): each rank takes batch_size/W examples of every batch
@@ -275,7 +274,9 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   }
   StageResult result;
   result.model_dir = training.save_final(tok);
-  result.summary = {{"type", "sft"}, {"params", model->num_parameters()}, {"active_params", model->num_active_parameters()},
+  result.summary = {{"type", "sft"},
+                    {"params", model->num_parameters()},
+                    {"active_params", model->num_active_parameters()},
                     {"steps", training.state.step},
                     {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()}};
   // A resumed run whose last checkpoint was already the final step trained nothing now: its

@@ -19,23 +19,21 @@ class CausalLM;
 namespace r1kit::pipelines {
 
 struct SftOptions {
-  std::string model;                 // HF model directory to start from, or "" with model_config
-  Json model_config;                 // HF config.json keys for a fresh model (vocab_size set from the tokenizer)
-  std::string tokenizer;             // tokenizer.json (or dir); "" = the model's, or train one
-  int64_t tokenizer_vocab_size = 512;            // when training a tokenizer on the data
+  std::string model;                   // HF model directory to start from, or "" with model_config
+  Json model_config;                   // HF config.json keys for a fresh model (vocab_size set from the tokenizer)
+  std::string tokenizer;               // tokenizer.json (or dir); "" = the model's, or train one
+  int64_t tokenizer_vocab_size = 512;  // when training a tokenizer on the data
   std::vector<std::string> special_tokens = {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"};
-  std::string data;                  // JSONL
+  std::string data;  // JSONL
   std::string text_field = "text";
   std::string prompt_field = "prompt";
   std::string completion_field = "completion";
-  int64_t seq_len = 128;             // window / max sequence length in tokens
-  int64_t batch_size = 16;           // sequences per optimizer step
+  int64_t seq_len = 128;    // window / max sequence length in tokens
+  int64_t batch_size = 16;  // sequences per optimizer step
   int64_t max_steps = 200;
   // Cosine decays to 10% of the peak, as DeepSeek-R1 does for SFT (5e-5 -> 5e-6).
-  OptimizerOptions optimizer{.learning_rate = 1e-3,
-                             .lr_scheduler_type = ScheduleType::kCosine,
-                             .warmup_steps = 10,
-                             .min_lr_ratio = 0.1};
+  OptimizerOptions optimizer{
+      .learning_rate = 1e-3, .lr_scheduler_type = ScheduleType::kCosine, .warmup_steps = 10, .min_lr_ratio = 0.1};
   CheckpointOptions checkpoints;
   uint64_t seed = 0;
   std::string device = "auto";

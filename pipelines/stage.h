@@ -38,7 +38,7 @@ std::string stage_data_path(const std::string& run_dir, const std::string& stage
 // before the recipe starts.
 struct StageInput {
   enum class Kind { kFile, kModelDir, kTokenizer };  // kTokenizer: tokenizer.json or a dir with one
-  std::string key;   // the option that named it ("data", "teacher", "models[1]")
+  std::string key;                                   // the option that named it ("data", "teacher", "models[1]")
   std::string path;
   Kind kind = Kind::kFile;
 };

@@ -1,10 +1,9 @@
 // Training (see training.h).
 #include "pipelines/training.h"
 
+#include <ATen/ATen.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
-
-#include <ATen/ATen.h>
 
 #include <cmath>
 #include <filesystem>
@@ -29,10 +28,10 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       checkpoint_root_((fs::path(context.run_dir) / "checkpoints" / context.stage_name).string()),
       replica_(replica_tensors(model)) {
   DistributedContext& dist = distributed();
-  optimizer_ = std::make_unique<torch::optim::AdamW>(
-      model.parameters(), torch::optim::AdamWOptions(optimizer.learning_rate)
-                              .betas({optimizer.adam_beta1, optimizer.adam_beta2})
-                              .weight_decay(optimizer.weight_decay));
+  optimizer_ =
+      std::make_unique<torch::optim::AdamW>(model.parameters(), torch::optim::AdamWOptions(optimizer.learning_rate)
+                                                                    .betas({optimizer.adam_beta1, optimizer.adam_beta2})
+                                                                    .weight_decay(optimizer.weight_decay));
   if (context.resume) {
     if (const auto chosen = agreed_latest_checkpoint(checkpoint_root_, dist)) {
       state = load_checkpoint(*chosen, model, *optimizer_, reference);
@@ -71,9 +70,10 @@ double Training::step_optimizer() {
   ++nonfinite_in_a_row_, ++nonfinite_total_;
   const int64_t step = state.step + 1;
   if (nonfinite_in_a_row_ >= options_.max_nonfinite_steps) {
-    throw Error(fmt::format("{}: step {}: the gradient norm was not finite ({}) in {} steps in a row; stopped "
-                            "without saving (learning_rate {} too high? the last checkpoint, if any, is intact)",
-                            context_.stage_name, step, grad_norm, nonfinite_in_a_row_, options_.learning_rate));
+    throw Error(
+        fmt::format("{}: step {}: the gradient norm was not finite ({}) in {} steps in a row; stopped "
+                    "without saving (learning_rate {} too high? the last checkpoint, if any, is intact)",
+                    context_.stage_name, step, grad_norm, nonfinite_in_a_row_, options_.learning_rate));
   }
   if (distributed().is_main()) {
     log::warn("{}: step {}: gradient norm {}; update skipped ({} of at most {} in a row)", context_.stage_name, step,
@@ -117,7 +117,8 @@ std::string Training::save_final(const Tokenizer& tokenizer) {
 }
 
 int64_t padded_length_over_ranks(int64_t local) {
-  return static_cast<int64_t>(distributed().max_over_ranks(static_cast<double>(std::max<int64_t>(local, 1)), "batch length"));
+  return static_cast<int64_t>(
+      distributed().max_over_ranks(static_cast<double>(std::max<int64_t>(local, 1)), "batch length"));
 }
 
 }  // namespace r1kit::pipelines

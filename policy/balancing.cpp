@@ -13,8 +13,7 @@ at::Tensor biased_update(const at::Tensor& bias, const at::Tensor& load, double 
   return bias + gamma * at::sign(l.mean() - l);
 }
 
-ExpertLoadReport update_router_biases(CausalLM& model, double gamma,
-                                      const std::function<void(at::Tensor&)>& reduce) {
+ExpertLoadReport update_router_biases(CausalLM& model, double gamma, const std::function<void(at::Tensor&)>& reduce) {
   ExpertLoadReport report;
   at::NoGradGuard no_grad;
   for (int64_t l = 0; l < model.config().num_hidden_layers; ++l) {

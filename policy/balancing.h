@@ -4,10 +4,10 @@
 // where load is the number of tokens routed to expert i during the step (accumulated by the
 // MoE blocks in train mode). The bias only selects experts; it never weights them (moe.h).
 #pragma once
+#include <ATen/core/Tensor.h>
+
 #include <functional>
 #include <vector>
-
-#include <ATen/core/Tensor.h>
 
 namespace r1kit::policy {
 

@@ -71,14 +71,13 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   TORCH_CHECK(tokens.dim() == 2, "CausalLM: tokens must be [N, T], got ", tokens.sizes());
   const int64_t N = tokens.size(0), T = tokens.size(1);
   AttentionContext ctx;
-  ctx.positions = positions_in.defined()
-                      ? positions_in
-                      : at::arange(T, tokens.options().dtype(at::kLong)).unsqueeze(0).expand({N, T});
+  ctx.positions = positions_in.defined() ? positions_in
+                                         : at::arange(T, tokens.options().dtype(at::kLong)).unsqueeze(0).expand({N, T});
   at::Tensor x = at::embedding(embed_, tokens);  // [N, T, D]
   std::tie(ctx.cos, ctx.sin) = rope_cos_sin(rope_, ctx.positions, x.scalar_type());
   if (cache != nullptr) {
-    TORCH_CHECK(static_cast<int64_t>(cache->size()) == config_.num_hidden_layers,
-                "CausalLM: cache has ", cache->size(), " layers, model has ", config_.num_hidden_layers);
+    TORCH_CHECK(static_cast<int64_t>(cache->size()) == config_.num_hidden_layers, "CausalLM: cache has ", cache->size(),
+                " layers, model has ", config_.num_hidden_layers);
     // Key index j is visible to a query at position p iff j <= p (see attention.h); built
     // once here as an additive mask that every layer adds to its scores.
     const int64_t S = config_.is_mla() ? (*cache)[0].k.size(1) : (*cache)[0].k.size(2);
@@ -86,8 +85,7 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
     const at::Tensor hidden = key_index.view({1, 1, 1, S}) > ctx.positions.view({N, 1, T, 1});  // [N, 1, T, Tk]
     ctx.mask = at::zeros({N, 1, T, S}, x.options()).masked_fill_(hidden, -std::numeric_limits<double>::infinity());
   } else {
-    TORCH_CHECK(!positions_in.defined() || positions_in.size(1) == T,
-                "CausalLM: positions must be [N, T] like tokens");
+    TORCH_CHECK(!positions_in.defined() || positions_in.size(1) == T, "CausalLM: positions must be [N, T] like tokens");
   }
   for (size_t i = 0; i < layers_.size(); ++i) {
     x = layers_[i]->forward(x, ctx, cache ? &(*cache)[i] : nullptr);

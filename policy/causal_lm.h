@@ -11,8 +11,8 @@
 
 #include <vector>
 
-#include "policy/cpu/packed_weight.h"
 #include "policy/config.h"
+#include "policy/cpu/packed_weight.h"
 #include "policy/layers/attention.h"
 #include "policy/layers/rope.h"
 

@@ -13,13 +13,38 @@ namespace {
 
 // Keys HF writes that do not change the forward pass; kept verbatim in hf_extra.
 const char* const kPassThroughKeys[] = {
-    "architectures", "transformers_version", "torch_dtype", "dtype", "use_cache",
-    "initializer_range", "auto_map", "output_router_logits", "router_aux_loss_coef",
-    "attention_dropout", "pretraining_tp", "num_nextn_predict_layers", "num_mtp_layers",
-    "model_name_or_path", "name_or_path", "_name_or_path", "max_window_layers", "sliding_window",
-    "layer_types", "quantization_config", "moe_layer_freq", "topk_method", "aux_loss_alpha",
-    "seq_aux", "ep_size", "scoring_func", "output_attentions", "output_hidden_states",
-    "return_dict", "chunk_size_feed_forward", "is_encoder_decoder", "problem_type",
+    "architectures",
+    "transformers_version",
+    "torch_dtype",
+    "dtype",
+    "use_cache",
+    "initializer_range",
+    "auto_map",
+    "output_router_logits",
+    "router_aux_loss_coef",
+    "attention_dropout",
+    "pretraining_tp",
+    "num_nextn_predict_layers",
+    "num_mtp_layers",
+    "model_name_or_path",
+    "name_or_path",
+    "_name_or_path",
+    "max_window_layers",
+    "sliding_window",
+    "layer_types",
+    "quantization_config",
+    "moe_layer_freq",
+    "topk_method",
+    "aux_loss_alpha",
+    "seq_aux",
+    "ep_size",
+    "scoring_func",
+    "output_attentions",
+    "output_hidden_states",
+    "return_dict",
+    "chunk_size_feed_forward",
+    "is_encoder_decoder",
+    "problem_type",
 };
 
 void read_rope(const Json& j, const std::string& where, RopeConfig& r) {
@@ -126,9 +151,7 @@ ModelConfig parse_model_config(const Json& j, const std::string& where) {
   return c;
 }
 
-ModelConfig load_model_config(const std::string& path) {
-  return parse_model_config(read_json_file(path), path);
-}
+ModelConfig load_model_config(const std::string& path) { return parse_model_config(read_json_file(path), path); }
 
 void validate(const ModelConfig& c, const std::string& where) {
   auto bad = [&](const std::string& what) { throw Error(where + ": " + what); };
@@ -201,8 +224,7 @@ Json model_config_to_json(const ModelConfig& c) {
   j.erase("rope_scaling");
   j.erase("rope_theta");
   arch.write_config(c, j);
-  j["r1kit"] = {{"bias_update_speed", c.bias_update_speed},
-                {"seq_aux_loss_alpha", c.seq_aux_loss_alpha}};
+  j["r1kit"] = {{"bias_update_speed", c.bias_update_speed}, {"seq_aux_loss_alpha", c.seq_aux_loss_alpha}};
   return j;
 }
 

@@ -14,15 +14,15 @@ using torch::autograd::variable_list;
 
 struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   // h [N*T, D], w [V, D], y [N*T] -> logp [N*T], entropy [N*T]
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w,
-                               const at::Tensor& y, double tau, int64_t chunk) {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& y,
+                               double tau, int64_t chunk) {
     const int64_t M = h.size(0);
     at::Tensor logp = at::empty({M}, h.options().dtype(at::kFloat));
     at::Tensor entropy = at::empty({M}, h.options().dtype(at::kFloat));
     for (int64_t s = 0; s < M; s += chunk) {
       const int64_t n = std::min(chunk, M - s);
       const at::Tensor z = at::matmul(h.narrow(0, s, n), w.t()).to(at::kFloat) / tau;  // [n, V]
-      const at::Tensor lse = at::logsumexp(z, /*dim=*/-1);                               // [n]
+      const at::Tensor lse = at::logsumexp(z, /*dim=*/-1);                             // [n]
       logp.narrow(0, s, n).copy_(z.gather(1, y.narrow(0, s, n).unsqueeze(1)).squeeze(1) - lse);
       const at::Tensor p = at::exp(z - lse.unsqueeze(1));
       entropy.narrow(0, s, n).copy_(lse - (p * z).sum(-1));
@@ -47,9 +47,9 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
     for (int64_t s = 0; s < M; s += chunk) {
       const int64_t n = std::min(chunk, M - s);
       const at::Tensor hc = h.narrow(0, s, n).to(at::kFloat);
-      const at::Tensor z = at::matmul(hc, w32.t()) / tau;                     // [n, V]
+      const at::Tensor z = at::matmul(hc, w32.t()) / tau;  // [n, V]
       const at::Tensor p = at::softmax(z, /*dim=*/-1);
-      at::Tensor dz = -p * g_logp.narrow(0, s, n).unsqueeze(1);               // -(g p)
+      at::Tensor dz = -p * g_logp.narrow(0, s, n).unsqueeze(1);                                 // -(g p)
       dz.scatter_add_(1, y.narrow(0, s, n).unsqueeze(1), g_logp.narrow(0, s, n).unsqueeze(1));  // + g onehot
       if (use_entropy) {
         const at::Tensor mean_z = (p * z).sum(-1, /*keepdim=*/true);
@@ -67,13 +67,13 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
 
 TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
                              const LogprobOptions& options) {
-  TORCH_CHECK(hidden.dim() == 3 && targets.dim() == 2 && hidden.size(0) == targets.size(0) &&
-                  hidden.size(1) == targets.size(1),
-              "token_logprobs: hidden ", hidden.sizes(), " and targets ", targets.sizes(), " must be [N, T, D] and [N, T]");
+  TORCH_CHECK(
+      hidden.dim() == 3 && targets.dim() == 2 && hidden.size(0) == targets.size(0) && hidden.size(1) == targets.size(1),
+      "token_logprobs: hidden ", hidden.sizes(), " and targets ", targets.sizes(), " must be [N, T, D] and [N, T]");
   TORCH_CHECK(options.temperature > 0, "token_logprobs: temperature must be > 0");
   const int64_t N = hidden.size(0), T = hidden.size(1), D = hidden.size(2);
-  auto out = ChunkedLogprobs::apply(hidden.reshape({N * T, D}), lm_head, targets.reshape({N * T}),
-                                    options.temperature, std::max<int64_t>(options.chunk_rows, 1));
+  auto out = ChunkedLogprobs::apply(hidden.reshape({N * T, D}), lm_head, targets.reshape({N * T}), options.temperature,
+                                    std::max<int64_t>(options.chunk_rows, 1));
   return {out[0].view({N, T}), out[1].view({N, T})};
 }
 

@@ -12,8 +12,8 @@
 namespace r1kit::policy {
 
 struct LogprobOptions {
-  double temperature = 1.0;    // logits / temperature before the softmax
-  int64_t chunk_rows = 1024;   // positions per chunk: peak extra memory = chunk_rows * V floats
+  double temperature = 1.0;   // logits / temperature before the softmax
+  int64_t chunk_rows = 1024;  // positions per chunk: peak extra memory = chunk_rows * V floats
 };
 
 struct TokenLogprobs {
@@ -23,11 +23,11 @@ struct TokenLogprobs {
 
 // hidden [N, T, D] (final-norm output), lm_head [V, D], targets [N, T] int64.
 // Differentiable with respect to hidden and lm_head through both outputs.
-TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& lm_head,
-                             const at::Tensor& targets, const LogprobOptions& options = {});
+TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
+                             const LogprobOptions& options = {});
 
 // The straightforward version (full log_softmax), for tests and tiny inputs.
-TokenLogprobs token_logprobs_naive(const at::Tensor& hidden, const at::Tensor& lm_head,
-                                   const at::Tensor& targets, double temperature = 1.0);
+TokenLogprobs token_logprobs_naive(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
+                                   double temperature = 1.0);
 
 }  // namespace r1kit::policy

@@ -17,8 +17,8 @@
 namespace r1kit::policy {
 
 struct SaveOptions {
-  bool fused_experts = false;          // write transformers-5 fused expert tensors
-  std::string dtype = "float32";       // float32 | bfloat16 on disk
+  bool fused_experts = false;     // write transformers-5 fused expert tensors
+  std::string dtype = "float32";  // float32 | bfloat16 on disk
 };
 
 // A model with fresh N(0, 0.02) weights (HF's initializer_range), seeded.

@@ -1,10 +1,10 @@
 // The `code` reward (see code_reward.h).
 #include "rewards/code_reward.h"
 
+#include <fmt/format.h>
+
 #include <random>
 #include <sstream>
-
-#include <fmt/format.h>
 
 #include "rewards/code_extract.h"
 #include "src/error.h"
@@ -87,8 +87,10 @@ CodeCheck run_asserts(const std::string& program, const std::vector<std::string>
   c.total = static_cast<int>(tests.size());
   std::string nonce = make_nonce();
   Json tj = tests;
-  std::vector<SandboxFile> files = {{"solution.py", program}, {"tests.json", tj.dump()}, {"harness.py", kAssertHarness}};
-  SandboxResult r = run_sandboxed({o.python, "-I", "/task/harness.py"}, nonce + "\n", files, o.limits, o.unsafe_no_sandbox);
+  std::vector<SandboxFile> files = {
+      {"solution.py", program}, {"tests.json", tj.dump()}, {"harness.py", kAssertHarness}};
+  SandboxResult r =
+      run_sandboxed({o.python, "-I", "/task/harness.py"}, nonce + "\n", files, o.limits, o.unsafe_no_sandbox);
   std::string first_fail;
   for (int i = 0; i < c.total; ++i) {
     if (r.out.find(fmt::format("{} pass {}\n", nonce, i)) != std::string::npos) {
@@ -99,7 +101,8 @@ CodeCheck run_asserts(const std::string& program, const std::vector<std::string>
   }
   std::string how = run_failure(r);
   if (how.empty() && c.passed < c.total) how = short_err(r.err);
-  c.why = fmt::format("{}/{} cases passed{}{}", c.passed, c.total, how.empty() ? "" : " (", how.empty() ? "" : how + ")");
+  c.why =
+      fmt::format("{}/{} cases passed{}{}", c.passed, c.total, how.empty() ? "" : " (", how.empty() ? "" : how + ")");
   return c;
 }
 
@@ -114,7 +117,8 @@ CodeCheck run_io(const std::string& program, const std::vector<std::pair<std::st
       if (first_fail.empty()) first_fail = fmt::format("case {}: reward deadline reached", i);
       break;
     }
-    SandboxResult r = run_sandboxed({o.python, "-I", "/task/solution.py"}, cases[i].first, files, o.limits, o.unsafe_no_sandbox);
+    SandboxResult r =
+        run_sandboxed({o.python, "-I", "/task/solution.py"}, cases[i].first, files, o.limits, o.unsafe_no_sandbox);
     std::string how = run_failure(r);
     if (how.empty() && !outputs_match(r.out, cases[i].second, o.compare)) how = "wrong output";
     if (how.empty()) {
@@ -151,10 +155,10 @@ std::unique_ptr<Reward> make_code_reward(JsonFields& f) {
   CodeOptions o = parse_code_options(f);
   std::string why;
   if (!o.unsafe_no_sandbox && !sandbox_available(&why)) {
-    throw Error(fmt::format(
-        "{}: bubblewrap cannot create namespaces here ({}); refusing to run untrusted code "
-        "(set \"unsafe_no_sandbox\": true to run it without isolation)",
-        f.path("name"), why));
+    throw Error(
+        fmt::format("{}: bubblewrap cannot create namespaces here ({}); refusing to run untrusted code "
+                    "(set \"unsafe_no_sandbox\": true to run it without isolation)",
+                    f.path("name"), why));
   }
   auto r = std::make_unique<CodeReward>(o);
   return r;
@@ -213,7 +217,8 @@ CodeCheck check_code(const std::string& code, const RewardInput& in, const CodeO
   if (tests->is_object() && tests->contains("inputs") && tests->contains("outputs")) {
     const Json& ins = (*tests)["inputs"];
     const Json& outs = (*tests)["outputs"];
-    for (size_t i = 0; i < std::min(ins.size(), outs.size()); ++i) cases.emplace_back(as_text(ins[i]), as_text(outs[i]));
+    for (size_t i = 0; i < std::min(ins.size(), outs.size()); ++i)
+      cases.emplace_back(as_text(ins[i]), as_text(outs[i]));
   } else if (tests->is_array()) {
     for (const auto& t : *tests) {
       if (!t.is_object() || !t.contains("input") || !t.contains("output")) continue;

@@ -24,18 +24,18 @@ namespace r1kit::rewards {
 
 struct CodeOptions {
   std::string python = "/usr/bin/python3";  // inside the sandbox (the system python)
-  std::string tests_field = "tests";       // row key of the tests
-  bool partial_credit = true;              // false: 1 only when every case passes
-  std::string compare = "tolerant";        // "tolerant" | "exact" (stdin/stdout cases)
-  bool allow_unfenced = true;              // no ``` block: run the whole completion
-  int max_cases = 0;                       // 0: all cases
-  bool unsafe_no_sandbox = false;          // run without bwrap when it is unavailable
-  SandboxLimits limits;                    // per program run
+  std::string tests_field = "tests";        // row key of the tests
+  bool partial_credit = true;               // false: 1 only when every case passes
+  std::string compare = "tolerant";         // "tolerant" | "exact" (stdin/stdout cases)
+  bool allow_unfenced = true;               // no ``` block: run the whole completion
+  int max_cases = 0;                        // 0: all cases
+  bool unsafe_no_sandbox = false;           // run without bwrap when it is unavailable
+  SandboxLimits limits;                     // per program run
 };
 
 struct CodeCheck {
   int passed = 0;
-  int total = 0;        // 0: the row has no tests (skip)
+  int total = 0;  // 0: the row has no tests (skip)
   std::string why;
 };
 

@@ -1,15 +1,15 @@
 // Format rewards (see format_rewards.h) and their registrations.
 #include "rewards/format_rewards.h"
 
+#include <fmt/format.h>
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
 #include <map>
 #include <set>
 #include <sstream>
 #include <vector>
-
-#include <fmt/format.h>
-#include <re2/re2.h>
 
 #include "rewards/reward.h"
 #include "src/error.h"
@@ -168,15 +168,14 @@ std::unique_ptr<Reward> make_length(JsonFields& f) {
   f.get("length_field", field);
   if (unit != "chars" && unit != "words" && unit != "field")
     f.fail("unit", "must be \"chars\", \"words\" or \"field\", got \"" + unit + "\"");
-  if (!(cache_length >= 0 && cache_length <= max_length))
-    f.fail("cache_length", "must be in [0, max_length]");
+  if (!(cache_length >= 0 && cache_length <= max_length)) f.fail("cache_length", "must be in [0, max_length]");
   return std::make_unique<LengthReward>(max_length, cache_length, unit, field);
 }
 std::unique_ptr<Reward> make_language(JsonFields& f) {
   std::string target = "auto";
   f.get("target", target);
-  static const std::set<std::string> kScripts = {"auto", "latin", "han", "kana", "hangul", "cyrillic",
-                                                 "arabic", "greek", "devanagari"};
+  static const std::set<std::string> kScripts = {"auto",     "latin",  "han",   "kana",      "hangul",
+                                                 "cyrillic", "arabic", "greek", "devanagari"};
   if (!kScripts.count(target)) f.fail("target", "unknown script \"" + target + "\"");
   return std::make_unique<LanguageReward>(target);
 }

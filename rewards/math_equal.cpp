@@ -41,7 +41,7 @@ C cpow(C a, C b) {
 }
 
 double pseudo_random(const std::string& name, long long index) {
-  size_t h = std::hash<std::string>{}(name) ^ (std::hash<long long>{}(index) * 0x9e3779b97f4a7c15ULL);
+  size_t h = std::hash<std::string>{}(name) ^ (std::hash<long long>{}(index)*0x9e3779b97f4a7c15ULL);
   return 0.5 + static_cast<double>(h % 100003) / 100003.0 * 2.0;
 }
 
@@ -211,7 +211,10 @@ std::optional<Value> eval(const Node& n, Env& env, int depth) {
         if (!v) return std::nullopt;
         total += *v;
       }
-      if (saved) env[n.name] = *saved; else env.erase(n.name);
+      if (saved)
+        env[n.name] = *saved;
+      else
+        env.erase(n.name);
       return scalar(total);
     }
     case Kind::Matrix: {
@@ -291,8 +294,8 @@ class Comparer {
 
  private:
   static bool is_container(const Node& n) {
-    return n.kind == Kind::Tuple || n.kind == Kind::List || n.kind == Kind::Set ||
-           n.kind == Kind::Interval || n.kind == Kind::Union;
+    return n.kind == Kind::Tuple || n.kind == Kind::List || n.kind == Kind::Set || n.kind == Kind::Interval ||
+           n.kind == Kind::Union;
   }
   static bool is_set_like(const Node& n) {
     return n.kind == Kind::Interval || n.kind == Kind::Union ||
@@ -443,7 +446,7 @@ class Comparer {
 
   // ---- relations ----
   struct Ineq {
-    NodePtr d;     // the relation says d > 0 (strict) or d >= 0
+    NodePtr d;  // the relation says d > 0 (strict) or d >= 0
     bool strict;
   };
   static bool to_ineqs(const Node& r, std::vector<Ineq>& out) {
@@ -452,11 +455,16 @@ class Comparer {
       const auto& b = r.kids[i + 1];
       const std::string& op = r.ops[i];
       auto sub = [](NodePtr x, NodePtr y) { return make_node(Kind::Add, {x, make_node(Kind::Neg, {y})}); };
-      if (op == "<") out.push_back({sub(b, a), true});
-      else if (op == "<=") out.push_back({sub(b, a), false});
-      else if (op == ">") out.push_back({sub(a, b), true});
-      else if (op == ">=") out.push_back({sub(a, b), false});
-      else return false;
+      if (op == "<")
+        out.push_back({sub(b, a), true});
+      else if (op == "<=")
+        out.push_back({sub(b, a), false});
+      else if (op == ">")
+        out.push_back({sub(a, b), true});
+      else if (op == ">=")
+        out.push_back({sub(a, b), false});
+      else
+        return false;
     }
     return true;
   }
@@ -556,8 +564,8 @@ class Comparer {
     return std::nullopt;
   }
   void endpoints(const Node& s, std::vector<double>& out) {
-    if (s.kind == Kind::Union || s.kind == Kind::Set || s.kind == Kind::List ||
-        s.kind == Kind::Interval || s.kind == Kind::Tuple) {
+    if (s.kind == Kind::Union || s.kind == Kind::Set || s.kind == Kind::List || s.kind == Kind::Interval ||
+        s.kind == Kind::Tuple) {
       for (const auto& k : s.kids) {
         if (is_container(*k)) {
           endpoints(*k, out);

@@ -23,13 +23,13 @@
 namespace r1kit::rewards::math {
 
 struct EqualOptions {
-  int float_rounding = 6;          // decimal places when a side has a decimal literal; <0: off
-  double rel_tol = 1e-9;           // relative tolerance for values without variables
-  double symbolic_rel_tol = 1e-6;  // relative tolerance at random points
-  bool strict = true;              // false: f(x) == f(y) (variables renamed in order)
-  bool allow_set_relation = false; // gold interval vs predicted inequality
-  bool percent_lenient = true;     // 28% == 28 as well as 0.28
-  int points = 6;                  // random points for expressions with variables
+  int float_rounding = 6;           // decimal places when a side has a decimal literal; <0: off
+  double rel_tol = 1e-9;            // relative tolerance for values without variables
+  double symbolic_rel_tol = 1e-6;   // relative tolerance at random points
+  bool strict = true;               // false: f(x) == f(y) (variables renamed in order)
+  bool allow_set_relation = false;  // gold interval vs predicted inequality
+  bool percent_lenient = true;      // 28% == 28 as well as 0.28
+  int points = 6;                   // random points for expressions with variables
 };
 
 bool math_equal(const NodePtr& gold, const NodePtr& pred, const EqualOptions& options = {});

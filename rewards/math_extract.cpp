@@ -1,10 +1,10 @@
 // Final-answer extraction (see math_extract.h).
 #include "rewards/math_extract.h"
 
+#include <re2/re2.h>
+
 #include <algorithm>
 #include <cctype>
-
-#include <re2/re2.h>
 
 namespace r1kit::rewards::math {
 namespace {
@@ -224,8 +224,7 @@ std::optional<Extracted> leading_answer(std::string_view seg) {
   if (!spans.empty() && trim(std::string_view(s).substr(0, spans[0].begin)).size() <= 2) {
     size_t k = 0;
     std::string content = spans[0].content;
-    while (k + 1 < spans.size() &&
-           joins(std::string_view(s).substr(spans[k].end, spans[k + 1].begin - spans[k].end))) {
+    while (k + 1 < spans.size() && joins(std::string_view(s).substr(spans[k].end, spans[k + 1].begin - spans[k].end))) {
       ++k;
       content += ", " + spans[k].content;
     }
@@ -277,7 +276,8 @@ std::optional<Extracted> extract_answer(std::string_view text, const ExtractOpti
     if (open != std::string_view::npos) {
       size_t start = open + 8;
       size_t close = text.find("</answer>", start);
-      std::string_view inner = text.substr(start, close == std::string_view::npos ? std::string_view::npos : close - start);
+      std::string_view inner =
+          text.substr(start, close == std::string_view::npos ? std::string_view::npos : close - start);
       ExtractOptions inner_o = o;
       inner_o.answer_tags = false;
       inner_o.last_number = false;
@@ -313,7 +313,8 @@ std::optional<Extracted> extract_answer(std::string_view text, const ExtractOpti
         seg = colon != std::string::npos ? line.substr(colon + 1) : line;
       }
       if (!seg.empty() && seg[0] == ':') seg = seg.substr(1);
-      if (auto a = leading_answer(seg)) cands.push_back({hope && is != std::string::npos ? 0 : 1, fa + 12 + line.size(), *a});
+      if (auto a = leading_answer(seg))
+        cands.push_back({hope && is != std::string::npos ? 0 : 1, fa + 12 + line.size(), *a});
     } else {
       static const RE2 kAnswerIs(R"((?i)(?:the answer is|answer is|answer:)\s*)");
       re2::StringPiece in(text.data(), text.size());
@@ -327,7 +328,8 @@ std::optional<Extracted> extract_answer(std::string_view text, const ExtractOpti
       }
       if (last_end != std::string::npos) {
         size_t eol = text.find('\n', last_end);
-        std::string seg = cut_hope(text.substr(last_end, eol == std::string::npos ? std::string::npos : eol - last_end));
+        std::string seg =
+            cut_hope(text.substr(last_end, eol == std::string::npos ? std::string::npos : eol - last_end));
         if (auto a = leading_answer(seg)) cands.push_back({2, last_end + seg.size(), *a});
       }
     }
@@ -351,8 +353,8 @@ std::optional<Extracted> extract_answer(std::string_view text, const ExtractOpti
     static const RE2 kWord(R"([a-zA-Z]{2,})");
     std::string bare = t;
     RE2::GlobalReplace(&bare, kCommand, " ");
-    if (!t.empty() && t.size() <= 200 && t.find('\n') == std::string::npos &&
-        !RE2::PartialMatch(bare, kWord) && t.find('$') == std::string::npos) {
+    if (!t.empty() && t.size() <= 200 && t.find('\n') == std::string::npos && !RE2::PartialMatch(bare, kWord) &&
+        t.find('$') == std::string::npos) {
       cands.push_back({3, text.size() + 1, {t, t.find('\\') == std::string::npos, "whole"}});
     }
   }
@@ -388,7 +390,8 @@ std::string extract_choice(std::string_view text, std::string_view letters) {
   auto letter_of = [&](std::string_view s) -> std::string {
     std::string t;
     for (char c : s)
-      if (!std::isspace(static_cast<unsigned char>(c)) && c != '(' && c != ')' && c != '.' && c != '$' && c != ':' && c != '*')
+      if (!std::isspace(static_cast<unsigned char>(c)) && c != '(' && c != ')' && c != '.' && c != '$' && c != ':' &&
+          c != '*')
         t += c;
     for (std::string_view w : {"\\text{", "\\textbf{", "\\mathrm{"}) {
       size_t p = t.find(w);

@@ -1,12 +1,12 @@
 // LaTeX / plain-text answer -> expression tree (see math_parse.h).
 #include "rewards/math_parse.h"
 
+#include <fmt/format.h>
+#include <re2/re2.h>
+
 #include <cmath>
 #include <cstdlib>
 #include <set>
-
-#include <fmt/format.h>
-#include <re2/re2.h>
 
 namespace r1kit::rewards::math {
 namespace {
@@ -31,30 +31,85 @@ const std::set<std::string>& function_names();
 // String-level normalisation shared by every answer; see the header for the list.
 std::string normalize_latex(std::string s) {
   static const std::vector<std::pair<std::string, std::string>> kLiteral = {
-      {"\u2212", "-"}, {"\u00d7", "\\times "}, {"\u00b7", "\\cdot "}, {"\u00f7", "\\div "},
-      {"\u03c0", "\\pi "}, {"\u221a", "\\sqrt"}, {"\u221e", "\\infty "}, {"\u00b1", "\\pm "},
-      {"\u2260", "\\ne "}, {"\u2264", "\\le "}, {"\u2265", "\\ge "}, {"\u00b0", ""},
-      {"\u2208", "\\in "}, {"\u222a", "\\cup "}, {"\u00a0", " "},
-      {"\\dfrac", "\\frac"}, {"\\tfrac", "\\frac"}, {"\\cfrac", "\\frac"},
-      {"\\left.", ""}, {"\\right.", ""}, {"\\left", ""}, {"\\right", ""},
-      {"\\bigl", ""}, {"\\bigr", ""}, {"\\Bigl", ""}, {"\\Bigr", ""},
-      {"\\displaystyle", " "}, {"\\limits", ""},
-      {"{,}", ""}, {"\\qquad", " "}, {"\\quad", " "},
-      {"^{\\circ}", ""}, {"^\\circ", ""}, {"\\circ", ""}, {"^{\\degree}", ""},
-      {"^\\degree", ""}, {"\\degree", ""},
-      {"\\%", "%"}, {"\\$", ""}, {"$", ""},
-      {"\\textbf{", "\\text{"}, {"\\textnormal{", "\\text{"}, {"\\textit{", "\\text{"},
-      {"\\textrm{", "\\text{"}, {"\\texttt{", "\\text{"}, {"\\mbox{", "\\text{"},
-      {"\\textup{", "\\text{"}, {"\\textsf{", "\\text{"}, {"\\hbox{", "\\text{"},
-      {"\\mathbf{", "{"}, {"\\mathit{", "{"}, {"\\boldsymbol{", "{"}, {"\\bm{", "{"},
-      {"\\mathnormal{", "{"}, {"\\mathsf{", "{"}, {"\\emph{", "{"}, {"\\boxed{", "{"},
-      {"\\fbox{", "{"}, {"\\overline{", "{"},
-      {"\\ldots", " "}, {"\\cdots", " "}, {"\\dots", " "},
-      {"\\lt", "<"}, {"\\gt", ">"}, {"\\leqslant", "\\le "}, {"\\geqslant", "\\ge "},
-      {"\\leq", "\\le "}, {"\\geq", "\\ge "}, {"\\neq", "\\ne "},
+      {"\u2212", "-"},
+      {"\u00d7", "\\times "},
+      {"\u00b7", "\\cdot "},
+      {"\u00f7", "\\div "},
+      {"\u03c0", "\\pi "},
+      {"\u221a", "\\sqrt"},
+      {"\u221e", "\\infty "},
+      {"\u00b1", "\\pm "},
+      {"\u2260", "\\ne "},
+      {"\u2264", "\\le "},
+      {"\u2265", "\\ge "},
+      {"\u00b0", ""},
+      {"\u2208", "\\in "},
+      {"\u222a", "\\cup "},
+      {"\u00a0", " "},
+      {"\\dfrac", "\\frac"},
+      {"\\tfrac", "\\frac"},
+      {"\\cfrac", "\\frac"},
+      {"\\left.", ""},
+      {"\\right.", ""},
+      {"\\left", ""},
+      {"\\right", ""},
+      {"\\bigl", ""},
+      {"\\bigr", ""},
+      {"\\Bigl", ""},
+      {"\\Bigr", ""},
+      {"\\displaystyle", " "},
+      {"\\limits", ""},
+      {"{,}", ""},
+      {"\\qquad", " "},
+      {"\\quad", " "},
+      {"^{\\circ}", ""},
+      {"^\\circ", ""},
+      {"\\circ", ""},
+      {"^{\\degree}", ""},
+      {"^\\degree", ""},
+      {"\\degree", ""},
+      {"\\%", "%"},
+      {"\\$", ""},
+      {"$", ""},
+      {"\\textbf{", "\\text{"},
+      {"\\textnormal{", "\\text{"},
+      {"\\textit{", "\\text{"},
+      {"\\textrm{", "\\text{"},
+      {"\\texttt{", "\\text{"},
+      {"\\mbox{", "\\text{"},
+      {"\\textup{", "\\text{"},
+      {"\\textsf{", "\\text{"},
+      {"\\hbox{", "\\text{"},
+      {"\\mathbf{", "{"},
+      {"\\mathit{", "{"},
+      {"\\boldsymbol{", "{"},
+      {"\\bm{", "{"},
+      {"\\mathnormal{", "{"},
+      {"\\mathsf{", "{"},
+      {"\\emph{", "{"},
+      {"\\boxed{", "{"},
+      {"\\fbox{", "{"},
+      {"\\overline{", "{"},
+      {"\\ldots", " "},
+      {"\\cdots", " "},
+      {"\\dots", " "},
+      {"\\lt", "<"},
+      {"\\gt", ">"},
+      {"\\leqslant", "\\le "},
+      {"\\geqslant", "\\ge "},
+      {"\\leq", "\\le "},
+      {"\\geq", "\\ge "},
+      {"\\neq", "\\ne "},
       {"\\mp", "\\pm "},  // the comparer expands both signs either way
-      {"\\!", ""}, {"\\,", " "}, {"\\;", " "}, {"\\:", " "}, {"\\ ", " "}, {"~", " "},
-      {"\t", " "}, {"\n", " "}, {"\r", " "},
+      {"\\!", ""},
+      {"\\,", " "},
+      {"\\;", " "},
+      {"\\:", " "},
+      {"\\ ", " "},
+      {"~", " "},
+      {"\t", " "},
+      {"\n", " "},
+      {"\r", " "},
   };
   // ",\!" between digits is a thousands separator (MATH writes 10,\!080).
   static const RE2 kThinThousands(R"((\d),\\!\s*(\d\d\d))");
@@ -87,8 +142,7 @@ std::string normalize_latex(std::string s) {
   RE2::GlobalReplace(&s, kPercentWord, "%");
   // Trim spaces and trailing punctuation.
   auto trim = [](std::string& t) {
-    while (!t.empty() && (t.back() == ' ' || t.back() == '.' || t.back() == ',' ||
-                          t.back() == ';')) {
+    while (!t.empty() && (t.back() == ' ' || t.back() == '.' || t.back() == ',' || t.back() == ';')) {
       t.pop_back();
     }
     while (t.size() >= 2 && t.compare(t.size() - 2, 2, "\\\\") == 0) {
@@ -181,8 +235,7 @@ bool tokenize(const std::string& s, std::vector<Tok>& out) {
     }
     if (i + 1 < n) {
       std::string two = s.substr(i, 2);
-      if (two == "<=" || two == ">=" || two == "!=" || two == "==" || two == "=<" ||
-          two == "=>") {
+      if (two == "<=" || two == ">=" || two == "!=" || two == "==" || two == "=<" || two == "=>") {
         if (two == "==") two = "=";
         if (two == "=<") two = "<=";
         if (two == "=>") two = ">=";
@@ -203,35 +256,31 @@ bool tokenize(const std::string& s, std::vector<Tok>& out) {
 }
 
 const std::set<std::string>& function_names() {
-  static const std::set<std::string> k = {"sin",    "cos",    "tan",    "sec",  "csc",
-                                          "cot",    "arcsin", "arccos", "arctan", "sinh",
-                                          "cosh",   "tanh",   "ln",     "log",  "exp",
-                                          "sqrt",   "asin",   "acos",   "atan"};
+  static const std::set<std::string> k = {"sin",    "cos",    "tan",  "sec",  "csc",  "cot", "arcsin",
+                                          "arccos", "arctan", "sinh", "cosh", "tanh", "ln",  "log",
+                                          "exp",    "sqrt",   "asin", "acos", "atan"};
   return k;
 }
 const std::set<std::string>& greek_names() {
-  static const std::set<std::string> k = {
-      "alpha", "beta",  "gamma",   "delta", "epsilon", "varepsilon", "zeta", "eta",
-      "theta", "vartheta", "iota", "kappa", "lambda",  "mu",         "nu",   "xi",
-      "rho",   "sigma", "tau",     "upsilon", "phi",   "varphi",     "chi",  "psi",
-      "omega", "Gamma", "Delta",   "Theta", "Lambda",  "Xi",         "Sigma", "Phi",
-      "Psi",   "Omega", "ell"};
+  static const std::set<std::string> k = {"alpha",  "beta",  "gamma",    "delta", "epsilon", "varepsilon", "zeta",
+                                          "eta",    "theta", "vartheta", "iota",  "kappa",   "lambda",     "mu",
+                                          "nu",     "xi",    "rho",      "sigma", "tau",     "upsilon",    "phi",
+                                          "varphi", "chi",   "psi",      "omega", "Gamma",   "Delta",      "Theta",
+                                          "Lambda", "Xi",    "Sigma",    "Phi",   "Psi",     "Omega",      "ell"};
   return k;
 }
 // Unit words dropped after a number ("35 cm", "5 hours"). Single letters are not here:
 // "2x" must stay 2*x.
 const std::set<std::string>& unit_words() {
   static const std::set<std::string> k = {
-      "cm",      "mm",      "km",     "m",       "meter",   "meters", "metre",  "metres",
-      "inch",    "inches",  "ft",     "feet",    "foot",    "mile",   "miles",  "yard",
-      "yards",   "hour",    "hours",  "hr",      "hrs",     "minute", "minutes", "min",
-      "mins",    "second",  "seconds", "day",    "days",    "week",   "weeks",  "year",
-      "years",   "dollar",  "dollars", "cent",   "cents",   "degree", "degrees", "unit",
-      "units",   "sq",      "square", "cubic",   "yuan",    "kg",     "gram",   "grams",
-      "pound",   "pounds",  "lb",     "lbs",     "liter",   "liters", "litre",  "litres",
-      "ml",      "mph",     "kmh",    "points",  "point",   "students", "people", "times",
-      "ways",    "apples",  "boxes",  "rad",     "radians", "euros",  "euro",   "mi",
-      "oz",      "ounces",  "gallons", "gallon", "sec",     "s"};
+      "cm",    "mm",       "km",      "m",      "meter",   "meters", "metre",   "metres", "inch",    "inches",
+      "ft",    "feet",     "foot",    "mile",   "miles",   "yard",   "yards",   "hour",   "hours",   "hr",
+      "hrs",   "minute",   "minutes", "min",    "mins",    "second", "seconds", "day",    "days",    "week",
+      "weeks", "year",     "years",   "dollar", "dollars", "cent",   "cents",   "degree", "degrees", "unit",
+      "units", "sq",       "square",  "cubic",  "yuan",    "kg",     "gram",    "grams",  "pound",   "pounds",
+      "lb",    "lbs",      "liter",   "liters", "litre",   "litres", "ml",      "mph",    "kmh",     "points",
+      "point", "students", "people",  "times",  "ways",    "apples", "boxes",   "rad",    "radians", "euros",
+      "euro",  "mi",       "oz",      "ounces", "gallons", "gallon", "sec",     "s"};
   return k;
 }
 
@@ -282,9 +331,7 @@ class Parser {
     size_t i = std::min(pos_ + k, toks_.size() - 1);
     return toks_[i];
   }
-  bool is_op(const char* op, size_t k = 0) const {
-    return peek(k).type == T::Op && peek(k).s == op;
-  }
+  bool is_op(const char* op, size_t k = 0) const { return peek(k).type == T::Op && peek(k).s == op; }
   bool is_cmd(const char* name) const { return peek().type == T::Cmd && peek().s == name; }
   void advance() {
     if (pos_ + 1 < toks_.size()) ++pos_;
@@ -369,8 +416,7 @@ class Parser {
   std::string rel_op() const {
     const Tok& t = peek();
     if (t.type == T::Op) {
-      if (t.s == "=" || t.s == "<" || t.s == ">" || t.s == "<=" || t.s == ">=" || t.s == "!=")
-        return t.s;
+      if (t.s == "=" || t.s == "<" || t.s == ">" || t.s == "<=" || t.s == ">=" || t.s == "!=") return t.s;
     }
     if (t.type == T::Cmd) {
       if (t.s == "le") return "<=";
@@ -473,9 +519,8 @@ class Parser {
       case T::Text:
         return !is_separator_word();
       case T::Cmd:
-        return t.s == "frac" || t.s == "sqrt" || t.s == "pi" || t.s == "infty" ||
-               t.s == "{" || t.s == "binom" || t.s == "sum" || t.s == "mathbb" ||
-               t.s == "emptyset" || t.s == "varnothing" || t.s == "|" ||
+        return t.s == "frac" || t.s == "sqrt" || t.s == "pi" || t.s == "infty" || t.s == "{" || t.s == "binom" ||
+               t.s == "sum" || t.s == "mathbb" || t.s == "emptyset" || t.s == "varnothing" || t.s == "|" ||
                function_names().count(t.s) || greek_names().count(t.s);
       case T::Op:
         return t.s == "(" || t.s == "{" || (t.s == "|" && abs_depth_ == 0);
@@ -526,8 +571,7 @@ class Parser {
       } else if (peek().type == T::Text && !is_separator_word()) {
         advance();  // a unit after a quantity: "15\text{ cm}^2"
         skip_unit_power();
-      } else if (peek().type == T::Word && unit_words().count(peek().s) &&
-                 last_factor_is_number(f)) {
+      } else if (peek().type == T::Word && unit_words().count(peek().s) && last_factor_is_number(f)) {
         advance();
         skip_unit_power();
       } else if (starts_atom()) {
@@ -542,8 +586,7 @@ class Parser {
           }
           continue;
         }
-        if (is_integer_num(f) && peek().type == T::Num && is_op("/", 1) &&
-            peek(2).type == T::Num) {
+        if (is_integer_num(f) && peek().type == T::Num && is_op("/", 1) && peek(2).type == T::Num) {
           NodePtr a = num_from_text(peek().s);
           NodePtr b = num_from_text(peek(2).s);
           advance();
@@ -681,8 +724,8 @@ class Parser {
       power = parse_exponent();
       if (!power) return nullptr;
       // \sin^{-1} x is arcsin x.
-      if (power->kind == Kind::Neg && power->kids[0]->kind == Kind::Num &&
-          power->kids[0]->num == 1 && (name == "sin" || name == "cos" || name == "tan")) {
+      if (power->kind == Kind::Neg && power->kids[0]->kind == Kind::Num && power->kids[0]->num == 1 &&
+          (name == "sin" || name == "cos" || name == "tan")) {
         name = "a" + name;
         power = nullptr;
       }
@@ -695,8 +738,7 @@ class Parser {
     } else {
       // \sin 2x -> sin(2x); stops at the next function (2 \sin b \cos a).
       arg = parse_factor();
-      while (arg && (peek().type == T::Num || (peek().type == T::Word && peek().s != "and" &&
-                                               peek().s != "or" &&
+      while (arg && (peek().type == T::Num || (peek().type == T::Word && peek().s != "and" && peek().s != "or" &&
                                                !function_names().count(peek().s)))) {
         NodePtr r = parse_factor();
         if (!r) return nullptr;
@@ -736,7 +778,7 @@ class Parser {
   }
 
   NodePtr parse_matrix(const std::string& env) {
-    static const std::set<std::string> kEnvs = {"pmatrix", "bmatrix", "matrix",  "array",
+    static const std::set<std::string> kEnvs = {"pmatrix",     "bmatrix", "matrix", "array",
                                                 "smallmatrix", "Bmatrix", "vmatrix"};
     if (!kEnvs.count(env)) return nullptr;
     if (env == "array" && is_op("{")) {  // column spec {cc}
@@ -806,8 +848,7 @@ class Parser {
           return parse_function(t.s);
         }
         if (t.s == "pi") return make_node(Kind::Sym, {}, "pi");
-        if (t.s == "inf" || t.s == "infty" || t.s == "infinity" || t.s == "oo")
-          return make_node(Kind::Sym, {}, "inf");
+        if (t.s == "inf" || t.s == "infty" || t.s == "infinity" || t.s == "oo") return make_node(Kind::Sym, {}, "inf");
         // "abc" is a*b*c (LaTeX italic letters); the last letter takes a subscript.
         std::vector<NodePtr> letters;
         for (char c : t.s) letters.push_back(make_node(Kind::Sym, {}, std::string(1, c)));
@@ -863,7 +904,7 @@ class Parser {
           NodePtr a = group_arg();
           if (!a || a->kind != Kind::Sym || a->name != "R") return nullptr;
           auto iv = make_node(Kind::Interval, {make_node(Kind::Neg, {make_node(Kind::Sym, {}, "inf")}),
-                                                make_node(Kind::Sym, {}, "inf")});
+                                               make_node(Kind::Sym, {}, "inf")});
           iv->open_lo = iv->open_hi = true;
           return iv;
         }
@@ -901,9 +942,8 @@ class Parser {
         if (function_names().count(c)) return parse_function(c);
         if (greek_names().count(c)) return maybe_subscript(make_node(Kind::Sym, {}, c));
         // Any other command in a value position is an opaque symbol (\zzz, \ell, \hbar).
-        static const std::set<std::string> kNotValues = {"cup", "cap", "setminus", "to", "in",
-                                                         "le", "ge", "ne", "pm", "cdot", "times",
-                                                         "div", "\\", "}", "right", "end"};
+        static const std::set<std::string> kNotValues = {"cup", "cap",  "setminus", "to",  "in", "le", "ge",    "ne",
+                                                         "pm",  "cdot", "times",    "div", "\\", "}",  "right", "end"};
         if (kNotValues.count(c)) return nullptr;
         return make_node(Kind::Sym, {}, "\\" + c);
       }
@@ -1050,8 +1090,8 @@ std::string to_string(const Node& n) {
     case Kind::PlusMinus:
       return "(" + kids(" +- ") + ")";
     case Kind::Tuple:
-      return (n.name == "ratio" ? "ratio" : "") + std::string(n.open_lo ? "(" : "[") +
-             kids(", ") + (n.open_hi ? ")" : "]");
+      return (n.name == "ratio" ? "ratio" : "") + std::string(n.open_lo ? "(" : "[") + kids(", ") +
+             (n.open_hi ? ")" : "]");
     case Kind::List:
       return "list{" + kids(", ") + "}";
     case Kind::Set:

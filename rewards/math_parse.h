@@ -20,26 +20,26 @@
 namespace r1kit::rewards::math {
 
 enum class Kind {
-  Num,       // num (is_float when written with a decimal point)
-  Sym,       // name (a letter, a greek name, a subscripted name "a_3", "pi", "inf", "e")
-  Text,      // name = the words of a \text{} that is the whole answer
-  Add,       // kids summed
-  Mul,       // kids multiplied
-  Div,       // kids[0] / kids[1]
-  Neg,       // -kids[0]
-  Pow,       // kids[0] ^ kids[1]
-  Func,      // name(kids...): sin cos tan sec csc cot asin acos atan sinh cosh tanh ln log exp sqrt abs fact binom
-  Indexed,   // name_{kids[0]} with a non-constant index (F_{n-k-1}): a pseudo-random function
-  Sum,       // \sum_{name=kids[0]}^{kids[1]} kids[2]
-  Percent,   // kids[0] %  (value kids[0]/100)
-  PlusMinus, // kids[0] \pm kids[1] (kids[0] may be null for a leading \pm)
-  Tuple,     // (a, b, ...): ordered; open_lo/open_hi say '(' / ')' so (a,b) can act as an interval
-  List,      // a, b, c   (bare list or {a,b}): unordered
-  Set,       // \{a, b\}: unordered
-  Interval,  // [a, b), (a, b], [a, b]: open_lo / open_hi
-  Union,     // kids joined by \cup
-  Matrix,    // rows x cols, kids row-major
-  Rel,       // chain kids[0] ops[0] kids[1] ops[1] kids[2] ...; ops: = < <= > >= != in ~
+  Num,        // num (is_float when written with a decimal point)
+  Sym,        // name (a letter, a greek name, a subscripted name "a_3", "pi", "inf", "e")
+  Text,       // name = the words of a \text{} that is the whole answer
+  Add,        // kids summed
+  Mul,        // kids multiplied
+  Div,        // kids[0] / kids[1]
+  Neg,        // -kids[0]
+  Pow,        // kids[0] ^ kids[1]
+  Func,       // name(kids...): sin cos tan sec csc cot asin acos atan sinh cosh tanh ln log exp sqrt abs fact binom
+  Indexed,    // name_{kids[0]} with a non-constant index (F_{n-k-1}): a pseudo-random function
+  Sum,        // \sum_{name=kids[0]}^{kids[1]} kids[2]
+  Percent,    // kids[0] %  (value kids[0]/100)
+  PlusMinus,  // kids[0] \pm kids[1] (kids[0] may be null for a leading \pm)
+  Tuple,      // (a, b, ...): ordered; open_lo/open_hi say '(' / ')' so (a,b) can act as an interval
+  List,       // a, b, c   (bare list or {a,b}): unordered
+  Set,        // \{a, b\}: unordered
+  Interval,   // [a, b), (a, b], [a, b]: open_lo / open_hi
+  Union,      // kids joined by \cup
+  Matrix,     // rows x cols, kids row-major
+  Rel,        // chain kids[0] ops[0] kids[1] ops[1] kids[2] ...; ops: = < <= > >= != in ~
 };
 
 struct Node;

@@ -1,10 +1,10 @@
 // The `math` reward (see math_reward.h).
 #include "rewards/math_reward.h"
 
-#include <cctype>
-
 #include <fmt/format.h>
 #include <re2/re2.h>
+
+#include <cctype>
 
 namespace r1kit::rewards {
 namespace {
@@ -56,9 +56,7 @@ class MathReward : public Reward {
   MathOptions o_;
 };
 
-std::unique_ptr<Reward> make_math_reward(JsonFields& f) {
-  return std::make_unique<MathReward>(parse_math_options(f));
-}
+std::unique_ptr<Reward> make_math_reward(JsonFields& f) { return std::make_unique<MathReward>(parse_math_options(f)); }
 
 }  // namespace
 
@@ -67,8 +65,7 @@ bool strings_equal_normalized(std::string_view a, std::string_view b) {
   return !na.empty() && na == nb;
 }
 
-MathCheck check_math_answer(std::string_view gold_solution, std::string_view completion,
-                            const MathOptions& o) {
+MathCheck check_math_answer(std::string_view gold_solution, std::string_view completion, const MathOptions& o) {
   MathCheck c;
   auto gold = math::extract_gold(gold_solution);
   if (!gold || gold->text.empty()) return c;
@@ -98,8 +95,8 @@ MathCheck check_math_answer(std::string_view gold_solution, std::string_view com
     auto p = math::parse_math(c.pred, pp);
     if (g && p) c.correct = math::math_equal(g, p, o.equal);
   }
-  c.why = fmt::format("{} '{}' {} gold '{}'", pred->how, short_text(c.pred),
-                      c.correct ? "==" : "!=", short_text(c.gold));
+  c.why =
+      fmt::format("{} '{}' {} gold '{}'", pred->how, short_text(c.pred), c.correct ? "==" : "!=", short_text(c.gold));
   return c;
 }
 

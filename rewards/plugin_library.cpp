@@ -2,7 +2,6 @@
 #include "rewards/plugin_library.h"
 
 #include <dlfcn.h>
-
 #include <fmt/format.h>
 
 #include "rewards/reward_plugin_abi.h"
@@ -67,7 +66,8 @@ std::unique_ptr<Reward> load_plugin_reward(const std::string& path, const Json& 
   auto score = reinterpret_cast<ScoreFn>(sym("r1kit_reward_score"));
   auto destroy = reinterpret_cast<DestroyFn>(sym("r1kit_reward_destroy"));
   if (version() != R1KIT_REWARD_ABI_VERSION)
-    throw Error(fmt::format("reward plugin {} has ABI version {}, r1kit expects {}", path, version(), R1KIT_REWARD_ABI_VERSION));
+    throw Error(fmt::format("reward plugin {} has ABI version {}, r1kit expects {}", path, version(),
+                            R1KIT_REWARD_ABI_VERSION));
   char err[512] = {0};
   std::string opts = options.dump();
   void* state = create(opts.c_str(), err, sizeof(err));

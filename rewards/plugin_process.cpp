@@ -1,6 +1,8 @@
 // External-process rewards over JSON lines (see plugin_process.h).
 #include "rewards/plugin_process.h"
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,9 +13,6 @@
 #include <chrono>
 #include <cstring>
 #include <mutex>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "src/error.h"
 
@@ -50,7 +49,8 @@ class ProcessReward : public Reward {
       Json reply = call(req, timeout_s() * std::max<size_t>(1, batch.size()));
       const Json* results = reply.contains("results") ? &reply["results"] : nullptr;
       if (results == nullptr || !results->is_array() || results->size() != batch.size())
-        throw Error(fmt::format("process reward '{}': batch reply needs \"results\" with {} entries", label_, batch.size()));
+        throw Error(
+            fmt::format("process reward '{}': batch reply needs \"results\" with {} entries", label_, batch.size()));
       for (const auto& r : *results) out.push_back(result_of(r));
     } catch (const Timeout&) {
       out.assign(batch.size(), RewardResult::make(0.0, fmt::format("timeout after {}s", timeout_s() * batch.size())));
@@ -65,9 +65,11 @@ class ProcessReward : public Reward {
             {"fields", in.fields ? *in.fields : Json::object()}};
   }
   RewardResult result_of(const Json& r) const {
-    if (!r.is_object()) throw Error(fmt::format("process reward '{}': reply is not a JSON object: {}", label_, r.dump().substr(0, 120)));
+    if (!r.is_object())
+      throw Error(fmt::format("process reward '{}': reply is not a JSON object: {}", label_, r.dump().substr(0, 120)));
     RewardResult out;
-    if (r.contains("value") && r["value"].is_number()) out.value = r["value"].get<double>();
+    if (r.contains("value") && r["value"].is_number())
+      out.value = r["value"].get<double>();
     else if (r.contains("value") && !r["value"].is_null())
       throw Error(fmt::format("process reward '{}': \"value\" must be a number or null", label_));
     if (r.contains("why") && r["why"].is_string()) out.why = r["why"].get<std::string>();
@@ -138,7 +140,8 @@ class ProcessReward : public Reward {
       if (w <= 0) died("cannot write the request");
       sent += static_cast<size_t>(w);
     }
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                                           std::chrono::duration<double>(timeout));
     char buf[65536];
     while (true) {
       size_t eol = buffer_.find('\n');

@@ -47,8 +47,7 @@ std::string RewardInput::field_string(const std::string& key) const {
   return "";
 }
 
-std::vector<RewardResult> Reward::score_batch(const std::vector<RewardInput>& batch,
-                                              ThreadPool* pool) const {
+std::vector<RewardResult> Reward::score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const {
   std::vector<RewardResult> out(batch.size());
   auto one = [&](size_t i) { out[i] = score_with_timeout(batch[i]); };
   if (pool != nullptr) {
@@ -89,13 +88,12 @@ bool RewardRegistry::contains(const std::string& name) const {
   return factories_.count(name) != 0;
 }
 
-std::unique_ptr<Reward> RewardRegistry::create(const std::string& name,
-                                               JsonFields& options) const {
+std::unique_ptr<Reward> RewardRegistry::create(const std::string& name, JsonFields& options) const {
   link_builtin_rewards();
   auto it = factories_.find(name);
   if (it == factories_.end()) {
-    throw Error(fmt::format("{}: unknown reward '{}' (known: {})", options.path("name"), name,
-                            fmt::join(names(), ", ")));
+    throw Error(
+        fmt::format("{}: unknown reward '{}' (known: {})", options.path("name"), name, fmt::join(names(), ", ")));
   }
   return it->second(options);
 }

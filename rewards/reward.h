@@ -70,8 +70,7 @@ class Reward {
   RewardResult score_with_timeout(const RewardInput& in) const;
   // Whole batch; the default runs score_with_timeout row by row on `pool` (or inline).
   // Rewards with a per-call cost (an external process) override it to send one request.
-  virtual std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch,
-                                                ThreadPool* pool) const;
+  virtual std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const;
   // Wall-clock budget per completion, seconds.
   double timeout_s() const { return timeout_s_; }
   void set_timeout_s(double s) { timeout_s_ = s; }
@@ -100,9 +99,7 @@ class RewardRegistry {
 
 namespace detail {
 struct RewardRegistrar {
-  RewardRegistrar(const char* name, RewardFactory factory) {
-    RewardRegistry::instance().add(name, std::move(factory));
-  }
+  RewardRegistrar(const char* name, RewardFactory factory) { RewardRegistry::instance().add(name, std::move(factory)); }
 };
 }  // namespace detail
 
@@ -110,10 +107,9 @@ struct RewardRegistrar {
 // It also defines r1kit_reward_link_<id>(), which reward.cpp calls so that the linker keeps
 // the object file of every built-in reward out of the static library (static initialisers
 // of unreferenced archive members are otherwise dropped).
-#define R1KIT_REGISTER_REWARD(id, factory)                                           \
-  void r1kit_reward_link_##id() {}                                                   \
-  static const ::r1kit::rewards::detail::RewardRegistrar r1kit_reward_registrar_##id{ \
-      #id, factory}
+#define R1KIT_REGISTER_REWARD(id, factory) \
+  void r1kit_reward_link_##id() {}         \
+  static const ::r1kit::rewards::detail::RewardRegistrar r1kit_reward_registrar_##id { #id, factory }
 
 // Calls every built-in reward's link anchor (defined in reward.cpp); RewardRegistry::instance
 // users need not call it, create() and names() do.

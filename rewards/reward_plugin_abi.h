@@ -16,9 +16,9 @@ extern "C" {
 #endif
 
 typedef struct r1kit_reward_result {
-  double value;   /* the reward, when has_value */
-  int has_value;  /* 0: skip this row */
-  char why[256];  /* one line, NUL-terminated */
+  double value;  /* the reward, when has_value */
+  int has_value; /* 0: skip this row */
+  char why[256]; /* one line, NUL-terminated */
 } r1kit_reward_result;
 
 int r1kit_reward_abi_version(void);

@@ -1,9 +1,9 @@
 // Sandboxed execution (see sandbox.h).
 #include "rewards/sandbox.h"
 
-#include "src/files.h"
-
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -12,7 +12,6 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <grp.h>
 
 #include <algorithm>
 #include <atomic>
@@ -25,9 +24,8 @@
 #include <mutex>
 #include <thread>
 
-#include <fmt/format.h>
-
 #include "src/error.h"
+#include "src/files.h"
 
 namespace r1kit::rewards {
 namespace {
@@ -128,13 +126,11 @@ rlim_t process_cap(uid_t run_as, int processes) {
   return tasks + static_cast<rlim_t>(processes);
 }
 
-double seconds_since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 std::vector<std::string> bwrap_prefix(const std::string& task_dir) {
-  std::vector<std::string> a = {"bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-                                "--ro-bind", "/usr", "/usr"};
+  std::vector<std::string> a = {"bwrap", "--unshare-all", "--die-with-parent", "--new-session", "--ro-bind",
+                                "/usr",  "/usr"};
   for (const char* link : {"bin", "lib", "lib64", "sbin"}) {
     std::error_code ec;
     fs::path p = fs::path("/") / link;
@@ -175,8 +171,8 @@ void reap_orphans(pid_t group, pid_t ns_init) {
   waitpid(ns_init, nullptr, 0);
 }
 
-SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_data,
-                          const SandboxLimits& limits, const std::string& cwd, uid_t run_as) {
+SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_data, const SandboxLimits& limits,
+                          const std::string& cwd, uid_t run_as) {
   SandboxResult res;
   // bwrap reports the host pid of the namespace's init on fd 3. Killing that init takes the
   // whole PID namespace down and lets bwrap reap it and exit; killing bwrap itself instead
@@ -261,10 +257,22 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
     pollfd fds[4];
     int n = 0;
     int idx_out = -1, idx_err = -1, idx_in = -1, idx_info = -1;
-    if (info_fd >= 0) { fds[n] = {info_fd, POLLIN, 0}; idx_info = n++; }
-    if (out_fd >= 0) { fds[n] = {out_fd, POLLIN, 0}; idx_out = n++; }
-    if (err_fd >= 0) { fds[n] = {err_fd, POLLIN, 0}; idx_err = n++; }
-    if (in_fd >= 0) { fds[n] = {in_fd, POLLOUT, 0}; idx_in = n++; }
+    if (info_fd >= 0) {
+      fds[n] = {info_fd, POLLIN, 0};
+      idx_info = n++;
+    }
+    if (out_fd >= 0) {
+      fds[n] = {out_fd, POLLIN, 0};
+      idx_out = n++;
+    }
+    if (err_fd >= 0) {
+      fds[n] = {err_fd, POLLIN, 0};
+      idx_err = n++;
+    }
+    if (in_fd >= 0) {
+      fds[n] = {in_fd, POLLOUT, 0};
+      idx_in = n++;
+    }
     int rc = poll(fds, static_cast<nfds_t>(n), std::min(wait_ms, 1000));
     if (rc < 0 && errno != EINTR) break;
     if (rc <= 0) continue;
@@ -323,8 +331,10 @@ SandboxResult run_process(std::vector<std::string> argv, std::string_view stdin_
       kill(ns_init, SIGKILL);
       for (int i = 0; i < 200 && !reaped; ++i) {  // bwrap exits once its init is gone
         pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid) reaped = true;
-        else std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        if (w == pid)
+          reaped = true;
+        else
+          std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
     if (!reaped) {
@@ -381,10 +391,10 @@ SandboxResult run_sandboxed(const std::vector<std::string>& argv, std::string_vi
   std::string why;
   bool sandboxed = sandbox_available(&why);
   if (!sandboxed && !unsafe_no_sandbox) {
-    throw Error(fmt::format(
-        "code sandbox: bubblewrap cannot create namespaces here ({}); refusing to run untrusted code "
-        "(set \"unsafe_no_sandbox\": true in the reward options to run it without isolation)",
-        why));
+    throw Error(
+        fmt::format("code sandbox: bubblewrap cannot create namespaces here ({}); refusing to run untrusted code "
+                    "(set \"unsafe_no_sandbox\": true in the reward options to run it without isolation)",
+                    why));
   }
   SlotGuard slot;
   TaskDir dir;

@@ -25,27 +25,27 @@
 namespace r1kit::rewards {
 
 struct SandboxLimits {
-  double wall_s = 10.0;             // wall clock, then SIGKILL of the whole group
-  int cpu_s = 10;                   // RLIMIT_CPU
-  int64_t memory_mb = 1024;         // RLIMIT_AS
-  int64_t file_size_mb = 16;        // RLIMIT_FSIZE
-  int open_files = 64;              // RLIMIT_NOFILE
-  int processes = 64;               // tasks the program may add (RLIMIT_NPROC, see process_cap)
-  size_t output_bytes = 1 << 20;    // per stream; more kills the program
+  double wall_s = 10.0;           // wall clock, then SIGKILL of the whole group
+  int cpu_s = 10;                 // RLIMIT_CPU
+  int64_t memory_mb = 1024;       // RLIMIT_AS
+  int64_t file_size_mb = 16;      // RLIMIT_FSIZE
+  int open_files = 64;            // RLIMIT_NOFILE
+  int processes = 64;             // tasks the program may add (RLIMIT_NPROC, see process_cap)
+  size_t output_bytes = 1 << 20;  // per stream; more kills the program
 };
 
 struct SandboxFile {
-  std::string name;     // relative path under /task (no "..")
+  std::string name;  // relative path under /task (no "..")
   std::string content;
 };
 
 struct SandboxResult {
-  int exit_code = -1;        // when it exited normally
-  int signal = 0;            // when a signal ended it
-  bool timed_out = false;    // killed at the wall-clock deadline
-  bool output_capped = false;// killed for printing more than output_bytes
-  bool not_started = false;  // bwrap failed before the program ran (run_sandboxed retries, then throws)
-  std::string out, err;      // at most output_bytes each
+  int exit_code = -1;          // when it exited normally
+  int signal = 0;              // when a signal ended it
+  bool timed_out = false;      // killed at the wall-clock deadline
+  bool output_capped = false;  // killed for printing more than output_bytes
+  bool not_started = false;    // bwrap failed before the program ran (run_sandboxed retries, then throws)
+  std::string out, err;        // at most output_bytes each
   double wall_s = 0;
   bool exited_zero() const { return exit_code == 0 && signal == 0 && !timed_out && !output_capped; }
 };

@@ -1,9 +1,9 @@
 // Weighted combination of rewards (see scorer.h).
 #include "rewards/scorer.h"
 
-#include <filesystem>
-
 #include <fmt/format.h>
+
+#include <filesystem>
 
 #include "src/error.h"
 

@@ -36,9 +36,12 @@ EngineOptions parse_engine_options(const Json& j, const std::string& where) {
 
 std::string to_string(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kEos: return "eos";
-    case FinishReason::kStopString: return "stop";
-    case FinishReason::kLength: return "length";
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kStopString:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
   }
   return "?";
 }
@@ -94,13 +97,13 @@ struct Engine::Impl {
     SamplingOptions o;
     std::vector<uint64_t> seeds;  // [B]
     std::unordered_set<int64_t> eos;
-    size_t stop_window = 0;       // tokens decoded to look for a stop string
+    size_t stop_window = 0;  // tokens decoded to look for a stop string
     std::unique_ptr<KvCache> cache;
-    at::Tensor last_token;  // [R, 1] int64: the token each slot feeds next
-    at::Tensor positions;   // [R, 1] int64: its position
-    at::Tensor keys;        // [R] int64: the slot's row stream key
-    at::Tensor steps;       // [R] int64: tokens the row has drawn
-    at::Tensor seen;        // [R, V] bool, only with a repetition penalty
+    at::Tensor last_token;          // [R, 1] int64: the token each slot feeds next
+    at::Tensor positions;           // [R, 1] int64: its position
+    at::Tensor keys;                // [R] int64: the slot's row stream key
+    at::Tensor steps;               // [R] int64: tokens the row has drawn
+    at::Tensor seen;                // [R, V] bool, only with a repetition penalty
     std::vector<int64_t> slot_row;  // [R] row in the slot, -1 = free
     std::vector<int64_t> slot_pos;  // [R] host mirror of positions (no sync to read it)
     std::map<int64_t, Prefix> prefixes;
@@ -140,11 +143,12 @@ struct Engine::Impl {
       const at::Tensor positions = at::arange(p_max, long_opts()).unsqueeze(0).expand({K, p_max});
       auto cache = std::make_shared<KvCache>(model->config(), K, p_max, float_opts());
       std::vector<policy::LayerKv> views = cache->view(K, p_max);
-      const at::Tensor hidden = model->forward_hidden(tokens.to(positions.device()), positions, &views);  // [K, Pmax, D]
+      const at::Tensor hidden =
+          model->forward_hidden(tokens.to(positions.device()), positions, &views);  // [K, Pmax, D]
       const int64_t D = hidden.size(2);
       const at::Tensor h_last =
           hidden.gather(1, last.to(hidden.device()).view({K, 1, 1}).expand({K, 1, D})).squeeze(1);  // [K, D]
-      const at::Tensor logits = model->logits(h_last).to(at::kFloat);  // [K, V]
+      const at::Tensor logits = model->logits(h_last).to(at::kFloat);                               // [K, V]
       for (int64_t k = 0; k < K; ++k) {
         run.prefixes[todo[i + k]] = Prefix{cache, k, logits[k], run.G};
       }
@@ -250,7 +254,8 @@ struct Engine::Impl {
       run.seen.index_fill_(0, idx, false);
       for (int64_t a = 0; a < A; ++a) {
         const auto& ids = prompts[assign[a].second / run.G];
-        run.seen[assign[a].first].index_fill_(0, at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong).to(idx.device()), true);
+        run.seen[assign[a].first].index_fill_(
+            0, at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong).to(idx.device()), true);
       }
       seen = run.seen.index_select(0, idx);
     }
@@ -317,7 +322,8 @@ struct Engine::Impl {
     const int64_t B = static_cast<int64_t>(prompts.size());
     if (G < 1) throw Error("rollout: group_size must be >= 1, got " + std::to_string(G));
     if (!prompt_seeds.empty() && static_cast<int64_t>(prompt_seeds.size()) != B) {
-      throw Error("rollout: " + std::to_string(prompt_seeds.size()) + " prompt seeds for " + std::to_string(B) + " prompts");
+      throw Error("rollout: " + std::to_string(prompt_seeds.size()) + " prompt seeds for " + std::to_string(B) +
+                  " prompts");
     }
     int64_t p_max = 0;
     for (int64_t b = 0; b < B; ++b) {

@@ -28,10 +28,10 @@ class CausalLM;
 namespace r1kit::rollout {
 
 struct EngineOptions {
-  int64_t max_batch_rows = 64;         // slots decoded together (continuous batching bound)
-  int64_t max_cache_tokens = 0;        // KV-cache budget in tokens (slots * capacity); 0 = no cap
-  int64_t max_prefill_tokens = 8192;   // padded prompt tokens prefilled in one forward
-  bool retain_cpu_memory = true;       // CPU (glibc): keep freed blocks in the heap (see engine.cpp)
+  int64_t max_batch_rows = 64;        // slots decoded together (continuous batching bound)
+  int64_t max_cache_tokens = 0;       // KV-cache budget in tokens (slots * capacity); 0 = no cap
+  int64_t max_prefill_tokens = 8192;  // padded prompt tokens prefilled in one forward
+  bool retain_cpu_memory = true;      // CPU (glibc): keep freed blocks in the heap (see engine.cpp)
 };
 
 EngineOptions parse_engine_options(const Json& j, const std::string& where);
@@ -40,13 +40,13 @@ enum class FinishReason { kEos, kStopString, kLength };
 std::string to_string(FinishReason reason);  // "eos" | "stop" | "length"
 
 struct Rollout {
-  int64_t prompt_index = 0;            // the group: index of the prompt in the request
-  int64_t sample_index = 0;            // 0..G-1 within the group
-  std::vector<int32_t> prompt_ids;     // [P]
-  std::vector<int32_t> completion_ids; // [T]; includes the EOS / stop token that ended it
-  std::vector<float> logprobs;         // [T] sampler logprob of each completion token
+  int64_t prompt_index = 0;             // the group: index of the prompt in the request
+  int64_t sample_index = 0;             // 0..G-1 within the group
+  std::vector<int32_t> prompt_ids;      // [P]
+  std::vector<int32_t> completion_ids;  // [T]; includes the EOS / stop token that ended it
+  std::vector<float> logprobs;          // [T] sampler logprob of each completion token
   FinishReason finish = FinishReason::kLength;
-  std::string text;                    // completion text when the engine has a detokenizer
+  std::string text;  // completion text when the engine has a detokenizer
 };
 
 struct CacheReport {
@@ -73,8 +73,7 @@ using Detokenizer = std::function<std::string(const std::vector<int32_t>&)>;
 class Engine {
  public:
   // The model is used as is (its device and dtype); generation runs under inference mode.
-  explicit Engine(std::shared_ptr<policy::CausalLM> model, EngineOptions options = {},
-                  Detokenizer detokenizer = {});
+  explicit Engine(std::shared_ptr<policy::CausalLM> model, EngineOptions options = {}, Detokenizer detokenizer = {});
   ~Engine();
   Engine(Engine&&) noexcept;
   Engine& operator=(Engine&&) noexcept;

@@ -13,8 +13,7 @@ int64_t kv_values_per_token_per_layer(const policy::ModelConfig& c) {
 }
 
 int64_t kv_bytes_per_token(const policy::ModelConfig& c, c10::ScalarType dtype) {
-  return kv_values_per_token_per_layer(c) * c.num_hidden_layers *
-         static_cast<int64_t>(c10::elementSize(dtype));
+  return kv_values_per_token_per_layer(c) * c.num_hidden_layers * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
 KvCache::KvCache(const policy::ModelConfig& c, int64_t rows, int64_t capacity, at::TensorOptions options)
@@ -23,8 +22,8 @@ KvCache::KvCache(const policy::ModelConfig& c, int64_t rows, int64_t capacity, a
       capacity_(capacity),
       bytes_per_token_(kv_bytes_per_token(c, options.dtype().toScalarType())) {
   if (rows <= 0 || capacity <= 0) {
-    throw Error("rollout kv cache: rows (" + std::to_string(rows) + ") and capacity (" +
-                std::to_string(capacity) + ") must be positive");
+    throw Error("rollout kv cache: rows (" + std::to_string(rows) + ") and capacity (" + std::to_string(capacity) +
+                ") must be positive");
   }
   layers_.reserve(c.num_hidden_layers);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -41,25 +40,32 @@ KvCache::KvCache(const policy::ModelConfig& c, int64_t rows, int64_t capacity, a
 }
 
 std::vector<policy::LayerKv> KvCache::view(int64_t rows, int64_t length) const {
-  TORCH_CHECK(rows > 0 && rows <= rows_ && length > 0 && length <= capacity_, "kv cache: view of ", rows,
-              " rows x ", length, " positions, cache is ", rows_, " x ", capacity_);
+  TORCH_CHECK(rows > 0 && rows <= rows_ && length > 0 && length <= capacity_, "kv cache: view of ", rows, " rows x ",
+              length, " positions, cache is ", rows_, " x ", capacity_);
   std::vector<policy::LayerKv> out;
   out.reserve(layers_.size());
   for (const auto& kv : layers_) {
-    out.push_back({kv.k.narrow(0, 0, rows).narrow(seq_dim_, 0, length),
-                   kv.v.narrow(0, 0, rows).narrow(seq_dim_, 0, length)});
+    out.push_back(
+        {kv.k.narrow(0, 0, rows).narrow(seq_dim_, 0, length), kv.v.narrow(0, 0, rows).narrow(seq_dim_, 0, length)});
   }
   return out;
 }
 
 void KvCache::copy_slot(int64_t dst_row, const KvCache& src, int64_t src_row, int64_t length) {
-  TORCH_CHECK(src.layers_.size() == layers_.size() && src.seq_dim_ == seq_dim_, "kv cache: copy between caches of different models");
+  TORCH_CHECK(src.layers_.size() == layers_.size() && src.seq_dim_ == seq_dim_,
+              "kv cache: copy between caches of different models");
   TORCH_CHECK(length <= capacity_ && length <= src.capacity_, "kv cache: copy of ", length,
               " positions exceeds capacity ", capacity_);
   if (length == 0) return;
   for (size_t l = 0; l < layers_.size(); ++l) {
-    layers_[l].k[dst_row].narrow(seq_dim_ - 1, 0, length).copy_(src.layers_[l].k[src_row].narrow(seq_dim_ - 1, 0, length));
-    layers_[l].v[dst_row].narrow(seq_dim_ - 1, 0, length).copy_(src.layers_[l].v[src_row].narrow(seq_dim_ - 1, 0, length));
+    layers_[l]
+        .k[dst_row]
+        .narrow(seq_dim_ - 1, 0, length)
+        .copy_(src.layers_[l].k[src_row].narrow(seq_dim_ - 1, 0, length));
+    layers_[l]
+        .v[dst_row]
+        .narrow(seq_dim_ - 1, 0, length)
+        .copy_(src.layers_[l].v[src_row].narrow(seq_dim_ - 1, 0, length));
   }
 }
 

@@ -94,8 +94,8 @@ double row_uniform(uint64_t key, int64_t step) {
 }
 
 at::Tensor row_uniforms(const at::Tensor& keys, const at::Tensor& steps) {
-  TORCH_CHECK(keys.sizes() == steps.sizes() && keys.dim() == 1, "row_uniforms: keys ", keys.sizes(),
-              " and steps ", steps.sizes(), " must both be [N]");
+  TORCH_CHECK(keys.sizes() == steps.sizes() && keys.dim() == 1, "row_uniforms: keys ", keys.sizes(), " and steps ",
+              steps.sizes(), " must both be [N]");
   const at::Tensor z = mix64(keys + (steps + 1) * as_signed(kGolden));  // [N] int64
   // 24 bits: exactly representable in fp32, so u < 1 always.
   return shr(z, 40).to(at::kFloat) / static_cast<float>(1 << 24);
@@ -158,26 +158,26 @@ Draw sample(const at::Tensor& logits_in, const at::Tensor& seen, const SamplingO
   const bool only_scales = o.temperature > 0 && o.top_k == 0 && o.top_p >= 1.0 && o.min_p == 0 &&
                            (o.repetition_penalty == 1.0 || !seen.defined());
   if (!only_scales) return draw(sampling_logprobs(logits_in, seen, o), uniforms, o.temperature == 0);
-  TORCH_CHECK(logits_in.dim() == 2 && uniforms.dim() == 1 && uniforms.size(0) == logits_in.size(0),
-              "sampler: logits ", logits_in.sizes(), ", uniforms ", uniforms.sizes());
+  TORCH_CHECK(logits_in.dim() == 2 && uniforms.dim() == 1 && uniforms.size(0) == logits_in.size(0), "sampler: logits ",
+              logits_in.sizes(), ", uniforms ", uniforms.sizes());
   const int64_t N = logits_in.size(0), V = logits_in.size(1);
-  at::NoGradGuard no_grad;  // a draw has no gradient (and the CPU kernels run only without one)
+  at::NoGradGuard no_grad;                       // a draw has no gradient (and the CPU kernels run only without one)
   at::Tensor logits = logits_in.to(at::kFloat);  // [N, V]
   if (policy::cpu::kernels_apply(logits)) {
     // The fused pass (rollout/cpu_draw.h); elsewhere the same rule on ATen below.
-    const at::Tensor x = logits.contiguous();                                  // [N, V]
-    const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();     // [N]
+    const at::Tensor x = logits.contiguous();                              // [N, V]
+    const at::Tensor u = uniforms.to(at::kCPU, at::kDouble).contiguous();  // [N]
     at::Tensor tokens = at::empty({N}, at::kLong), lp = at::empty({N}, at::kFloat);
     cpu_draw(x.data_ptr<float>(), N, V, o.temperature, u.data_ptr<double>(), tokens.data_ptr<int64_t>(),
              lp.data_ptr<float>());
     return {tokens, lp};
   }
   if (o.temperature != 1.0) logits = logits / o.temperature;
-  const at::Tensor top = logits.amax(/*dim=*/-1, /*keepdim=*/true);           // [N, 1]
-  const at::Tensor cdf = at::cumsum(at::exp(logits - top), /*dim=*/-1);      // [N, V] unnormalised
-  const at::Tensor total = cdf.narrow(1, V - 1, 1);                           // [N, 1]
+  const at::Tensor top = logits.amax(/*dim=*/-1, /*keepdim=*/true);      // [N, 1]
+  const at::Tensor cdf = at::cumsum(at::exp(logits - top), /*dim=*/-1);  // [N, V] unnormalised
+  const at::Tensor total = cdf.narrow(1, V - 1, 1);                      // [N, 1]
   at::Tensor tokens = at::searchsorted(cdf, uniforms.unsqueeze(1) * total, /*out_int32=*/false, /*right=*/true);
-  const at::Tensor overflow = tokens >= V;  // u * total rounded up to total: the mode, as draw()
+  const at::Tensor overflow = tokens >= V;                // u * total rounded up to total: the mode, as draw()
   if (!tokens.is_cpu() || overflow.any().item<bool>()) {  // a host check is free on CPU
     tokens = at::where(overflow, logits.argmax(-1, /*keepdim=*/true), tokens);
   }

@@ -19,8 +19,7 @@ uint64_t pair_key(int32_t a, int32_t b) {
 // Calls on_piece for the text between special tokens (leftmost, then longest, match), so
 // that "<think>" never becomes part of a word that merges learn from.
 template <class OnPiece>
-void cut_special_tokens(std::string_view text, const std::vector<std::string>& specials,
-                        const OnPiece& on_piece) {
+void cut_special_tokens(std::string_view text, const std::vector<std::string>& specials, const OnPiece& on_piece) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t best = std::string_view::npos, best_len = 0;
@@ -57,9 +56,7 @@ class PairCounts {
   bool empty() const { return rank_.empty(); }
   // (count, key) of the most frequent pair; among equal counts the lowest key, i.e. the
   // lowest (left id, right id).
-  std::pair<int64_t, uint64_t> top() const {
-    return {-rank_.begin()->first, rank_.begin()->second};
-  }
+  std::pair<int64_t, uint64_t> top() const { return {-rank_.begin()->first, rank_.begin()->second}; }
 
  private:
   std::unordered_map<uint64_t, int64_t> counts_;
@@ -72,8 +69,8 @@ Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptio
   const int fixed = 256 + static_cast<int>(options.special_tokens.size());
   if (options.vocab_size < fixed) {
     throw Error("train_bpe: vocab_size " + std::to_string(options.vocab_size) +
-                " cannot hold the 256 byte tokens and " +
-                std::to_string(options.special_tokens.size()) + " special tokens");
+                " cannot hold the 256 byte tokens and " + std::to_string(options.special_tokens.size()) +
+                " special tokens");
   }
   const Json pre_json = PreTokenizer::preset(options.pre_tokenizer);
   const PreTokenizer pre = PreTokenizer::from_json(pre_json, "train_bpe: pre_tokenizer");
@@ -159,8 +156,7 @@ Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptio
   }
   Json merge_list = Json::array();
   for (const auto& [a, b] : merges) {
-    merge_list.push_back(
-        Json::array({bytes_to_byte_level(token_bytes[a]), bytes_to_byte_level(token_bytes[b])}));
+    merge_list.push_back(Json::array({bytes_to_byte_level(token_bytes[a]), bytes_to_byte_level(token_bytes[b])}));
   }
   Json added = Json::array();
   for (size_t k = 0; k < options.special_tokens.size(); ++k) {
@@ -172,33 +168,27 @@ Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptio
                          {"normalized", false},
                          {"special", true}});
   }
-  const Json root = {{"version", "1.0"},
-                     {"truncation", nullptr},
-                     {"padding", nullptr},
-                     {"added_tokens", std::move(added)},
-                     {"normalizer", nullptr},
-                     {"pre_tokenizer", pre_json},
-                     {"post_processor",
-                      {{"type", "ByteLevel"},
-                       {"add_prefix_space", false},
-                       {"trim_offsets", false},
-                       {"use_regex", false}}},
-                     {"decoder",
-                      {{"type", "ByteLevel"},
-                       {"add_prefix_space", true},
-                       {"trim_offsets", true},
-                       {"use_regex", true}}},
-                     {"model",
-                      {{"type", "BPE"},
-                       {"dropout", nullptr},
-                       {"unk_token", nullptr},
-                       {"continuing_subword_prefix", nullptr},
-                       {"end_of_word_suffix", nullptr},
-                       {"fuse_unk", false},
-                       {"byte_fallback", false},
-                       {"ignore_merges", false},
-                       {"vocab", std::move(vocab)},
-                       {"merges", std::move(merge_list)}}}};
+  const Json root = {
+      {"version", "1.0"},
+      {"truncation", nullptr},
+      {"padding", nullptr},
+      {"added_tokens", std::move(added)},
+      {"normalizer", nullptr},
+      {"pre_tokenizer", pre_json},
+      {"post_processor",
+       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", false}, {"use_regex", false}}},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model",
+       {{"type", "BPE"},
+        {"dropout", nullptr},
+        {"unk_token", nullptr},
+        {"continuing_subword_prefix", nullptr},
+        {"end_of_word_suffix", nullptr},
+        {"fuse_unk", false},
+        {"byte_fallback", false},
+        {"ignore_merges", false},
+        {"vocab", std::move(vocab)},
+        {"merges", std::move(merge_list)}}}};
   return Tokenizer::from_json(root, "train_bpe");
 }
 

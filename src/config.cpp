@@ -14,12 +14,17 @@ Json parse_json_text(const std::string& text, const std::string& where) {
     // nlohmann reports a byte offset; turn it into line:column for a human.
     size_t line = 1, col = 1;
     for (size_t i = 0; i < text.size() && i + 1 < e.byte; ++i) {
-      if (text[i] == '\n') { ++line; col = 1; } else { ++col; }
+      if (text[i] == '\n') {
+        ++line;
+        col = 1;
+      } else {
+        ++col;
+      }
     }
     std::string msg = e.what();
     const auto pos = msg.find("syntax error");
-    throw Error(where + ":" + std::to_string(line) + ":" + std::to_string(col) + ": invalid JSON: " +
-                (pos == std::string::npos ? msg : msg.substr(pos)));
+    throw Error(where + ":" + std::to_string(line) + ":" + std::to_string(col) +
+                ": invalid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos)));
   }
 }
 
@@ -49,9 +54,7 @@ std::string JsonFields::path(const std::string& key) const {
   return where_ + (where_.empty() || where_.back() == ' ' ? "" : ".") + key;
 }
 
-void JsonFields::fail(const std::string& key, const std::string& what) const {
-  throw Error(path(key) + " " + what);
-}
+void JsonFields::fail(const std::string& key, const std::string& what) const { throw Error(path(key) + " " + what); }
 
 void JsonFields::finish() const {
   if (ignore_rest_) return;

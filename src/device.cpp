@@ -36,8 +36,6 @@ DeviceChoice resolve_device(const std::string& device, const std::string& dtype)
   return d;
 }
 
-std::string to_string(const DeviceChoice& d) {
-  return d.device.str() + "/" + std::string(c10::toString(d.dtype));
-}
+std::string to_string(const DeviceChoice& d) { return d.device.str() + "/" + std::string(c10::toString(d.dtype)); }
 
 }  // namespace r1kit

@@ -21,6 +21,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <c10/util/Exception.h>
+
 #include <torch/csrc/distributed/c10d/Backend.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
@@ -30,16 +31,17 @@
 #endif
 #ifdef R1KIT_C10D_NCCL
 #include <c10/cuda/CUDAFunctions.h>
+
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <mutex>
-
-#include <fmt/format.h>
-#include <fmt/ranges.h>
 
 #include "src/error.h"
 #include "src/logging.h"
@@ -123,7 +125,8 @@ DistributedEnv read_distributed_env() {
   e.launched = true;
   if (e.world_size < 1) throw Error(fmt::format("distributed: world size {} must be at least 1", e.world_size));
   if (e.rank < 0 || e.rank >= e.world_size) {
-    throw Error(fmt::format("distributed: rank {} is outside [0, {}) (world size {})", e.rank, e.world_size, e.world_size));
+    throw Error(
+        fmt::format("distributed: rank {} is outside [0, {}) (world size {})", e.rank, e.world_size, e.world_size));
   }
   if (e.local_rank < 0) throw Error(fmt::format("distributed: LOCAL_RANK {} is negative", e.local_rank));
   if (const char* addr = env_or_null("MASTER_ADDR")) e.master_addr = addr;
@@ -145,8 +148,8 @@ struct DistributedContext::Impl {
   // tensors through NCCL; a tensor whose kind has no backend is copied to the other one.
   c10::intrusive_ptr<c10d::Backend> gloo, nccl;
   c10::Device cuda_device{c10::kCUDA, 0};  // NCCL's device: cuda:<LOCAL_RANK % GPUs>
-  uint64_t seq = 0;  // collectives so far; the same on every rank
-  uint64_t last_gather = 0;  // seq of this rank's previous all_gather_json (its key is still stored)
+  uint64_t seq = 0;                        // collectives so far; the same on every rank
+  uint64_t last_gather = 0;                // seq of this rank's previous all_gather_json (its key is still stored)
   bool closed = false;
 
   std::string progress_key(int r) const { return "progress/" + std::to_string(r); }
@@ -183,8 +186,9 @@ struct DistributedContext::Impl {
                                env.master_addr, env.master_port);
     }
     const std::string what = waited >= 0.95 * limit ? fmt::format("timed out after {:.0f} s", waited)
-                                                     : fmt::format("failed after {:.1f} s", waited);
-    const std::string waiting = behind.empty() ? std::string() : " waiting for " + fmt::format("{}", fmt::join(behind, ", "));
+                                                    : fmt::format("failed after {:.1f} s", waited);
+    const std::string waiting =
+        behind.empty() ? std::string() : " waiting for " + fmt::format("{}", fmt::join(behind, ", "));
     throw Error(fmt::format("rank {}: {} #{} {}{}{}: {}", env.rank, op, seq, what, waiting, store_note, cause));
   }
 
@@ -230,8 +234,7 @@ struct DistributedContext::Impl {
 
   // `values` reduced element-wise over ranks as one float64 tensor (sum_over_ranks and
   // max_over_ranks). Without a group the values are already the result.
-  std::vector<double> reduce_values(std::vector<double> values, const std::string& op,
-                                    c10d::ReduceOp::RedOpType red) {
+  std::vector<double> reduce_values(std::vector<double> values, const std::string& op, c10d::ReduceOp::RedOpType red) {
     if (!env.launched || values.empty()) return values;
     check_open(op);
     at::Tensor t = on_backend(at::tensor(values, at::kDouble));
@@ -257,7 +260,8 @@ std::unique_ptr<DistributedContext> DistributedContext::init_from_env(const Dist
   if (!s.env.launched) return ctx;
   const DistributedEnv& e = s.env;
   s.timeout = options.timeout;
-  if (const char* v = env_or_null("R1KIT_DIST_TIMEOUT")) s.timeout = std::chrono::seconds(parse_env_int("R1KIT_DIST_TIMEOUT", v));
+  if (const char* v = env_or_null("R1KIT_DIST_TIMEOUT"))
+    s.timeout = std::chrono::seconds(parse_env_int("R1KIT_DIST_TIMEOUT", v));
   if (s.timeout.count() <= 0) throw Error("distributed: the timeout must be positive");
   std::string backend = options.backend;
   if (const char* v = env_or_null("R1KIT_DIST_BACKEND")) backend = v;
@@ -279,10 +283,10 @@ std::unique_ptr<DistributedContext> DistributedContext::init_from_env(const Dist
     auto tcp = c10::make_intrusive<c10d::TCPStore>(e.master_addr, so);
     s.store = c10::make_intrusive<c10d::PrefixStore>("r1kit/" + e.restart, tcp);
   } catch (const std::exception& ex) {
-    throw Error(fmt::format("{}: rendezvous of {} ranks at {}:{} failed after {:.1f} s ({}); check that every rank "
-                            "started and that MASTER_ADDR/MASTER_PORT name rank 0's machine and a free port",
-                            rank_s, e.world_size, e.master_addr, e.master_port, seconds(Clock::now() - t0),
-                            first_line(ex)));
+    throw Error(
+        fmt::format("{}: rendezvous of {} ranks at {}:{} failed after {:.1f} s ({}); check that every rank "
+                    "started and that MASTER_ADDR/MASTER_PORT name rank 0's machine and a free port",
+                    rank_s, e.world_size, e.master_addr, e.master_port, seconds(Clock::now() - t0), first_line(ex)));
   }
 
 #ifdef R1KIT_C10D_GLOO
@@ -299,11 +303,13 @@ std::unique_ptr<DistributedContext> DistributedContext::init_from_env(const Dist
   const bool use_gloo = backend == "gloo" || (backend == "auto" && have_gloo);
   const bool use_nccl = backend == "nccl" || (backend == "auto" && have_nccl);
   if (use_gloo && !have_gloo) {
-    throw Error(rank_s + ": this r1kit was built without Gloo (install the gloo headers, Debian: libgloo-dev, and "
-                         "configure again)");
+    throw Error(rank_s +
+                ": this r1kit was built without Gloo (install the gloo headers, Debian: libgloo-dev, and "
+                "configure again)");
   }
   if (use_nccl && !have_nccl) {
-    throw Error(rank_s + ": NCCL needs a CUDA LibTorch built with nccl.h found, and a GPU (this build or machine lacks one)");
+    throw Error(rank_s +
+                ": NCCL needs a CUDA LibTorch built with nccl.h found, and a GPU (this build or machine lacks one)");
   }
   if (!use_gloo && !use_nccl) {
     throw Error(rank_s + ": no backend: this r1kit has no Gloo (libgloo-dev headers) and no GPU is seen for NCCL");
@@ -382,7 +388,8 @@ void DistributedContext::all_reduce_sum(std::vector<at::Tensor>& tensors, const 
   // Buckets of one dtype and device, in the caller's order (the same on every rank).
   std::map<std::pair<int, std::string>, std::vector<size_t>> by_kind;
   for (size_t i = 0; i < tensors.size(); ++i) {
-    TORCH_CHECK(tensors[i].defined(), "all_reduce_sum: tensor ", i, " of ", tensors.size(), " is undefined (", what, ")");
+    TORCH_CHECK(tensors[i].defined(), "all_reduce_sum: tensor ", i, " of ", tensors.size(), " is undefined (", what,
+                ")");
     by_kind[{static_cast<int>(tensors[i].scalar_type()), tensors[i].device().str()}].push_back(i);
   }
   for (const auto& [kind, indices] : by_kind) {

@@ -30,7 +30,7 @@ struct DistributedEnv {
   int local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
-  bool agent_store = false;  // torchrun hosts the TCPStore itself (TORCHELASTIC_USE_AGENT_STORE)
+  bool agent_store = false;   // torchrun hosts the TCPStore itself (TORCHELASTIC_USE_AGENT_STORE)
   std::string restart = "0";  // TORCHELASTIC_RESTART_COUNT: keys of a restarted group never clash
 };
 
@@ -106,8 +106,7 @@ class DistributedContext {
 // throws an r1kit::Error naming `what` and the ranks that differ from rank 0. Data-parallel
 // training calls it periodically: replicas drift apart only through a bug (a rank that skipped
 // an all-reduce, a non-deterministic update), and then silently train different models.
-void check_replicas_equal(DistributedContext& context, const std::vector<at::Tensor>& tensors,
-                          const std::string& what);
+void check_replicas_equal(DistributedContext& context, const std::vector<at::Tensor>& tensors, const std::string& what);
 
 // Data-parallel gradient sync after backward: every parameter's .grad summed over ranks
 // (bucketed). Losses normalised by the GLOBAL batch make this sum the one-rank gradient. A

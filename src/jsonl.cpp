@@ -64,8 +64,7 @@ bool JsonlReader::next(Json& row) {
       row = Json::parse(text_);
     } catch (const Json::parse_error& e) {
       // One line, so the byte offset is the column.
-      throw Error(where + ": invalid JSON: " + short_message(e.what()) + " (column " +
-                  std::to_string(e.byte) + ")");
+      throw Error(where + ": invalid JSON: " + short_message(e.what()) + " (column " + std::to_string(e.byte) + ")");
     } catch (const Json::exception& e) {  // e.g. a number out of range
       throw Error(where + ": invalid JSON: " + short_message(e.what()));
     }

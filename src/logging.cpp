@@ -74,10 +74,8 @@ bool enabled(Level lvl) { return static_cast<int>(lvl) >= static_cast<int>(level
 
 void write(Level lvl, std::string_view message) {
   static constexpr char kTags[] = {'D', 'I', 'W', 'E'};
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
-  std::string line =
-      fmt::format("[{} {:.3f}s] {}\n", kTags[static_cast<int>(lvl)], elapsed, message);
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_start).count();
+  std::string line = fmt::format("[{} {:.3f}s] {}\n", kTags[static_cast<int>(lvl)], elapsed, message);
   std::lock_guard<std::mutex> lock(out_mutex());
   const std::string& status = status_line();
   if (!status.empty()) line = std::string(kClearLine) + line + status;

@@ -38,9 +38,7 @@ MetricsLogger::MetricsLogger(const std::string& run_dir, bool enabled)
 
 MetricsLogger::~MetricsLogger() = default;
 
-std::string MetricsLogger::tensorboard_path() const {
-  return tensorboard_ ? tensorboard_->path() : std::string();
-}
+std::string MetricsLogger::tensorboard_path() const { return tensorboard_ ? tensorboard_->path() : std::string(); }
 
 void MetricsLogger::log(int64_t step, const std::map<std::string, double>& row) {
   if (!enabled_) return;
@@ -76,8 +74,7 @@ void MetricsLogger::flush() {
 
 std::string format_progress(int64_t step, int64_t total, const std::map<std::string, double>& row,
                             const std::vector<std::string>& keys) {
-  std::string out =
-      total > 0 ? fmt::format("step {}/{}", step, total) : fmt::format("step {}", step);
+  std::string out = total > 0 ? fmt::format("step {}/{}", step, total) : fmt::format("step {}", step);
   for (const std::string& key : keys) {
     const auto it = row.find(key);
     if (it == row.end()) continue;

@@ -94,9 +94,9 @@ size_t utf8_step(std::string_view s, size_t i) {
 
 // Onig's \s in UTF-8 mode is the Unicode White_Space property (checked against the library:
 // U+001C..U+001F, which Python's str.isspace() accepts, are not in it).
-constexpr uint32_t kWhiteSpace[][2] = {
-    {0x09, 0x0D},     {0x20, 0x20},     {0x85, 0x85},     {0xA0, 0xA0},     {0x1680, 0x1680},
-    {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F}, {0x205F, 0x205F}, {0x3000, 0x3000}};
+constexpr uint32_t kWhiteSpace[][2] = {{0x09, 0x0D},     {0x20, 0x20},     {0x85, 0x85},     {0xA0, 0xA0},
+                                       {0x1680, 0x1680}, {0x2000, 0x200A}, {0x2028, 0x2029}, {0x202F, 0x202F},
+                                       {0x205F, 0x205F}, {0x3000, 0x3000}};
 
 bool is_white_space(uint32_t cp) {
   for (const auto& r : kWhiteSpace) {
@@ -200,8 +200,7 @@ std::vector<std::string> top_level_alternatives(std::string_view pat) {
 // the JSON key in errors.
 std::string onig_to_re2(std::string_view pat, const std::string& where) {
   auto unsupported = [&](const std::string& what) -> Error {
-    return Error(where + ": " + what + " is not supported by r1kit's RE2 regexes, in pattern " +
-                 std::string(pat));
+    return Error(where + ": " + what + " is not supported by r1kit's RE2 regexes, in pattern " + std::string(pat));
   };
   const std::string white = white_space_class(false);
   const std::string non_white = white_space_class(true);
@@ -262,8 +261,7 @@ std::string onig_to_re2(std::string_view pat, const std::string& where) {
     }
     if (in_class) {
       if (c == '[') {
-        throw unsupported(pat.substr(i, 2) == "[:" ? "a POSIX bracket class"
-                                                   : "a nested character class");
+        throw unsupported(pat.substr(i, 2) == "[:" ? "a POSIX bracket class" : "a nested character class");
       }
       if (c == '&' && i + 1 < pat.size() && pat[i + 1] == '&') {
         throw unsupported("class intersection &&");
@@ -289,8 +287,7 @@ std::string onig_to_re2(std::string_view pat, const std::string& where) {
     }
     if (c == '(' && pat.substr(i, 2) == "(?") {
       const std::string_view rest = pat.substr(i + 2);
-      if (rest.starts_with("=") || rest.starts_with("!") || rest.starts_with("<=") ||
-          rest.starts_with("<!")) {
+      if (rest.starts_with("=") || rest.starts_with("!") || rest.starts_with("<=") || rest.starts_with("<!")) {
         throw unsupported("look-around (other than a whole `\\s+(?!\\S)` alternative)");
       }
       if (rest.starts_with(">") || rest.starts_with("~")) throw unsupported("atomic/absent group");
@@ -317,15 +314,13 @@ std::string onig_to_re2(std::string_view pat, const std::string& where) {
   return out;
 }
 
-std::unique_ptr<RE2> compile_re2(const std::string& pattern, const std::string& where,
-                                 std::string_view original) {
+std::unique_ptr<RE2> compile_re2(const std::string& pattern, const std::string& where, std::string_view original) {
   RE2::Options opt;
   opt.set_log_errors(false);
   opt.set_max_mem(int64_t{64} << 20);  // the \p{L} DFAs of a large regex need more than 8 MB
   auto re = std::make_unique<RE2>(pattern, opt);
   if (!re->ok()) {
-    throw Error(where + ": regex " + std::string(original) + " does not compile (" + re->error() +
-                ")");
+    throw Error(where + ": regex " + std::string(original) + " does not compile (" + re->error() + ")");
   }
   return re;
 }
@@ -349,8 +344,7 @@ enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWith
 
 class RegexSplit {
  public:
-  RegexSplit(std::string_view onig_pattern, SplitBehavior behavior, bool invert,
-             const std::string& where)
+  RegexSplit(std::string_view onig_pattern, SplitBehavior behavior, bool invert, const std::string& where)
       : behavior_(behavior), invert_(invert) {
     const std::vector<std::string> alts = top_level_alternatives(onig_pattern);
     size_t look = alts.size();
@@ -406,8 +400,7 @@ class RegexSplit {
 // nearly every position, so the next match usually starts where the last one ended; an
 // anchored match is one DFA pass where a search is two (forward for the end, reverse for
 // the start). Either way the answer is the same leftmost-first match.
-bool RegexSplit::next_match(std::string_view text, size_t pos, bool here_first, size_t* s,
-                            size_t* e) const {
+bool RegexSplit::next_match(std::string_view text, size_t pos, bool here_first, size_t* s, size_t* e) const {
   const re2::StringPiece whole(text.data(), text.size());
   while (pos <= text.size()) {
     re2::StringPiece m;
@@ -616,9 +609,7 @@ size_t trailing_white_space(std::string_view s) {
   return s.size() - end;
 }
 
-bool starts_with_word_char(std::string_view s) {
-  return !s.empty() && is_word_char(s.substr(0, utf8_step(s, 0)));
-}
+bool starts_with_word_char(std::string_view s) { return !s.empty() && is_word_char(s.substr(0, utf8_step(s, 0))); }
 
 bool ends_with_word_char(std::string_view s) {
   if (s.empty()) return false;
@@ -792,8 +783,7 @@ class VarintReader {
 
  private:
   static int digit(char c) {
-    static constexpr std::string_view kDigits =
-        "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
+    static constexpr std::string_view kDigits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_";
     return static_cast<int>(kDigits.find(c));
   }
   std::string_view s_;
@@ -802,8 +792,7 @@ class VarintReader {
 
 struct NfcTables {
   std::unordered_map<uint32_t, std::pair<uint32_t, uint32_t>> decomposition;  // second 0: singleton
-  std::unordered_map<uint64_t, uint32_t>
-      composition;  // (first << 32 | second) -> primary composite
+  std::unordered_map<uint64_t, uint32_t> composition;  // (first << 32 | second) -> primary composite
   std::unordered_map<uint32_t, uint8_t> combining_class;
 
   NfcTables() {
@@ -842,8 +831,7 @@ const NfcTables& nfc_tables() {
 constexpr uint32_t kRawByte = 0x110000;
 
 constexpr uint32_t kHangulS = 0xAC00, kHangulL = 0x1100, kHangulV = 0x1161, kHangulT = 0x11A7;
-constexpr uint32_t kHangulVCount = 21, kHangulTCount = 28, kHangulNCount = 588,
-                   kHangulSCount = 11172;
+constexpr uint32_t kHangulVCount = 21, kHangulTCount = 28, kHangulNCount = 588, kHangulSCount = 11172;
 
 uint8_t combining_class(const NfcTables& t, uint32_t cp) {
   if (cp < 0x300) return 0;
@@ -873,8 +861,8 @@ uint32_t compose(const NfcTables& t, uint32_t a, uint32_t b) {
   if (a >= kHangulL && a < kHangulL + 19 && b >= kHangulV && b < kHangulV + kHangulVCount) {
     return kHangulS + ((a - kHangulL) * kHangulVCount + (b - kHangulV)) * kHangulTCount;
   }
-  if (a >= kHangulS && a < kHangulS + kHangulSCount && (a - kHangulS) % kHangulTCount == 0 &&
-      b > kHangulT && b < kHangulT + kHangulTCount) {
+  if (a >= kHangulS && a < kHangulS + kHangulSCount && (a - kHangulS) % kHangulTCount == 0 && b > kHangulT &&
+      b < kHangulT + kHangulTCount) {
     return a + (b - kHangulT);
   }
   const auto it = t.composition.find((static_cast<uint64_t>(a) << 32) | b);
@@ -885,8 +873,7 @@ uint32_t compose(const NfcTables& t, uint32_t a, uint32_t b) {
 
 std::string nfc_normalize(std::string_view text) {
   // Below U+0300 nothing decomposes, combines or reorders: UTF-8 lead bytes up to 0xCB.
-  if (std::all_of(text.begin(), text.end(),
-                  [](char c) { return static_cast<uint8_t>(c) < 0xCC; })) {
+  if (std::all_of(text.begin(), text.end(), [](char c) { return static_cast<uint8_t>(c) < 0xCC; })) {
     return std::string(text);
   }
   const NfcTables& t = nfc_tables();
@@ -969,8 +956,7 @@ bool parse_normalizer(const Json& j, const std::string& where) {
       nfc = parse_normalizer(list[k], f.path("normalizers[" + std::to_string(k) + "]")) || nfc;
     }
   } else {
-    f.fail("type",
-           "\"" + type + "\" is not supported (r1kit supports null, NFC and a Sequence of NFC)");
+    f.fail("type", "\"" + type + "\" is not supported (r1kit supports null, NFC and a Sequence of NFC)");
   }
   f.finish();
   return nfc;
@@ -1027,8 +1013,7 @@ PreTokenizer PreTokenizer::from_json(const Json& j, const std::string& where) {
   PreTokenizer pt;
   pt.json_ = j;
   bool byte_level = false;  // seen ByteLevel: it maps bytes to chars, so it must come last
-  std::function<void(const Json&, const std::string&)> parse = [&](const Json& node,
-                                                                   const std::string& at) {
+  std::function<void(const Json&, const std::string&)> parse = [&](const Json& node, const std::string& at) {
     if (node.is_null()) throw Error(at + " is null; r1kit needs a ByteLevel pre-tokenizer");
     JsonFields f(node, at);
     std::string type;
@@ -1051,16 +1036,14 @@ PreTokenizer PreTokenizer::from_json(const Json& j, const std::string& where) {
       if (add_prefix_space) pt.steps_.push_back({true, nullptr});
       if (use_regex) {
         pt.steps_.push_back(
-            {false, std::make_shared<RegexSplit>(kGpt2Pattern, SplitBehavior::kIsolated, false,
-                                                 f.path("type"))});
+            {false, std::make_shared<RegexSplit>(kGpt2Pattern, SplitBehavior::kIsolated, false, f.path("type"))});
       }
       byte_level = true;
     } else if (type == "Split") {
       Json pattern;
       f.require("pattern", pattern);
       const std::string pat_where = f.path("pattern");
-      if (!pattern.is_object() || pattern.size() != 1 ||
-          !(pattern.contains("Regex") || pattern.contains("String")) ||
+      if (!pattern.is_object() || pattern.size() != 1 || !(pattern.contains("Regex") || pattern.contains("String")) ||
           !pattern.begin()->is_string()) {
         throw Error(pat_where + " must be {\"Regex\": \"...\"} or {\"String\": \"...\"}");
       }
@@ -1071,16 +1054,14 @@ PreTokenizer PreTokenizer::from_json(const Json& j, const std::string& where) {
       f.get("invert", invert);
       const std::string onig = is_regex ? text : RE2::QuoteMeta(text);
       pt.steps_.push_back(
-          {false, std::make_shared<RegexSplit>(onig, behavior, invert,
-                                               pat_where + (is_regex ? ".Regex" : ".String"))});
+          {false, std::make_shared<RegexSplit>(onig, behavior, invert, pat_where + (is_regex ? ".Regex" : ".String"))});
     } else if (type == "Digits") {
       bool individual = false;
       f.get("individual_digits", individual);
       // Rust's char::is_numeric: general category N (Nd, Nl, No).
-      pt.steps_.push_back(
-          {false, std::make_shared<RegexSplit>(
-                      "\\p{N}", individual ? SplitBehavior::kIsolated : SplitBehavior::kContiguous,
-                      false, f.path("type"))});
+      pt.steps_.push_back({false, std::make_shared<RegexSplit>(
+                                      "\\p{N}", individual ? SplitBehavior::kIsolated : SplitBehavior::kContiguous,
+                                      false, f.path("type"))});
     } else {
       f.fail("type", "\"" + type +
                          "\" is not supported (r1kit supports ByteLevel, Split, Digits "
@@ -1103,10 +1084,7 @@ Json PreTokenizer::preset(std::string_view name) {
                 {"invert", false}};
   };
   auto byte_level = [](bool use_regex) {
-    return Json{{"type", "ByteLevel"},
-                {"add_prefix_space", false},
-                {"trim_offsets", true},
-                {"use_regex", use_regex}};
+    return Json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", use_regex}};
   };
   auto sequence = [](std::vector<Json> steps) {
     return Json{{"type", "Sequence"}, {"pretokenizers", Json(std::move(steps))}};
@@ -1120,12 +1098,10 @@ Json PreTokenizer::preset(std::string_view name) {
     steps.push_back(byte_level(false));
     return sequence(std::move(steps));
   }
-  throw Error("unknown pre-tokenizer \"" + std::string(name) +
-              "\" (known: gpt2, qwen2, llama3, deepseek_v3)");
+  throw Error("unknown pre-tokenizer \"" + std::string(name) + "\" (known: gpt2, qwen2, llama3, deepseek_v3)");
 }
 
-void PreTokenizer::run(size_t step, std::string_view piece,
-                       const std::function<void(std::string_view)>& emit) const {
+void PreTokenizer::run(size_t step, std::string_view piece, const std::function<void(std::string_view)>& emit) const {
   if (step == steps_.size()) {
     emit(piece);
     return;
@@ -1149,8 +1125,7 @@ void PreTokenizer::run(size_t step, std::string_view piece,
   for (const std::string_view p : parts) run(step + 1, p, emit);
 }
 
-void PreTokenizer::split(std::string_view text,
-                         const std::function<void(std::string_view)>& emit) const {
+void PreTokenizer::split(std::string_view text, const std::function<void(std::string_view)>& emit) const {
   if (!text.empty()) run(0, text, emit);  // the library drops empty pieces before this
 }
 

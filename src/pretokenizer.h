@@ -82,8 +82,7 @@ class PreTokenizer {
     bool prefix_space = false;             // ByteLevel add_prefix_space: prepend ' ' if absent
     std::shared_ptr<const RegexSplit> re;  // otherwise: split by this rule
   };
-  void run(size_t step, std::string_view piece,
-           const std::function<void(std::string_view)>& emit) const;
+  void run(size_t step, std::string_view piece, const std::function<void(std::string_view)>& emit) const;
 
   std::vector<Step> steps_;
   Json json_;

@@ -32,8 +32,8 @@ size_t terminal_width() {
 
 }  // namespace
 
-std::string progress_line(std::string_view label, int64_t done, int64_t total, double elapsed_s,
-                          std::string_view extra, size_t width) {
+std::string progress_line(std::string_view label, int64_t done, int64_t total, double elapsed_s, std::string_view extra,
+                          size_t width) {
   const double rate = elapsed_s > 0 ? static_cast<double>(done) / elapsed_s : 0.0;
   std::string line(label);
   if (total > 0) {
@@ -82,8 +82,7 @@ void Progress::update(int64_t done, std::string extra) {
 }
 
 void Progress::draw() {
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   log::detail::draw_status_line(progress_line(label_, done_, total_, elapsed, extra_, width_));
   drawn_ = true;
 }
@@ -92,8 +91,7 @@ void Progress::finish() {
   if (finished_) return;
   finished_ = true;
   if (!visible_) return;
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   log::detail::end_status_line(progress_line(label_, done_, total_, elapsed, extra_, width_));
 }
 

@@ -44,7 +44,7 @@ class Progress {
 };
 
 // The bar's text, cut to `width` characters. Pure, for tests.
-std::string progress_line(std::string_view label, int64_t done, int64_t total, double elapsed_s,
-                          std::string_view extra, size_t width);
+std::string progress_line(std::string_view label, int64_t done, int64_t total, double elapsed_s, std::string_view extra,
+                          size_t width);
 
 }  // namespace r1kit

@@ -1,8 +1,6 @@
 // safetensors read/write and HF model directories: see safetensors.h.
 #include "src/safetensors.h"
 
-#include "src/files.h"
-
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -20,6 +18,7 @@
 #include "src/atomic_file.h"
 #include "src/config.h"
 #include "src/error.h"
+#include "src/files.h"
 
 namespace r1kit {
 
@@ -36,10 +35,9 @@ struct DtypeInfo {
   size_t size;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {Dtype::F64, "F64", 8},   {Dtype::F32, "F32", 4},         {Dtype::F16, "F16", 2},
-    {Dtype::BF16, "BF16", 2}, {Dtype::I64, "I64", 8},         {Dtype::I32, "I32", 4},
-    {Dtype::I16, "I16", 2},   {Dtype::I8, "I8", 1},           {Dtype::U8, "U8", 1},
-    {Dtype::BOOL, "BOOL", 1}, {Dtype::F8_E4M3, "F8_E4M3", 1}, {Dtype::F8_E5M2, "F8_E5M2", 1},
+    {Dtype::F64, "F64", 8}, {Dtype::F32, "F32", 4},   {Dtype::F16, "F16", 2},         {Dtype::BF16, "BF16", 2},
+    {Dtype::I64, "I64", 8}, {Dtype::I32, "I32", 4},   {Dtype::I16, "I16", 2},         {Dtype::I8, "I8", 1},
+    {Dtype::U8, "U8", 1},   {Dtype::BOOL, "BOOL", 1}, {Dtype::F8_E4M3, "F8_E4M3", 1}, {Dtype::F8_E5M2, "F8_E5M2", 1},
 };
 
 // The reference implementation refuses headers over 100 MB; so do we, before parsing.
@@ -94,8 +92,8 @@ bool byte_count(const std::vector<int64_t>& shape, size_t elem_size, size_t& out
 }
 
 // One header entry -> TensorView; `buffer` is the data after the header.
-TensorView parse_entry(const std::string& path, const std::string& name, const Json& entry,
-                       const uint8_t* buffer, size_t buffer_bytes) {
+TensorView parse_entry(const std::string& path, const std::string& name, const Json& entry, const uint8_t* buffer,
+                       size_t buffer_bytes) {
   const std::string where = path + ": tensor '" + name + "'";
   if (!entry.is_object()) {
     throw Error(where + ": expected {dtype, shape, data_offsets}, got " + brief(entry));
@@ -130,8 +128,7 @@ TensorView parse_entry(const std::string& path, const std::string& name, const J
   }
   if (end > buffer_bytes) {
     throw Error(where + ": data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
-                "] run past the end of the data buffer (" + std::to_string(buffer_bytes) +
-                " bytes)");
+                "] run past the end of the data buffer (" + std::to_string(buffer_bytes) + " bytes)");
   }
   size_t expected = 0;
   if (!byte_count(t.shape, info->size, expected)) {
@@ -158,8 +155,7 @@ void check_no_overlap(const std::string& path, const std::vector<TensorView>& te
     const TensorView& a = *by_offset[i - 1];
     const TensorView& b = *by_offset[i];
     if (b.data < a.data + a.nbytes) {
-      throw Error(path + ": tensors '" + a.name + "' and '" + b.name +
-                  "' overlap in the data buffer");
+      throw Error(path + ": tensors '" + a.name + "' and '" + b.name + "' overlap in the data buffer");
     }
   }
 }
@@ -176,8 +172,7 @@ const char* dtype_name(Dtype dtype) {
 Dtype dtype_from_name(std::string_view name) {
   const DtypeInfo* info = lookup_dtype(name);
   if (info == nullptr) {
-    throw Error("unknown safetensors dtype '" + std::string(name) + "' (known: " + known_dtypes() +
-                ")");
+    throw Error("unknown safetensors dtype '" + std::string(name) + "' (known: " + known_dtypes() + ")");
   }
   return info->dtype;
 }
@@ -210,9 +205,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   const size_t size = static_cast<size_t>(st.st_size);
   if (size < 8) {
     ::close(fd);
-    throw Error(
-        path + ": " + std::to_string(size) +
-        " bytes is too short for a safetensors file (it starts with an 8-byte header length)");
+    throw Error(path + ": " + std::to_string(size) +
+                " bytes is too short for a safetensors file (it starts with an 8-byte header length)");
   }
   void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
   const int err = errno;
@@ -225,8 +219,8 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   uint64_t header_bytes = 0;
   for (int i = 0; i < 8; ++i) header_bytes |= static_cast<uint64_t>(base[i]) << (8 * i);
   if (header_bytes > size - 8) {
-    throw Error(path + ": header length " + std::to_string(header_bytes) +
-                " runs past the end of the file (" + std::to_string(size) + " bytes)");
+    throw Error(path + ": header length " + std::to_string(header_bytes) + " runs past the end of the file (" +
+                std::to_string(size) + " bytes)");
   }
   if (header_bytes > kMaxHeaderBytes) {
     throw Error(path + ": header length " + std::to_string(header_bytes) + " is over the " +
@@ -239,8 +233,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   } catch (const Json::exception& e) {
     std::string msg = e.what();
     const auto pos = msg.find("] ");
-    throw Error(path + ": header is not valid JSON: " +
-                (pos == std::string::npos ? msg : msg.substr(pos + 2)));
+    throw Error(path + ": header is not valid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos + 2)));
   }
   if (!header.is_object()) {
     throw Error(path + ": header is not a JSON object but " + std::string(header.type_name()));
@@ -253,8 +246,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
       if (!it->is_object()) throw Error(path + ": __metadata__ is not an object");
       for (auto m = it->begin(); m != it->end(); ++m) {
         if (!m->is_string()) {
-          throw Error(path + ": __metadata__." + m.key() + " is not a string but " +
-                      std::string(m->type_name()));
+          throw Error(path + ": __metadata__." + m.key() + " is not a string but " + std::string(m->type_name()));
         }
         f.metadata_[m.key()] = m->get<std::string>();
       }
@@ -341,8 +333,7 @@ ModelWeights ModelWeights::open(const std::string& dir) {
     const std::string& shard = it->get_ref<const std::string&>();
     const TensorView* t = w.files_[shard_pos.at(shard)].find(it.key());
     if (t == nullptr) {
-      throw Error(index + ": weight_map puts '" + it.key() + "' in '" + shard +
-                  "', which has no such tensor");
+      throw Error(index + ": weight_map puts '" + it.key() + "' in '" + shard + "', which has no such tensor");
     }
     w.by_name_[it.key()] = t;
   }
@@ -372,8 +363,7 @@ std::vector<std::string> ModelWeights::names() const {
 namespace {
 
 // Sorted by name; rejects duplicates, the reserved name and nbytes that disagree with shape.
-std::vector<const TensorToWrite*> checked_order(const std::string& where,
-                                                const std::vector<TensorToWrite>& tensors) {
+std::vector<const TensorToWrite*> checked_order(const std::string& where, const std::vector<TensorToWrite>& tensors) {
   std::vector<const TensorToWrite*> order;
   for (const TensorToWrite& t : tensors) order.push_back(&t);
   std::sort(order.begin(), order.end(),
@@ -388,9 +378,8 @@ std::vector<const TensorToWrite*> checked_order(const std::string& where,
       throw Error(what + ": bad shape " + shape_text(t.shape));
     }
     if (t.nbytes != expected) {
-      throw Error(what + ": nbytes " + std::to_string(t.nbytes) + " but shape " +
-                  shape_text(t.shape) + " of " + dtype_name(t.dtype) + " needs " +
-                  std::to_string(expected));
+      throw Error(what + ": nbytes " + std::to_string(t.nbytes) + " but shape " + shape_text(t.shape) + " of " +
+                  dtype_name(t.dtype) + " needs " + std::to_string(expected));
     }
     if (t.data == nullptr && t.nbytes > 0) throw Error(what + ": data is null");
   }
@@ -424,8 +413,7 @@ void write_ordered(const std::string& path, const std::vector<const TensorToWrit
   // Spaces up to a multiple of 8 so the buffer, and every tensor in it, starts 8-aligned.
   text.append((8 - text.size() % 8) % 8, ' ');
   uint8_t len[8];
-  for (int i = 0; i < 8; ++i)
-    len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
 
   AtomicFile file(path);
   file.write(len, sizeof(len));
@@ -435,8 +423,8 @@ void write_ordered(const std::string& path, const std::vector<const TensorToWrit
 }
 
 bool is_shard_name(const std::string& name) {
-  return name.rfind("model-", 0) == 0 && name.find("-of-") != std::string::npos &&
-         name.size() > 12 && name.compare(name.size() - 12, 12, ".safetensors") == 0;
+  return name.rfind("model-", 0) == 0 && name.find("-of-") != std::string::npos && name.size() > 12 &&
+         name.compare(name.size() - 12, 12, ".safetensors") == 0;
 }
 
 void remove_file(const fs::path& p) {
@@ -452,8 +440,7 @@ void write_safetensors(const std::string& path, const std::vector<TensorToWrite>
   write_ordered(path, checked_order(path, tensors), metadata);
 }
 
-void write_model_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors,
-                         size_t max_shard_bytes,
+void write_model_weights(const std::string& dir, const std::vector<TensorToWrite>& tensors, size_t max_shard_bytes,
                          const std::map<std::string, std::string>& metadata) {
   const std::vector<const TensorToWrite*> order = checked_order(dir, tensors);
   make_dirs(dir);
@@ -493,8 +480,7 @@ void write_model_weights(const std::string& dir, const std::vector<TensorToWrite
   // Stale files of the other layout (or an earlier shard count) would be loaded instead.
   // list_dir, not fs::directory_iterator: this runs in LibTorch-linked binaries (src/files.h).
   for (const std::string& name : list_dir(dir)) {
-    const bool ours = name == "model.safetensors" || name == "model.safetensors.index.json" ||
-                      is_shard_name(name);
+    const bool ours = name == "model.safetensors" || name == "model.safetensors.index.json" || is_shard_name(name);
     if (ours && !written.count(name)) remove_file(d / name);
   }
 }

@@ -11,37 +11,62 @@ namespace r1kit {
 
 at::ScalarType to_scalar_type(Dtype d) {
   switch (d) {
-    case Dtype::F64: return at::kDouble;
-    case Dtype::F32: return at::kFloat;
-    case Dtype::F16: return at::kHalf;
-    case Dtype::BF16: return at::kBFloat16;
-    case Dtype::I64: return at::kLong;
-    case Dtype::I32: return at::kInt;
-    case Dtype::I16: return at::kShort;
-    case Dtype::I8: return at::kChar;
-    case Dtype::U8: return at::kByte;
-    case Dtype::BOOL: return at::kBool;
-    case Dtype::F8_E4M3: return at::kFloat8_e4m3fn;
-    case Dtype::F8_E5M2: return at::kFloat8_e5m2;
+    case Dtype::F64:
+      return at::kDouble;
+    case Dtype::F32:
+      return at::kFloat;
+    case Dtype::F16:
+      return at::kHalf;
+    case Dtype::BF16:
+      return at::kBFloat16;
+    case Dtype::I64:
+      return at::kLong;
+    case Dtype::I32:
+      return at::kInt;
+    case Dtype::I16:
+      return at::kShort;
+    case Dtype::I8:
+      return at::kChar;
+    case Dtype::U8:
+      return at::kByte;
+    case Dtype::BOOL:
+      return at::kBool;
+    case Dtype::F8_E4M3:
+      return at::kFloat8_e4m3fn;
+    case Dtype::F8_E5M2:
+      return at::kFloat8_e5m2;
   }
   throw Error("unhandled safetensors dtype");
 }
 
 Dtype to_dtype(at::ScalarType t) {
   switch (t) {
-    case at::kDouble: return Dtype::F64;
-    case at::kFloat: return Dtype::F32;
-    case at::kHalf: return Dtype::F16;
-    case at::kBFloat16: return Dtype::BF16;
-    case at::kLong: return Dtype::I64;
-    case at::kInt: return Dtype::I32;
-    case at::kShort: return Dtype::I16;
-    case at::kChar: return Dtype::I8;
-    case at::kByte: return Dtype::U8;
-    case at::kBool: return Dtype::BOOL;
-    case at::kFloat8_e4m3fn: return Dtype::F8_E4M3;
-    case at::kFloat8_e5m2: return Dtype::F8_E5M2;
-    default: throw Error(std::string("tensor dtype ") + c10::toString(t) + " has no safetensors name");
+    case at::kDouble:
+      return Dtype::F64;
+    case at::kFloat:
+      return Dtype::F32;
+    case at::kHalf:
+      return Dtype::F16;
+    case at::kBFloat16:
+      return Dtype::BF16;
+    case at::kLong:
+      return Dtype::I64;
+    case at::kInt:
+      return Dtype::I32;
+    case at::kShort:
+      return Dtype::I16;
+    case at::kChar:
+      return Dtype::I8;
+    case at::kByte:
+      return Dtype::U8;
+    case at::kBool:
+      return Dtype::BOOL;
+    case at::kFloat8_e4m3fn:
+      return Dtype::F8_E4M3;
+    case at::kFloat8_e5m2:
+      return Dtype::F8_E5M2;
+    default:
+      throw Error(std::string("tensor dtype ") + c10::toString(t) + " has no safetensors name");
   }
 }
 

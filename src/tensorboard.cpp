@@ -154,8 +154,7 @@ TensorboardWriter::TensorboardWriter(const std::string& dir) {
     if (*p == '/') *p = '_';  // a file name, not a path
   }
   const auto seconds = static_cast<long long>(tensorboard::now_seconds());
-  const std::string base =
-      fmt::format("{}/events.out.tfevents.{}.{}.{}.r1kit", dir, seconds, host, ::getpid());
+  const std::string base = fmt::format("{}/events.out.tfevents.{}.{}.{}.r1kit", dir, seconds, host, ::getpid());
   for (int n = 0; fd_ < 0; ++n) {
     path_ = n == 0 ? base : fmt::format("{}.{:03d}", base, n);
     fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);

@@ -117,8 +117,7 @@ std::string in_quotes(std::string_view s) {
 
 // Post-processor -> templates applied in order with add_special_tokens.
 template <class Item>
-void parse_post_processor(const Json& j, const std::string& where,
-                          std::vector<std::vector<Item>>& out) {
+void parse_post_processor(const Json& j, const std::string& where, std::vector<std::vector<Item>>& out) {
   if (j.is_null()) return;
   JsonFields f(j, where);
   std::string type;
@@ -147,8 +146,7 @@ void parse_post_processor(const Json& j, const std::string& where,
       const Json& piece = single[k];
       if (!piece.is_object() || piece.size() != 1 || !piece.begin().value().is_object() ||
           !piece.begin().value().contains("id") || !piece.begin().value()["id"].is_string()) {
-        throw Error(
-            at + " must be {\"SpecialToken\": {\"id\": ...}} or {\"Sequence\": {\"id\": \"A\"}}");
+        throw Error(at + " must be {\"SpecialToken\": {\"id\": ...}} or {\"Sequence\": {\"id\": \"A\"}}");
       }
       const std::string kind = piece.begin().key();
       const std::string id = piece.begin().value()["id"].get<std::string>();
@@ -159,10 +157,9 @@ void parse_post_processor(const Json& j, const std::string& where,
         }
         item.sequence = true;
       } else if (kind == "SpecialToken") {
-        if (!specials.contains(id) || !specials[id].contains("ids") ||
-            !specials[id]["ids"].is_array()) {
-          throw Error(f.path("special_tokens") + ": no entry " + in_quotes(id) +
-                      " with \"ids\", which " + at + " names");
+        if (!specials.contains(id) || !specials[id].contains("ids") || !specials[id]["ids"].is_array()) {
+          throw Error(f.path("special_tokens") + ": no entry " + in_quotes(id) + " with \"ids\", which " + at +
+                      " names");
         }
         for (const Json& v : specials[id]["ids"]) {
           if (!v.is_number_integer()) {
@@ -258,10 +255,8 @@ Tokenizer Tokenizer::from_json(const Json& root, const std::string& file) {
     if (vocab == nullptr || !vocab->is_object()) m.fail("vocab", "must be an object {token: id}");
     int32_t max_id = -1;
     for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-      if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
-          it.value().get<int64_t>() > INT32_MAX) {
-        throw Error(m.path("vocab") + "[" + in_quotes(it.key()) +
-                    "] must be a non-negative integer id");
+      if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > INT32_MAX) {
+        throw Error(m.path("vocab") + "[" + in_quotes(it.key()) + "] must be a non-negative integer id");
       }
       const auto id = it.value().get<int32_t>();
       t.vocab_[it.key()] = id;
@@ -318,14 +313,12 @@ Tokenizer Tokenizer::from_json(const Json& root, const std::string& file) {
       const int32_t a = id_of(left), b = id_of(right), merged = id_of(left + right);
       t.merge_list_.emplace_back(a, b);
       // A repeated pair keeps its last rank, as the library's HashMap collect does.
-      t.merges_[(static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b)] = {
-          static_cast<int32_t>(k), merged};
+      t.merges_[(static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b)] = {static_cast<int32_t>(k), merged};
     }
     m.finish();
   }
 
-  t.normalizer_ = Normalizer::from_json(f.raw("normalizer") ? *f.raw("normalizer") : Json(),
-                                        f.path("normalizer"));
+  t.normalizer_ = Normalizer::from_json(f.raw("normalizer") ? *f.raw("normalizer") : Json(), f.path("normalizer"));
   const Json* pre = f.raw("pre_tokenizer");
   t.pre_tokenizer_ = PreTokenizer::from_json(pre ? *pre : Json(), f.path("pre_tokenizer"));
 
@@ -380,9 +373,8 @@ int Tokenizer::add_token(const AddedToken& token) {
   if (token.content.empty()) return 0;
   if (const auto it = added_by_content_.find(token.content); it != added_by_content_.end()) {
     const AddedToken& old = added_[it->second];
-    if (old.single_word == token.single_word && old.lstrip == token.lstrip &&
-        old.rstrip == token.rstrip && old.normalized == token.normalized &&
-        old.special == token.special) {
+    if (old.single_word == token.single_word && old.lstrip == token.lstrip && old.rstrip == token.rstrip &&
+        old.normalized == token.normalized && old.special == token.special) {
       return 0;  // the very same token: ignored
     }
     AddedToken updated = token;
@@ -400,9 +392,7 @@ int Tokenizer::add_token(const AddedToken& token) {
     const auto model_size = static_cast<int32_t>(vocab_.size());
     int32_t max_added = -1;
     for (const AddedToken& a : added_) max_added = std::max(max_added, a.id);
-    tok.id = (max_added < 0)
-                 ? model_size
-                 : (max_added >= model_size || model_size == 0 ? max_added + 1 : model_size);
+    tok.id = (max_added < 0) ? model_size : (max_added >= model_size || model_size == 0 ? max_added + 1 : model_size);
   }
   added_by_content_[tok.content] = added_.size();
   added_by_id_[tok.id] = added_.size();
@@ -414,8 +404,7 @@ int Tokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
   int added = 0;
   for (const std::string& content : tokens) {
     if (utf8_lossy(content) != content) {
-      throw Error("Tokenizer::add_special_tokens: token \"" + utf8_lossy(content) +
-                  "\" is not valid UTF-8");
+      throw Error("Tokenizer::add_special_tokens: token \"" + utf8_lossy(content) + "\" is not valid UTF-8");
     }
     AddedToken tok;
     tok.content = content;
@@ -453,8 +442,8 @@ void Tokenizer::refresh() {
   }
   for (size_t id = 0; id < size; ++id) {
     const std::string token = id_to_token(static_cast<int32_t>(id));
-    const bool has = added_by_id_.count(static_cast<int32_t>(id)) > 0 ||
-                     (id < vocab_r_.size() && vocab_.count(vocab_r_[id]) > 0);
+    const bool has =
+        added_by_id_.count(static_cast<int32_t>(id)) > 0 || (id < vocab_r_.size() && vocab_.count(vocab_r_[id]) > 0);
     if (!has) continue;
     known_[id] = 1;
     // decoders/byte_level.rs: a token whose chars are all in the byte alphabet becomes those
@@ -678,8 +667,7 @@ Json Tokenizer::to_json() const {
   std::vector<const AddedToken*> by_id;
   for (const AddedToken& a : added_) by_id.push_back(&a);
   // Sorted by id, as the library writes them; re-adding in this order gives the same ids.
-  std::stable_sort(by_id.begin(), by_id.end(),
-                   [](const AddedToken* x, const AddedToken* y) { return x->id < y->id; });
+  std::stable_sort(by_id.begin(), by_id.end(), [](const AddedToken* x, const AddedToken* y) { return x->id < y->id; });
   for (const AddedToken* a : by_id) {
     added.push_back(Json{{"id", a->id},
                          {"content", a->content},

@@ -17,7 +17,8 @@ inline std::string write_grpo_fixture(const std::filesystem::path& dir, int prom
   std::filesystem::create_directories(dir);
   save_tiny_policy(dir / "model");
   std::vector<Json> rows;
-  for (int i = 0; i < prompts; ++i) rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
+  for (int i = 0; i < prompts; ++i)
+    rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
   write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
   stage["model"] = (dir / "model").string();
   stage["data"] = (dir / "prompts.jsonl").string();
@@ -30,8 +31,8 @@ inline std::string write_grpo_fixture(const std::filesystem::path& dir, int prom
 inline std::vector<Json> metric_rows(const std::filesystem::path& run) {
   std::vector<Json> rows = read_jsonl((run / "zero" / "metrics.jsonl").string());
   for (Json& r : rows) {
-    for (const char* k : {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step",
-                          "tokens_per_second"}) {
+    for (const char* k :
+         {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step", "tokens_per_second"}) {
       r.erase(k);
     }
   }

@@ -28,9 +28,7 @@ inline Json read_with_tensorboard(const std::string& dir) {
   while (size_t n = std::fread(buf, 1, sizeof(buf), pipe)) out.append(buf, n);
   const int status = ::pclose(pipe);
   if (status != 0) {
-    ADD_FAILURE() << cmd << " exited with status " << status
-                  << " (is tensorboard installed in .venv?)\n"
-                  << out;
+    ADD_FAILURE() << cmd << " exited with status " << status << " (is tensorboard installed in .venv?)\n" << out;
     return nullptr;
   }
   return Json::parse(out);

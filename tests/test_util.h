@@ -3,14 +3,13 @@
 // reference package is missing: a parity test that silently skips proves nothing.
 #pragma once
 #include <gtest/gtest.h>
-
 #include <stdlib.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <filesystem>
 #include <string>
 
 #include "src/files.h"
@@ -22,8 +21,8 @@ inline std::string venv_python() { return std::string(R1KIT_SOURCE_DIR) + "/.ven
 // Runs `.venv/bin/python script args...` from the source dir (its output goes to stderr);
 // returns the exit status.
 inline int run_python(const std::string& script_and_args) {
-  const std::string cmd = "cd '" + std::string(R1KIT_SOURCE_DIR) + "' && '" + venv_python() + "' " +
-                          script_and_args + " 1>&2";
+  const std::string cmd =
+      "cd '" + std::string(R1KIT_SOURCE_DIR) + "' && '" + venv_python() + "' " + script_and_args + " 1>&2";
   return std::system(cmd.c_str());
 }
 

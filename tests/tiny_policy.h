@@ -45,7 +45,6 @@ inline policy::ModelConfig tiny_config(const std::string& type) {
   return c;
 }
 
-
 inline void save_tiny_policy(const std::filesystem::path& dir, uint64_t seed = 3) {
   std::vector<std::string> texts;
   for (int i = 0; i < 50; ++i) {

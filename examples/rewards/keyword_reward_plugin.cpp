@@ -4,9 +4,8 @@
 // state is read-only after create), destroy.
 #include <cstdio>
 #include <cstring>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "rewards/reward_plugin_abi.h"
 
@@ -27,8 +26,8 @@ extern "C" void* r1kit_reward_create(const char* options_json, char* error, size
   return new State{o["keyword"].get<std::string>()};
 }
 
-extern "C" int r1kit_reward_score(void* state, const char* /*prompt*/, const char* completion,
-                                  const char* fields_json, r1kit_reward_result* out) {
+extern "C" int r1kit_reward_score(void* state, const char* /*prompt*/, const char* completion, const char* fields_json,
+                                  r1kit_reward_result* out) {
   const auto* s = static_cast<const State*>(state);
   nlohmann::json fields = nlohmann::json::parse(fields_json, nullptr, false);
   if (fields.is_object() && fields.value("skip", false)) {

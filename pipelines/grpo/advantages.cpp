@@ -10,8 +10,8 @@ namespace r1kit::pipelines::grpo {
 Advantages group_advantages(const at::Tensor& rewards, int64_t G, const AdvantageOptions& options) {
   TORCH_CHECK(rewards.dim() == 1 && G > 0 && rewards.size(0) % G == 0, "group_advantages: rewards has ",
               rewards.size(0), " rows, not a multiple of G=", G);
-  const at::Tensor r = rewards.to(at::kFloat).view({-1, G});                  // [B, G]
-  const at::Tensor mean = r.mean(/*dim=*/1, /*keepdim=*/true);                 // [B, 1]
+  const at::Tensor r = rewards.to(at::kFloat).view({-1, G});    // [B, G]
+  const at::Tensor mean = r.mean(/*dim=*/1, /*keepdim=*/true);  // [B, 1]
   // Unbiased std; a group of one has no spread (std would be NaN).
   const at::Tensor group_std = G > 1 ? r.std(/*dim=*/1, /*unbiased=*/true, /*keepdim=*/true) : at::zeros_like(mean);
   Advantages a;

@@ -21,7 +21,7 @@ inline constexpr EnumName<ScaleRewards> kScaleRewardsNames[] = {
 
 struct AdvantageOptions {
   ScaleRewards scale_rewards = ScaleRewards::kGroup;
-  double eps = 1e-4;                    // added to the std before dividing
+  double eps = 1e-4;  // added to the std before dividing
 };
 
 struct Advantages {

@@ -31,9 +31,9 @@ LossOutput grpo_loss(const LossInputs& in, const LossOptions& o) {
   TORCH_CHECK(in.advantages.dim() == 1 && in.advantages.size(0) == n, "grpo_loss: advantages has ",
               in.advantages.sizes(), ", expected [n=", n, "]");
   const at::Tensor mask = in.mask.to(at::kFloat);
-  const at::Tensor tokens_per_seq = mask.sum(-1).clamp_min(1.0);                       // [n]
-  const at::Tensor log_ratio = (in.logprobs_new - in.logprobs_old) * mask;              // [n, T]
-  at::Tensor log_w;                                                                     // [n, T] or [n, 1]
+  const at::Tensor tokens_per_seq = mask.sum(-1).clamp_min(1.0);            // [n]
+  const at::Tensor log_ratio = (in.logprobs_new - in.logprobs_old) * mask;  // [n, T]
+  at::Tensor log_w;                                                         // [n, T] or [n, 1]
   switch (o.importance_sampling_level) {
     case ImportanceSampling::kToken:
       log_w = log_ratio;
@@ -44,15 +44,15 @@ LossOutput grpo_loss(const LossInputs& in, const LossOptions& o) {
   }
   const double eps_high = o.epsilon_high > 0 ? o.epsilon_high : o.epsilon;
   const at::Tensor ratio = at::exp(log_w);
-  const at::Tensor A = in.advantages.to(at::kFloat).unsqueeze(-1);                      // [n, 1]
+  const at::Tensor A = in.advantages.to(at::kFloat).unsqueeze(-1);  // [n, 1]
   const at::Tensor clipped = at::clamp(ratio, 1.0 - o.epsilon, 1.0 + eps_high);
-  at::Tensor per_token = -at::min(ratio * A, clipped * A);                              // [n, T] or [n, 1]
+  at::Tensor per_token = -at::min(ratio * A, clipped * A);  // [n, T] or [n, 1]
   per_token = per_token.expand_as(mask);
 
   at::Tensor kl;
   if (o.beta != 0) {
     TORCH_CHECK(in.logprobs_ref.defined(), "grpo_loss: beta=", o.beta, " needs logprobs_ref");
-    const at::Tensor d = in.logprobs_ref - in.logprobs_new;                             // log(pi_ref / pi)
+    const at::Tensor d = in.logprobs_ref - in.logprobs_new;  // log(pi_ref / pi)
     kl = at::exp(d) - d - 1;
     per_token = per_token + o.beta * kl;
   }
@@ -71,7 +71,8 @@ LossOutput grpo_loss(const LossInputs& in, const LossOptions& o) {
       out.loss = (masked.sum(-1) / tokens_per_seq).sum() / batch_sequences;
       break;
     case LossType::kBnpo:
-      out.loss = masked.sum() / std::max(mb_tokens, 1.0) / static_cast<double>(std::max<int64_t>(in.num_minibatches, 1));
+      out.loss =
+          masked.sum() / std::max(mb_tokens, 1.0) / static_cast<double>(std::max<int64_t>(in.num_minibatches, 1));
       break;
     case LossType::kDapo:
       out.loss = masked.sum() / std::max(batch_tokens, 1.0);

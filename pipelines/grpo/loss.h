@@ -30,18 +30,18 @@ inline constexpr EnumName<LossType> kLossTypeNames[] = {
 
 // One importance ratio per token, or one per sequence (GSPO).
 enum class ImportanceSampling { kToken, kSequence };
-inline constexpr EnumName<ImportanceSampling> kImportanceSamplingNames[] = {{"token", ImportanceSampling::kToken},
-                                                                           {"sequence", ImportanceSampling::kSequence}};
+inline constexpr EnumName<ImportanceSampling> kImportanceSamplingNames[] = {
+    {"token", ImportanceSampling::kToken}, {"sequence", ImportanceSampling::kSequence}};
 
 // The objective's knobs: a typed piece of the GRPO stage's options (JSON keys = field names).
 struct LossOptions {
   LossType loss_type = LossType::kDapo;
   ImportanceSampling importance_sampling_level = ImportanceSampling::kToken;
-  double epsilon = 0.2;                            // lower clip: ratio >= 1 - epsilon
-  double epsilon_high = 0.0;                       // upper clip: ratio <= 1 + epsilon_high; 0 = epsilon
-  double beta = 0.0;                               // KL coefficient (0: no reference model)
-  double entropy_coef = 0.0;                       // bonus on the policy entropy
-  int64_t max_completion_length = 256;             // dr_grpo's constant normaliser (the sampling cap)
+  double epsilon = 0.2;                 // lower clip: ratio >= 1 - epsilon
+  double epsilon_high = 0.0;            // upper clip: ratio <= 1 + epsilon_high; 0 = epsilon
+  double beta = 0.0;                    // KL coefficient (0: no reference model)
+  double entropy_coef = 0.0;            // bonus on the policy entropy
+  int64_t max_completion_length = 256;  // dr_grpo's constant normaliser (the sampling cap)
 };
 
 // Reads the keys above (except max_completion_length, the sampling piece's) from a stage's
@@ -62,14 +62,14 @@ struct LossInputs {
 };
 
 struct LossOutput {
-  at::Tensor loss;              // scalar to backward()
+  at::Tensor loss;  // scalar to backward()
   // Detached diagnostics over the minibatch's masked tokens:
-  double kl_mean = 0;           // mean k3 KL (0 when beta = 0)
-  double clip_low_fraction = 0; // ratio < 1 - eps with A < 0 (the clip is active)
-  double clip_high_fraction = 0;// ratio > 1 + eps_high with A > 0
+  double kl_mean = 0;             // mean k3 KL (0 when beta = 0)
+  double clip_low_fraction = 0;   // ratio < 1 - eps with A < 0 (the clip is active)
+  double clip_high_fraction = 0;  // ratio > 1 + eps_high with A > 0
   double ratio_mean = 0;
   double entropy_mean = 0;
-  double tokens = 0;            // mask sum
+  double tokens = 0;  // mask sum
 };
 
 LossOutput grpo_loss(const LossInputs& in, const LossOptions& options);

@@ -54,8 +54,9 @@ GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   require_non_negative(f, "ref_model_sync_steps", o.ref_model_sync_steps);
   require_non_negative(f, "log_completions", o.log_completions);
   if (!(o.generation.sampling.temperature > 0)) {
-    f.fail("temperature", "must be > 0 in grpo: the loss trains on the policy's logprobs at the sampling "
-                          "temperature (greedy decoding has none)");
+    f.fail("temperature",
+           "must be > 0 in grpo: the loss trains on the policy's logprobs at the sampling "
+           "temperature (greedy decoding has none)");
   }
   return o;
 }

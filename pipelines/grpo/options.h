@@ -19,15 +19,15 @@ extern const char* const kR1ZeroTemplate;
 
 struct GrpoOptions {
   // What to train and on what.
-  std::string model;                    // HF model directory (with tokenizer.json)
+  std::string model;                                          // HF model directory (with tokenizer.json)
   PromptOptions prompts{.prompt_template = kR1ZeroTemplate};  // "{prompt}" alone = the raw prompt
-  RewardSpec rewards;                   // the first is the task's checker (accuracy)
+  RewardSpec rewards;                                         // the first is the task's checker (accuracy)
   // Batch: prompts_per_step prompts x num_generations completions per optimizer step.
-  int64_t prompts_per_step = 8;         // B (R1-Zero: 32); a multiple of the world size
-  int64_t num_generations = 8;          // G (R1-Zero: 16); >= 2, a group of one has no spread
+  int64_t prompts_per_step = 8;              // B (R1-Zero: 32); a multiple of the world size
+  int64_t num_generations = 8;               // G (R1-Zero: 16); >= 2, a group of one has no spread
   int64_t per_device_train_batch_size = 16;  // completions per micro-batch (gradient accumulation)
-  int64_t num_iterations = 1;           // optimizer passes over one rollout batch (mu)
-  int64_t max_steps = 100;              // rollout batches
+  int64_t num_iterations = 1;                // optimizer passes over one rollout batch (mu)
+  int64_t max_steps = 100;                   // rollout batches
   // DAPO dynamic sampling: drop groups whose rewards are all equal (no signal) and draw
   // B more prompts until B groups are kept or the cap is reached (then train on fewer).
   bool dynamic_sampling = false;
@@ -36,16 +36,16 @@ struct GrpoOptions {
   // the policy's logprobs at the sampling temperature.
   GenerationOptions generation{.sampling = {.max_new_tokens = 128}};
   // Objective.
-  AdvantageOptions advantages;          // scale_rewards
-  LossOptions loss;                     // loss_type, importance_sampling_level, epsilon(_high), beta, entropy_coef
-  int64_t ref_model_sync_steps = 0;     // reset the reference to the policy every N steps (R1-Zero: 400)
+  AdvantageOptions advantages;       // scale_rewards
+  LossOptions loss;                  // loss_type, importance_sampling_level, epsilon(_high), beta, entropy_coef
+  int64_t ref_model_sync_steps = 0;  // reset the reference to the policy every N steps (R1-Zero: 400)
   bool mask_truncated_completions = false;
   // Optimizer (AdamW) and schedule: TRL's default learning rate; tiny CPU models want ~1e-4.
   OptimizerOptions optimizer{.learning_rate = 1e-6, .adam_beta2 = 0.99};
   CheckpointOptions checkpoints;
   // Housekeeping.
   uint64_t seed = 0;
-  int64_t log_completions = 2;          // completions per step written to samples.jsonl
+  int64_t log_completions = 2;  // completions per step written to samples.jsonl
   std::string device = "auto";
 };
 

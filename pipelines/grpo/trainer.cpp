@@ -105,11 +105,11 @@ at::Tensor score_batch(policy::CausalLM& model, const TrainBatch& b, int64_t mic
   for (int64_t s = 0; s < b.inputs.size(0); s += micro) {
     const int64_t n = std::min(micro, b.inputs.size(0) - s);
     const at::Tensor h = model.forward_hidden(b.inputs.narrow(0, s, n));
-    parts.push_back(policy::token_logprobs(h, model.lm_head_weight(), b.targets.narrow(0, s, n), {temperature}).logprobs);
+    parts.push_back(
+        policy::token_logprobs(h, model.lm_head_weight(), b.targets.narrow(0, s, n), {temperature}).logprobs);
   }
   return at::cat(parts, 0);
 }
-
 
 // DAPO's dynamic-sampling filter: keep the groups whose rewards are not all equal.
 std::vector<bool> spread_groups(const Advantages& a) {
@@ -118,7 +118,6 @@ std::vector<bool> spread_groups(const Advantages& a) {
   for (int64_t b = 0; b < zero.size(0); ++b) keep.push_back(!zero[b].item<bool>());
   return keep;
 }
-
 
 // This rank's share of each batch of B prompts: [begin, begin + count) of the global order.
 struct Shard {
@@ -153,8 +152,8 @@ struct GrpoRun {
   PromptData data;
   const rewards::Scorer& scorer;
   ThreadPool pool{0};
-  Shard shard;                                  // this rank's prompts of each batch
-  std::optional<JsonlAppender> samples;         // RUN/<stage>/samples.jsonl, rank 0
+  Shard shard;                           // this rank's prompts of each batch
+  std::optional<JsonlAppender> samples;  // RUN/<stage>/samples.jsonl, rank 0
 };
 
 // A step's counters, summed (or maximised) over ranks in one collective each.
@@ -199,11 +198,11 @@ struct RolloutCounts {
 // What one step sampled: the groups trained on (this rank's share), and for the metrics
 // everything drawn (the dynamic-sampling filter would flatter them).
 struct StepRollout {
-  ScoredGroups groups;                // this rank's share of what is trained on
-  std::vector<int64_t> trained_rows;  // global row (one-rank order) of each row of `groups`
-  RolloutCounts counts;               // this rank's share of everything drawn
+  ScoredGroups groups;                    // this rank's share of what is trained on
+  std::vector<int64_t> trained_rows;      // global row (one-rank order) of each row of `groups`
+  RolloutCounts counts;                   // this rank's share of everything drawn
   std::vector<at::Tensor> drawn_rewards;  // per round: all ranks' rewards [B*G]
-  std::vector<Json> sample_rows;      // this rank's rows among the first log_completions
+  std::vector<Json> sample_rows;          // this rank's rows among the first log_completions
   int64_t trained = 0, drawn = 0, rounds = 0, zero_std_drawn = 0;  // groups, over all ranks
   double seconds_reward = 0;
 };
@@ -226,7 +225,8 @@ StepRollout rollout_step(GrpoRun& run, rollout::Engine& engine, TrainerState& st
     for (int64_t b = 0; b < shard.count; ++b) {
       // Round r's prompts get seeds B*r.. so that each round samples afresh; a prompt's seed
       // is its global index, whatever the world size.
-      seeds.push_back(rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), out.drawn + shard.begin + b));
+      seeds.push_back(
+          rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), out.drawn + shard.begin + b));
     }
     const ScoredGroups round =
         sample_groups(engine, run.tokenizer, run.data, run.scorer, run.pool, rows, seeds, G, o.generation.sampling);
@@ -235,7 +235,8 @@ StepRollout rollout_step(GrpoRun& run, rollout::Engine& engine, TrainerState& st
     out.counts.generated_tokens += static_cast<double>(round.rollouts.generated_tokens);
     std::vector<int64_t> round_rows(shard.count * G);
     std::iota(round_rows.begin(), round_rows.end(), shard.begin * G);
-    const at::Tensor round_rewards = gather_rows(run.dist, round.rewards_tensor(), round_rows, B * G, "rewards");  // [B*G]
+    const at::Tensor round_rewards =
+        gather_rows(run.dist, round.rewards_tensor(), round_rows, B * G, "rewards");  // [B*G]
     out.drawn_rewards.push_back(round_rewards);
     const Advantages check = group_advantages(round_rewards, G, o.advantages);
     out.zero_std_drawn += check.num_zero_std;
@@ -254,8 +255,10 @@ StepRollout rollout_step(GrpoRun& run, rollout::Engine& engine, TrainerState& st
       const int64_t global = (out.drawn + shard.begin) * G + i;
       if (global >= o.log_completions) break;
       const rollout::Rollout& row = round.rollouts.rows[i];
-      out.sample_rows.push_back({{"i", global}, {"prompt", round.prompt_texts[row.prompt_index]},
-                                 {"completion", row.text}, {"reward", round.scored[i].value.value_or(0.0)},
+      out.sample_rows.push_back({{"i", global},
+                                 {"prompt", round.prompt_texts[row.prompt_index]},
+                                 {"completion", row.text},
+                                 {"reward", round.scored[i].value.value_or(0.0)},
                                  {"why", round.scored[i].why}});
     }
     out.counts.add(round, run.scorer);
@@ -302,10 +305,11 @@ TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, co
   // The normalisers are the global batch's: summed over ranks, the micro-batch losses are
   // the one-rank loss (bnpo: equal when each rank's rows are a multiple of the micro-batch).
   const double batch_tokens = run.dist.sum_over_ranks(batch.mask.sum().item<double>(), "batch tokens");
-  const int64_t num_micro =
-      static_cast<int64_t>(run.dist.sum_over_ranks(static_cast<double>((N_local + micro - 1) / micro), "micro-batches"));
+  const int64_t num_micro = static_cast<int64_t>(
+      run.dist.sum_over_ranks(static_cast<double>((N_local + micro - 1) / micro), "micro-batches"));
   const at::Tensor advantages =  // [N_local]
-      N_local > 0 ? adv.values.index_select(0, at::tensor(r.trained_rows, at::kLong)).to(run.device.device) : at::Tensor();
+      N_local > 0 ? adv.values.index_select(0, at::tensor(r.trained_rows, at::kLong)).to(run.device.device)
+                  : at::Tensor();
   for (int64_t it = 0; it < o.num_iterations && N > 0; ++it) {
     training.optimizer().zero_grad();
     for (int64_t s0 = 0; s0 < N_local; s0 += micro) {
@@ -401,8 +405,12 @@ void log_samples(GrpoRun& run, const StepRollout& r, int64_t step) {
   std::sort(all.begin(), all.end(), [](const Json& a, const Json& b) { return a["i"] < b["i"]; });
   if (!run.samples) return;
   for (const Json& row : all) {
-    run.samples->write({{"stage", run.ctx.stage_name}, {"step", step}, {"prompt", row["prompt"]},
-                        {"completion", row["completion"]}, {"reward", row["reward"]}, {"why", row["why"]}});
+    run.samples->write({{"stage", run.ctx.stage_name},
+                        {"step", step},
+                        {"prompt", row["prompt"]},
+                        {"completion", row["completion"]},
+                        {"reward", row["reward"]},
+                        {"why", row["why"]}});
   }
 }
 
@@ -420,10 +428,17 @@ std::optional<JsonlAppender> open_samples(const StageContext& ctx, int64_t resum
 
 StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const auto t_stage = Clock::now();
-  DistributedContext& dist = distributed();  // one rank of one when not launched
+  DistributedContext& dist = distributed();           // one rank of one when not launched
   const DeviceChoice device = rank_device(o.device);  // cuda -> cuda:<LOCAL_RANK>
-  GrpoRun run{o, ctx, dist, device, Tokenizer::load(o.model), policy::load_pretrained(o.model, device), nullptr,
-              PromptData(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed), *o.rewards.scorer};
+  GrpoRun run{o,
+              ctx,
+              dist,
+              device,
+              Tokenizer::load(o.model),
+              policy::load_pretrained(o.model, device),
+              nullptr,
+              PromptData(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed),
+              *o.rewards.scorer};
   if (o.loss.beta > 0) run.reference = policy::copy_model(*run.policy);
   run.shard = prompt_shard(o.prompts_per_step, dist);
   Training training(*run.policy, o.optimizer, o.checkpoints, o.max_steps, ctx, run.reference.get());
@@ -443,7 +458,8 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     }
     // Group-relative advantages over all ranks' trained rewards.
     const int64_t N = r.trained * G;  // B*G over all ranks, or fewer when every draw was uniform
-    const at::Tensor rewards = gather_rows(dist, r.groups.rewards_tensor(), r.trained_rows, N, "trained rewards");  // [N]
+    const at::Tensor rewards =
+        gather_rows(dist, r.groups.rewards_tensor(), r.trained_rows, N, "trained rewards");  // [N]
     const Advantages adv = N > 0 ? group_advantages(rewards, G, o.advantages) : Advantages{};
     // 5-7. Train.
     const double lr = training.begin_step(step);

@@ -102,9 +102,9 @@ struct Pair {
   const float* q2;  // second key part's query, or null
   const float* k;   // keys, k_pos apart
   const float* k2;
-  const float* v;   // values, v_pos apart
+  const float* v;     // values, v_pos apart
   const float* mask;  // [S], mask_pos apart
-  float* out;       // first head's output; heads Ev apart
+  float* out;         // first head's output; heads Ev apart
 };
 
 struct Dims {
@@ -180,8 +180,18 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
   }
   const int64_t g = H / Hk;
   at::Tensor out = at::empty({N, H, 1, Ev}, q.options());  // [N, H, 1, Dv]
-  const Dims d{g, S, E, E2, Ev, q.stride(1), two ? q2.stride(1) : 0, k.stride(2), two ? k2.stride(2) : 0,
-               v.stride(2), mask.stride(3), static_cast<float>(scale)};
+  const Dims d{g,
+               S,
+               E,
+               E2,
+               Ev,
+               q.stride(1),
+               two ? q2.stride(1) : 0,
+               k.stride(2),
+               two ? k2.stride(2) : 0,
+               v.stride(2),
+               mask.stride(3),
+               static_cast<float>(scale)};
   const float* qp = q.data_ptr<float>();
   const float* kp = k.data_ptr<float>();
   const float* vp = v.data_ptr<float>();
@@ -196,12 +206,9 @@ at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::
     std::vector<float> scores(g * S);  // [g, Tk]
     auto pair = [&](int64_t i) {
       const int64_t n = i / Hk, hk = i % Hk;
-      return Pair{qp + n * q_row + hk * g * d.q_head,
-                  two ? q2p + n * q2_row + hk * g * d.q2_head : nullptr,
-                  kp + n * k_row + hk * k_head,
-                  two ? k2p + n * k2_row + hk * k2_head : nullptr,
-                  vp + n * v_row + hk * v_head,
-                  mp + n * mask_row,
+      return Pair{qp + n * q_row + hk * g * d.q_head, two ? q2p + n * q2_row + hk * g * d.q2_head : nullptr,
+                  kp + n * k_row + hk * k_head,       two ? k2p + n * k2_row + hk * k2_head : nullptr,
+                  vp + n * v_row + hk * v_head,       mp + n * mask_row,
                   op + (n * H + hk * g) * Ev};
     };
     Pair p = pair(i0);

@@ -48,16 +48,17 @@ at::Tensor expert_ffn(const at::Tensor& x_in, const at::Tensor& experts_in, cons
                       const PackedWeight& gate_up, const PackedWeight& down, at::Tensor* counts_out) {
   RECORD_FUNCTION("r1kit::expert_ffn", std::vector<c10::IValue>());  // named in profiler traces
   note_kernel_call();
-  const at::Tensor x = x_in.contiguous();                                  // [N*T, D]
-  const at::Tensor experts = experts_in.to(at::kLong).contiguous();        // [N*T, K]
-  const at::Tensor weights = weights_in.to(at::kFloat).contiguous();       // [N*T, K]
+  const at::Tensor x = x_in.contiguous();                             // [N*T, D]
+  const at::Tensor experts = experts_in.to(at::kLong).contiguous();   // [N*T, K]
+  const at::Tensor weights = weights_in.to(at::kFloat).contiguous();  // [N*T, K]
   // gate_up: E matrices [D x 2I] (B = W^T of [2I, D]); down: E matrices [I x D].
   const int64_t M = x.size(0), D = gate_up.in(), I = down.in(), K = experts.size(1), E = gate_up.matrices();
-  TORCH_CHECK(gate_up.out() == 2 * I && down.out() == D && down.matrices() == E,
-              "expert_ffn: packed gate_up [", E, ", ", gate_up.out(), ", ", D, "] and down [", down.matrices(), ", ",
-              down.out(), ", ", I, "] are not [E, 2I, D] and [E, D, I]");
-  TORCH_CHECK(x.scalar_type() == at::kFloat && x.size(1) == D && experts.size(0) == M && weights.sizes() == experts.sizes(),
-              "expert_ffn: x ", x.sizes(), ", experts ", experts.sizes(), ", weights ", weights.sizes(), " for D=", D);
+  TORCH_CHECK(gate_up.out() == 2 * I && down.out() == D && down.matrices() == E, "expert_ffn: packed gate_up [", E,
+              ", ", gate_up.out(), ", ", D, "] and down [", down.matrices(), ", ", down.out(), ", ", I,
+              "] are not [E, 2I, D] and [E, D, I]");
+  TORCH_CHECK(
+      x.scalar_type() == at::kFloat && x.size(1) == D && experts.size(0) == M && weights.sizes() == experts.sizes(),
+      "expert_ffn: x ", x.sizes(), ", experts ", experts.sizes(), ", weights ", weights.sizes(), " for D=", D);
   const int64_t* ex = experts.data_ptr<int64_t>();
 
   // Counting sort of the M*K pairs by expert (stable: token order within an expert).

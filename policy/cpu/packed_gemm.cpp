@@ -23,7 +23,8 @@ R1KIT_AVX2 __attribute__((always_inline)) inline void fma_row(float a, __m256 b0
 // every FMA through the stack (28 instead of 70+ GFLOP/s measured here). Rows past MR
 // alias row 0 and are never used.
 template <int MR>
-R1KIT_AVX2 void micro_kernel(const float* const* a, const float* panel, int64_t k, float* c, int64_t ldc, int64_t cols) {
+R1KIT_AVX2 void micro_kernel(const float* const* a, const float* panel, int64_t k, float* c, int64_t ldc,
+                             int64_t cols) {
   __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
   __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   const float* a0 = a[0];
@@ -61,7 +62,7 @@ R1KIT_AVX2 void micro_kernel(const float* const* a, const float* panel, int64_t 
 }
 
 using MicroKernel = void (*)(const float* const*, const float*, int64_t, float*, int64_t, int64_t);
-constexpr MicroKernel kKernels[kRows + 1] = {nullptr,          micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
+constexpr MicroKernel kKernels[kRows + 1] = {nullptr,         micro_kernel<1>, micro_kernel<2>, micro_kernel<3>,
                                              micro_kernel<4>, micro_kernel<5>, micro_kernel<6>};
 
 }  // namespace

@@ -8,8 +8,9 @@
 namespace r1kit::policy::cpu {
 
 const PackedWeight& PackedWeight::update(const at::Tensor& weight) {
-  TORCH_CHECK((weight.dim() == 2 || weight.dim() == 3) && weight.is_cpu(), "packed weight: expected a CPU [out, in] or ",
-              "[E, out, in] weight, got ", weight.sizes(), " on ", weight.device());
+  TORCH_CHECK((weight.dim() == 2 || weight.dim() == 3) && weight.is_cpu(),
+              "packed weight: expected a CPU [out, in] or ", "[E, out, in] weight, got ", weight.sizes(), " on ",
+              weight.device());
   if (packed_.defined() && data_ptr_ == weight.data_ptr() && version_ == weight._version() &&
       weight.sizes() == at::IntArrayRef(sizes_)) {
     return *this;

@@ -36,8 +36,8 @@ at::Tensor rms_norm(const at::Tensor& x_in, const at::Tensor& weight_in, double 
   const at::Tensor x = x_in.contiguous();
   const at::Tensor w = weight_in.contiguous();
   const int64_t D = x.size(-1), rows = x.numel() / D;
-  TORCH_CHECK(w.numel() == D && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat,
-              "rms_norm: x ", x.sizes(), " and weight ", w.sizes(), " must be fp32 with the same last dim");
+  TORCH_CHECK(w.numel() == D && x.scalar_type() == at::kFloat && w.scalar_type() == at::kFloat, "rms_norm: x ",
+              x.sizes(), " and weight ", w.sizes(), " must be fp32 with the same last dim");
   at::Tensor y = at::empty_like(x);  // [..., D]
   const float* xp = x.data_ptr<float>();
   const float* wp = w.data_ptr<float>();

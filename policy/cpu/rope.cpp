@@ -14,8 +14,8 @@ R1KIT_AVX2 void rope_row(const float* x, const float* c, const float* s, int64_t
   int64_t i = 0;
   for (; i + 8 <= half; i += 8) {
     const __m256 x1 = _mm256_loadu_ps(x + i), x2 = _mm256_loadu_ps(x + half + i);
-    _mm256_storeu_ps(y + i, _mm256_sub_ps(_mm256_mul_ps(x1, _mm256_loadu_ps(c + i)),
-                                          _mm256_mul_ps(x2, _mm256_loadu_ps(s + i))));
+    _mm256_storeu_ps(
+        y + i, _mm256_sub_ps(_mm256_mul_ps(x1, _mm256_loadu_ps(c + i)), _mm256_mul_ps(x2, _mm256_loadu_ps(s + i))));
     _mm256_storeu_ps(y + half + i, _mm256_add_ps(_mm256_mul_ps(x2, _mm256_loadu_ps(c + half + i)),
                                                  _mm256_mul_ps(x1, _mm256_loadu_ps(s + half + i))));
   }

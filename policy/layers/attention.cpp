@@ -13,8 +13,8 @@
 
 namespace r1kit::policy {
 
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const AttentionContext& ctx, double scale) {
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx,
+                  double scale) {
   if (!ctx.mask.defined()) {
     return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
                                             /*is_causal=*/true, scale);
@@ -27,14 +27,14 @@ bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx)
   return cpu::kernels_apply(q) && q.size(2) == 1 && ctx.mask.defined() && ctx.mask.scalar_type() == at::kFloat;
 }
 
-at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const AttentionContext& ctx, double scale) {
+at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx,
+                          double scale) {
   if (cpu_decode_kernel_applies(q, ctx)) return cpu::decode_attention(q.contiguous(), k, v, ctx.mask, scale);
   const int64_t N = q.size(0), H = q.size(1), T = q.size(2), Hk = k.size(1), g = H / Hk;
   TORCH_CHECK(H % Hk == 0 && ctx.mask.defined(), "attend_grouped: ", H, " query heads over ", Hk, " key heads");
   // Head h = hk * g + j reads key head hk (HF repeat_kv); its rows go to j * T + t. At decode
   // (T = 1) the [N, 1, 1, Tk] mask already broadcasts over the g stacked rows.
-  const at::Tensor qg = q.reshape({N, Hk, g * T, q.size(3)});  // [N, Hkv, g*T, Dh]
+  const at::Tensor qg = q.reshape({N, Hk, g * T, q.size(3)});                           // [N, Hkv, g*T, Dh]
   const at::Tensor mask = g == 1 || T == 1 ? ctx.mask : ctx.mask.repeat({1, 1, g, 1});  // [N, 1, g*T|1, Tk]
   if (q.size(3) == v.size(3) && q.device().is_cpu()) {
     // SDPA's fused CPU kernel: one pass over the keys, no [N, Hkv, g*T, Tk] scores in memory.
@@ -55,8 +55,8 @@ void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& p
   // with an index expanded to fresh's shape).
   const int64_t N = positions.size(0);
   const at::Tensor dst = cache.movedim(dim, 1), src = fresh.movedim(dim, 1);  // [N, S, ...], [N, T, ...]
-  if (dst.is_cpu() && src.is_cpu() && dst.scalar_type() == src.scalar_type() && dst.dim() <= 4 &&
-      dst.stride(-1) == 1 && src.stride(-1) == 1 && dst.sizes().slice(2) == src.sizes().slice(2)) {
+  if (dst.is_cpu() && src.is_cpu() && dst.scalar_type() == src.scalar_type() && dst.dim() <= 4 && dst.stride(-1) == 1 &&
+      src.stride(-1) == 1 && dst.sizes().slice(2) == src.sizes().slice(2)) {
     // CPU: one memcpy per (row, token, head) instead of index_put_'s generic indexing.
     const at::Tensor pos = positions.to(at::kLong).contiguous();  // [N, T]
     const int64_t T = pos.size(1), S = dst.size(1), heads = dst.dim() == 4 ? dst.size(2) : 1;

@@ -32,15 +32,15 @@ struct AttentionContext {
 
 // softmax(q k^T * scale) v with the context's mask; q [N, H, T, Dh], k [N, H, Tk, Dh],
 // v [N, H, Tk, Dv] -> [N, H, T, Dv].
-at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const AttentionContext& ctx, double scale);
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx,
+                  double scale);
 // The cached path: q [N, H, T, Dh] against keys k [N, Hkv, Tk, Dh] and values v [N, Hkv, Tk, Dv]
 // shared by groups of H / Hk query heads (GQA; MLA's latent has Hk = 1), masked by
 // ctx.mask. The g = H / Hk query heads of a group are stacked as g*T queries of one
 // attention against their shared keys (SDPA's fused CPU kernel when the key and value sizes
 // agree), so cached keys are never repeated per head (a per-step copy that dominated decode).
-at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                          const AttentionContext& ctx, double scale);
+at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx,
+                          double scale);
 // True where the decode kernel (policy/cpu/decode_attention) replaces attend_grouped's
 // ATen path: one query token per row (T = 1), cpu::kernels_apply, a mask given.
 bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx);

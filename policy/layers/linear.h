@@ -14,8 +14,8 @@ class Linear : public torch::nn::Module {
  public:
   Linear(int64_t in, int64_t out, bool bias);
   at::Tensor forward(const at::Tensor& x) const;  // [..., in] -> [..., out]
-  at::Tensor weight;                               // [out, in]
-  at::Tensor bias;                                 // [out] or undefined
+  at::Tensor weight;                              // [out, in]
+  at::Tensor bias;                                // [out] or undefined
 
  private:
   mutable cpu::PackedWeight packed_;  // CPU decode copy of the weight (see packed_weight.h)

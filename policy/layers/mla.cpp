@@ -19,7 +19,7 @@ namespace {
 at::Tensor per_head_matmul(const at::Tensor& x, const at::Tensor& w) {
   const int64_t N = x.size(0), H = x.size(1), T = x.size(2);
   const at::Tensor xs = x.permute({1, 0, 2, 3}).reshape({H, N * T, x.size(3)});  // [H, N*T, Din]
-  return at::bmm(xs, w).view({H, N, T, w.size(2)}).permute({1, 0, 2, 3});      // [N, H, T, Dout]
+  return at::bmm(xs, w).view({H, N, T, w.size(2)}).permute({1, 0, 2, 3});        // [N, H, T, Dout]
 }
 
 }  // namespace
@@ -40,12 +40,10 @@ MlaAttention::MlaAttention(const ModelConfig& c)
   } else {
     q_proj_ = add(*this, "q_proj", std::make_shared<Linear>(D, heads_ * qk_dim, false));
   }
-  kv_a_proj_ = add(*this, "kv_a_proj_with_mqa",
-                   std::make_shared<Linear>(D, kv_lora_rank_ + rope_dim_, c.qkv_bias));
+  kv_a_proj_ = add(*this, "kv_a_proj_with_mqa", std::make_shared<Linear>(D, kv_lora_rank_ + rope_dim_, c.qkv_bias));
   // HF builds these two norms with the default eps 1e-6, not rms_norm_eps.
   kv_a_norm_ = add(*this, "kv_a_layernorm", std::make_shared<RmsNorm>(kv_lora_rank_, 1e-6));
-  kv_b_proj_ = add(*this, "kv_b_proj",
-                   std::make_shared<Linear>(kv_lora_rank_, heads_ * (nope_dim_ + v_dim_), false));
+  kv_b_proj_ = add(*this, "kv_b_proj", std::make_shared<Linear>(kv_lora_rank_, heads_ * (nope_dim_ + v_dim_), false));
   o_proj_ = add(*this, "o_proj", std::make_shared<Linear>(heads_ * v_dim_, D, c.o_bias));
   scale_ = 1.0 / std::sqrt(static_cast<double>(qk_dim)) * yarn_softmax_scale(c.rope);
 }
@@ -55,13 +53,13 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   const at::Tensor q_flat =
       q_lora_rank_ > 0 ? q_b_proj_->forward(q_a_norm_->forward(q_a_proj_->forward(x))) : q_proj_->forward(x);
   const at::Tensor q = q_flat.view({N, T, heads_, nope_dim_ + rope_dim_}).transpose(1, 2);  // [N, H, T, Dn+Dr]
-  const at::Tensor q_nope = q.narrow(-1, 0, nope_dim_);                                    // [N, H, T, Dn]
+  const at::Tensor q_nope = q.narrow(-1, 0, nope_dim_);                                     // [N, H, T, Dn]
   const at::Tensor q_rope = apply_rope(q.narrow(-1, nope_dim_, rope_dim_), ctx.cos, ctx.sin, interleave_);
 
-  const at::Tensor kv_a = kv_a_proj_->forward(x);                                 // [N, T, R+Dr]
-  at::Tensor latent = kv_a_norm_->forward(kv_a.narrow(-1, 0, kv_lora_rank_));     // [N, T, R]
-  at::Tensor k_rope = apply_rope(kv_a.narrow(-1, kv_lora_rank_, rope_dim_).unsqueeze(1), ctx.cos,
-                                 ctx.sin, interleave_).squeeze(1);                // [N, T, Dr]
+  const at::Tensor kv_a = kv_a_proj_->forward(x);                              // [N, T, R+Dr]
+  at::Tensor latent = kv_a_norm_->forward(kv_a.narrow(-1, 0, kv_lora_rank_));  // [N, T, R]
+  at::Tensor k_rope = apply_rope(kv_a.narrow(-1, kv_lora_rank_, rope_dim_).unsqueeze(1), ctx.cos, ctx.sin, interleave_)
+                          .squeeze(1);  // [N, T, Dr]
 
   // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R].
   const at::Tensor w_kvb = kv_b_proj_->weight.view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});
@@ -72,8 +70,8 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   if (cache == nullptr) {
     // Expanded path: per-head keys [k_nope ; k_rope] and values, as HF computes them.
     const at::Tensor kv = kv_b_proj_->forward(latent).view({N, T, heads_, nope_dim_ + v_dim_}).transpose(1, 2);
-    const at::Tensor k = at::cat({kv.narrow(-1, 0, nope_dim_),
-                                  k_rope.unsqueeze(1).expand({N, heads_, T, rope_dim_})}, -1);
+    const at::Tensor k =
+        at::cat({kv.narrow(-1, 0, nope_dim_), k_rope.unsqueeze(1).expand({N, heads_, T, rope_dim_})}, -1);
     const at::Tensor v = kv.narrow(-1, nope_dim_, v_dim_);
     out = attend(at::cat({q_nope, q_rope}, -1), k, v, ctx, scale_);
   } else {
@@ -83,19 +81,19 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     const at::Tensor c_rope = cache->v.to(q.scalar_type());  // [N, Tk, Dr]
     // Absorbed path: q_lat[n,h,t,:] = q_nope[n,h,t,:] W_UK[h]  -> [N, H, T, R]; then
     // scores = q_lat c^T + q_rope k_rope^T, and out = (softmax c) W_UV[h]^T.
-    const at::Tensor q_lat = per_head_matmul(q_nope, w_uk);                        // [N, H, T, R]
+    const at::Tensor q_lat = per_head_matmul(q_nope, w_uk);  // [N, H, T, R]
     if (cpu_decode_kernel_applies(q_lat, ctx)) {
       // The kernel scores the latent and the RoPE key as one key without concatenating them.
       const at::Tensor o_lat = cpu::decode_attention(q_lat.contiguous(), c_kv.unsqueeze(1), c_kv.unsqueeze(1), ctx.mask,
                                                      scale_, q_rope.contiguous(), c_rope.unsqueeze(1));  // [N, H, 1, R]
-      out = per_head_matmul(o_lat, w_uv.transpose(1, 2));                          // [N, H, 1, Dv]
+      out = per_head_matmul(o_lat, w_uv.transpose(1, 2));  // [N, H, 1, Dv]
       return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * v_dim_}));
     }
-    const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);                         // [N, H, T, R+Dr]
-    const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);             // [N, 1, Tk, R+Dr]
+    const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);              // [N, H, T, R+Dr]
+    const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);  // [N, 1, Tk, R+Dr]
     // One key "head" shared by all H query heads: grouped attention, no per-head copies.
     const at::Tensor o_lat = attend_grouped(q_cat, k_cat, c_kv.unsqueeze(1), ctx, scale_);  // [N, H, T, R]
-    out = per_head_matmul(o_lat, w_uv.transpose(1, 2));                            // [N, H, T, Dv]
+    out = per_head_matmul(o_lat, w_uv.transpose(1, 2));                                     // [N, H, T, Dv]
   }
   return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * v_dim_}));
 }

@@ -37,7 +37,7 @@ Routing Router::forward(const at::Tensor& x) const {
   }
   // DeepSeek-V3: everything in fp32.
   r.scores = at::sigmoid(at::linear(x.to(at::kFloat), weight.to(at::kFloat)));  // [N*T, E]
-  at::Tensor choice = r.scores.detach() + bias;                                  // selection only
+  at::Tensor choice = r.scores.detach() + bias;                                 // selection only
   if (n_group_ > 1) {
     const at::Tensor grouped = choice.view({M, n_group_, E / n_group_});
     const at::Tensor group_scores = std::get<0>(grouped.topk(2, /*dim=*/-1)).sum(-1);  // [N*T, n_group]
@@ -60,19 +60,19 @@ Experts::Experts(int64_t num_experts, int64_t dim, int64_t hidden) {
 
 at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* counts_out) const {
   if (cpu::kernels_apply(x)) {
-    return cpu::expert_ffn(x, r.experts, r.weights, gate_up_packed_.update(gate_up_proj), down_packed_.update(down_proj),
-                           counts_out);
+    return cpu::expert_ffn(x, r.experts, r.weights, gate_up_packed_.update(gate_up_proj),
+                           down_packed_.update(down_proj), counts_out);
   }
   const int64_t K = r.experts.size(1), E = gate_up_proj.size(0);
   const int64_t I = down_proj.size(2);
   // Sort the M*K (token, expert) pairs by expert so each expert's rows are contiguous.
-  const at::Tensor flat_expert = r.experts.reshape({-1});                           // [N*T*K]
-  const at::Tensor order = at::argsort(flat_expert, /*stable=*/true);               // [N*T*K]
-  const at::Tensor token = at::floor_divide(order, K);                              // [N*T*K]
-  const at::Tensor weight = r.weights.reshape({-1}).index_select(0, order);          // [N*T*K]
+  const at::Tensor flat_expert = r.experts.reshape({-1});                                // [N*T*K]
+  const at::Tensor order = at::argsort(flat_expert, /*stable=*/true);                    // [N*T*K]
+  const at::Tensor token = at::floor_divide(order, K);                                   // [N*T*K]
+  const at::Tensor weight = r.weights.reshape({-1}).index_select(0, order);              // [N*T*K]
   const at::Tensor counts = at::bincount(flat_expert, /*weights=*/{}, /*minlength=*/E);  // [E]
   if (counts_out != nullptr) *counts_out = counts;
-  const at::Tensor xs = x.index_select(0, token);                                   // [N*T*K, D]
+  const at::Tensor xs = x.index_select(0, token);  // [N*T*K, D]
 
   at::Tensor ys;  // [N*T*K, D]
   if (x.is_cuda() && x.scalar_type() == at::kBFloat16) {
@@ -80,7 +80,7 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
     const at::Tensor offs = counts.cumsum(0).to(at::kInt);
     const at::Tensor gu = at::_grouped_mm(xs, gate_up_proj.transpose(1, 2), offs);  // [N*T*K, 2I]
     const at::Tensor h = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
-    ys = at::_grouped_mm(h, down_proj.transpose(1, 2), offs);                       // [N*T*K, D]
+    ys = at::_grouped_mm(h, down_proj.transpose(1, 2), offs);  // [N*T*K, D]
   } else {
     const at::Tensor counts_cpu = counts.cpu();
     const int64_t* n = counts_cpu.data_ptr<int64_t>();
@@ -88,10 +88,10 @@ at::Tensor Experts::forward(const at::Tensor& x, const Routing& r, at::Tensor* c
     int64_t start = 0;
     for (int64_t e = 0; e < E; ++e) {
       if (n[e] == 0) continue;
-      const at::Tensor seg = xs.narrow(0, start, n[e]);                             // [n_e, D]
-      const at::Tensor gu = at::matmul(seg, gate_up_proj[e].t());                   // [n_e, 2I]
-      const at::Tensor h = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);     // gate rows first
-      parts.push_back(at::matmul(h, down_proj[e].t()));                             // [n_e, D]
+      const at::Tensor seg = xs.narrow(0, start, n[e]);                          // [n_e, D]
+      const at::Tensor gu = at::matmul(seg, gate_up_proj[e].t());                // [n_e, 2I]
+      const at::Tensor h = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);  // gate rows first
+      parts.push_back(at::matmul(h, down_proj[e].t()));                          // [n_e, D]
       start += n[e];
     }
     ys = parts.empty() ? at::zeros_like(xs) : at::cat(parts, 0);
@@ -108,7 +108,8 @@ MoeBlock::MoeBlock(const ModelConfig& c)
     shared_ = add(*this, "shared_experts",
                   std::make_shared<Mlp>(c.hidden_size, c.moe_intermediate_size * c.n_shared_experts, false));
   } else if (c.shared_expert_intermediate_size > 0) {
-    shared_ = add(*this, "shared_expert", std::make_shared<Mlp>(c.hidden_size, c.shared_expert_intermediate_size, false));
+    shared_ =
+        add(*this, "shared_expert", std::make_shared<Mlp>(c.hidden_size, c.shared_expert_intermediate_size, false));
     shared_gate_ = add(*this, "shared_expert_gate", std::make_shared<Linear>(c.hidden_size, 1, false));
   }
   load_ = at::zeros({num_experts_}, at::kFloat);
@@ -132,9 +133,9 @@ at::Tensor MoeBlock::forward(const at::Tensor& x) {
     // DeepSeek-V3 eq. 17-20 per sequence: f_i = E/(K T) * #tokens choosing i,
     // P_i = mean_t s'_{i,t} with s' the scores normalised over experts; L = alpha sum_i f_i P_i.
     const at::Tensor s_norm = (r.scores / r.scores.sum(-1, true)).view({N, T, num_experts_});
-    const at::Tensor P = s_norm.mean(/*dim=*/1);                                             // [N, E]
-    const at::Tensor chosen = at::zeros({N * T, num_experts_}, r.scores.options())
-                                  .scatter_(1, r.experts, 1.0).view({N, T, num_experts_});
+    const at::Tensor P = s_norm.mean(/*dim=*/1);  // [N, E]
+    const at::Tensor chosen =
+        at::zeros({N * T, num_experts_}, r.scores.options()).scatter_(1, r.experts, 1.0).view({N, T, num_experts_});
     const at::Tensor f = chosen.sum(1) * (static_cast<double>(num_experts_) / (top_k_ * T));  // [N, E]
     aux_loss_ = aux_alpha_ * (f * P).sum(-1).mean();
   }

@@ -37,8 +37,8 @@ class Router : public torch::nn::Module {
  public:
   explicit Router(const ModelConfig& c);
   Routing forward(const at::Tensor& x) const;  // x [N*T, D]
-  at::Tensor weight;                            // [E, D]
-  at::Tensor bias;                              // [E] e_score_correction_bias (sigmoid only)
+  at::Tensor weight;                           // [E, D]
+  at::Tensor bias;                             // [E] e_score_correction_bias (sigmoid only)
 
  private:
   bool sigmoid_, norm_topk_;
@@ -67,7 +67,7 @@ class MoeBlock : public torch::nn::Module {
   Router& router() { return *gate_; }
   // Tokens routed to each expert, summed over forwards since the last take_load(): the
   // aux-loss-free bias update reads it after each optimizer step. Counted in train mode only.
-  at::Tensor take_load();                                 // [E] fp32, on the router's device
+  at::Tensor take_load();  // [E] fp32, on the router's device
   // Sequence-wise balance loss of the last forward (DeepSeek-V3 eq. 17-20), or undefined.
   const at::Tensor& aux_loss() const { return aux_loss_; }
   // Tokens per expert of the last forward (any mode), for reports.
@@ -78,8 +78,8 @@ class MoeBlock : public torch::nn::Module {
   double aux_alpha_;
   std::shared_ptr<Router> gate_;
   std::shared_ptr<Experts> experts_;
-  std::shared_ptr<Mlp> shared_;                 // deepseek shared_experts or qwen2 shared_expert
-  std::shared_ptr<Linear> shared_gate_;         // qwen2_moe only
+  std::shared_ptr<Mlp> shared_;          // deepseek shared_experts or qwen2 shared_expert
+  std::shared_ptr<Linear> shared_gate_;  // qwen2_moe only
   at::Tensor load_, aux_loss_, last_counts_;
 };
 

@@ -8,9 +8,7 @@
 
 namespace r1kit::policy {
 
-RmsNorm::RmsNorm(int64_t dim, double eps) : eps_(eps) {
-  weight = register_parameter("weight", at::ones({dim}));
-}
+RmsNorm::RmsNorm(int64_t dim, double eps) : eps_(eps) { weight = register_parameter("weight", at::ones({dim})); }
 
 at::Tensor RmsNorm::forward(const at::Tensor& x) const {
   if (cpu::kernels_apply(x) && weight.scalar_type() == at::kFloat) {

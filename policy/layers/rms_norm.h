@@ -9,7 +9,7 @@ class RmsNorm : public torch::nn::Module {
  public:
   RmsNorm(int64_t dim, double eps);
   at::Tensor forward(const at::Tensor& x) const;  // [..., dim] -> [..., dim]
-  at::Tensor weight;                               // [dim]
+  at::Tensor weight;                              // [dim]
 
  private:
   double eps_;

@@ -4,17 +4,15 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "policy/cpu/dispatch.h"
 #include "policy/cpu/rope.h"
-
-#include <cmath>
 
 namespace r1kit::policy {
 namespace {
 
-double yarn_mscale(double scale, double mscale) {
-  return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0;
-}
+double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
 
 }  // namespace
 
@@ -82,8 +80,7 @@ std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeTable& table, const at:
   return {(emb.cos() * table.attention_scaling).to(dtype), (emb.sin() * table.attention_scaling).to(dtype)};
 }
 
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos_full, const at::Tensor& sin_full,
-                      bool interleaved) {
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos_full, const at::Tensor& sin_full, bool interleaved) {
   const at::Tensor cos = cos_full.unsqueeze(1);  // [N, 1, T, Dr]
   const at::Tensor sin = sin_full.unsqueeze(1);
   const int64_t half = x.size(-1) / 2;

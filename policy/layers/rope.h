@@ -14,8 +14,8 @@
 namespace r1kit::policy {
 
 struct RopeTable {
-  at::Tensor inv_freq;          // [Dr/2] fp32
-  double attention_scaling = 1; // multiplies cos and sin (YaRN's attention factor)
+  at::Tensor inv_freq;           // [Dr/2] fp32
+  double attention_scaling = 1;  // multiplies cos and sin (YaRN's attention factor)
 };
 
 RopeTable make_rope_table(const ModelConfig& c);
@@ -23,8 +23,7 @@ RopeTable make_rope_table(const ModelConfig& c);
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const RopeTable& table, const at::Tensor& positions,
                                                at::ScalarType dtype);
 // x [N, H, T, Dr]; cos/sin [N, T, Dr].
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                      bool interleaved);
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, bool interleaved);
 // YaRN's extra softmax scale for DeepSeek (mscale_all_dim): 1 when not YaRN.
 double yarn_softmax_scale(const RopeConfig& r);
 

@@ -46,9 +46,7 @@ class QwenMoe final : public Architecture {
       j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
     }
   }
-  std::string hf_class() const override {
-    return qwen3_ ? "Qwen3MoeForCausalLM" : "Qwen2MoeForCausalLM";
-  }
+  std::string hf_class() const override { return qwen3_ ? "Qwen3MoeForCausalLM" : "Qwen2MoeForCausalLM"; }
 
  private:
   bool qwen3_;

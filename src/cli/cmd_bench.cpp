@@ -18,7 +18,8 @@ void add_bench_command(CLI::App& app) {
   reward->callback([json] { exit_code() = bench::bench_reward(*json); });
 
   auto r = std::make_shared<bench::BenchRolloutArgs>();
-  CLI::App* roll = bench->add_subcommand("rollout", "generation tok/s vs transformers generate (qwen3_moe, deepseek_v3)");
+  CLI::App* roll =
+      bench->add_subcommand("rollout", "generation tok/s vs transformers generate (qwen3_moe, deepseek_v3)");
   roll->add_option("--device", r->device, "cpu | cuda | auto")->capture_default_str();
   roll->add_option("--prompts", r->prompts, "B prompts")->capture_default_str();
   roll->add_option("--group", r->group, "G samples per prompt")->capture_default_str();

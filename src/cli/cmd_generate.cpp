@@ -5,13 +5,12 @@
 // given (no chat template). The sampling flags bind straight to rollout::SamplingOptions's
 // fields, so its defaults and rollout::validate are the only ones.
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
@@ -63,9 +62,9 @@ int run_generate(const GenerateCommandArgs& a) {
 
   for (const rollout::Rollout& row : r.rows) {
     if (a.json) {
-      const Json j = {{"prompt_index", row.prompt_index}, {"sample_index", row.sample_index},
+      const Json j = {{"prompt_index", row.prompt_index},      {"sample_index", row.sample_index},
                       {"prompt", a.prompts[row.prompt_index]}, {"text", row.text},
-                      {"token_ids", row.completion_ids},     {"logprobs", row.logprobs},
+                      {"token_ids", row.completion_ids},       {"logprobs", row.logprobs},
                       {"finish_reason", to_string(row.finish)}};
       std::printf("%s\n", j.dump().c_str());
     } else {

@@ -11,6 +11,8 @@
 // launcher (PR_SET_PDEATHSIG). Not here: several machines (use torchrun or srun there).
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,9 +28,6 @@
 #include <string>
 #include <vector>
 
-#include <fmt/format.h>
-#include <fmt/ranges.h>
-
 #include "src/cli/commands.h"
 #include "src/error.h"
 
@@ -40,7 +39,7 @@ namespace {
 struct LaunchArgs {
   int nproc = 2;
   std::string master_addr = "127.0.0.1";
-  int master_port = 0;  // 0: a free port
+  int master_port = 0;               // 0: a free port
   std::vector<std::string> command;  // r1kit arguments after `--`
 };
 
@@ -114,7 +113,8 @@ struct Child {
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return fmt::format("exited with code {}", WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
+  if (WIFSIGNALED(status))
+    return fmt::format("was killed by signal {} ({})", WTERMSIG(status), strsignal(WTERMSIG(status)));
   return "stopped";
 }
 
@@ -133,8 +133,8 @@ int run_launch(const LaunchArgs& a) {
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
-  const std::vector<std::string> ours = {"RANK=",        "LOCAL_RANK=",  "WORLD_SIZE=", "LOCAL_WORLD_SIZE=",
-                                         "MASTER_ADDR=", "MASTER_PORT=", "TORCHELASTIC_"};
+  const std::vector<std::string> ours = {
+      "RANK=", "LOCAL_RANK=", "WORLD_SIZE=", "LOCAL_WORLD_SIZE=", "MASTER_ADDR=", "MASTER_PORT=", "TORCHELASTIC_"};
   std::vector<std::string> base_env;
   bool has_omp = false;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -267,7 +267,8 @@ void add_launch_command(CLI::App& app) {
       "launch", "run N ranks of an r1kit command on this machine (data-parallel), e.g. launch --nproc 2 -- run R.json");
   cmd->add_option("--nproc,-n", a->nproc, "number of ranks (processes)")->capture_default_str();
   cmd->add_option("--master-addr", a->master_addr, "address of rank 0's rendezvous store")->capture_default_str();
-  cmd->add_option("--master-port", a->master_port, "port of the rendezvous store (0 = a free one)")->capture_default_str();
+  cmd->add_option("--master-port", a->master_port, "port of the rendezvous store (0 = a free one)")
+      ->capture_default_str();
   cmd->add_option("command", a->command, "the r1kit arguments each rank runs, after --")->required();
   cmd->callback([a] { exit_code() = run_launch(*a); });
 }

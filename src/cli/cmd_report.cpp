@@ -11,8 +11,7 @@ namespace r1kit::cli {
 
 void add_report_command(CLI::App& app) {
   auto run_dir = std::make_shared<std::string>();
-  CLI::App* cmd =
-      app.add_subcommand("report", "write RUN_DIR/report.html and print the eval table");
+  CLI::App* cmd = app.add_subcommand("report", "write RUN_DIR/report.html and print the eval table");
   cmd->add_option("run_dir", *run_dir, "run directory (r1kit run --out)")->required();
   cmd->callback([run_dir] {
     pipelines::write_report(*run_dir);

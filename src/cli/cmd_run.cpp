@@ -2,8 +2,8 @@
 // (pipelines/recipe.h).
 #include "pipelines/recipe.h"
 #include "pipelines/stage.h"
-#include "src/distributed.h"
 #include "src/cli/commands.h"
+#include "src/distributed.h"
 
 namespace r1kit::cli {
 
@@ -17,7 +17,8 @@ void add_run_command(CLI::App& app) {
   cmd->add_option("--out,-o", args->out, "run directory")->capture_default_str();
   cmd->add_flag("--resume", args->resume, "skip finished stages, resume the interrupted one");
   cmd->add_option("--set", args->sets, "override: stage.key=value (repeatable)");
-  cmd->add_flag("--check", args->check_only, "validate the whole recipe (options, rewards, references, paths); run nothing");
+  cmd->add_flag("--check", args->check_only,
+                "validate the whole recipe (options, rewards, references, paths); run nothing");
   cmd->callback([args] {
     // Under `r1kit launch`, torchrun, srun or mpirun this process is one rank of a
     // data-parallel group (src/distributed.h); otherwise the group is just this process.

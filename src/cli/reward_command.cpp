@@ -1,11 +1,11 @@
 // `r1kit reward` (see reward_command.h).
 #include "src/cli/reward_command.h"
 
-#include <cstdio>
-#include <iostream>
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
+#include <cstdio>
+#include <iostream>
 
 #include "rewards/scorer.h"
 #include "src/error.h"
@@ -52,7 +52,8 @@ int run_reward_command(const RewardCommandArgs& args) {
       std::string where = fmt::format("{}: row {}", src, i + 1);
       if (!rows[i].contains("completion")) throw Error(fmt::format("{}: no \"completion\" field", where));
       completions[i] = text_of(rows[i]["completion"], where + ".completion");
-      if (rows[i].contains("prompt") && !rows[i]["prompt"].is_null()) prompts[i] = text_of(rows[i]["prompt"], where + ".prompt");
+      if (rows[i].contains("prompt") && !rows[i]["prompt"].is_null())
+        prompts[i] = text_of(rows[i]["prompt"], where + ".prompt");
       inputs[i].prompt = prompts[i];
       inputs[i].completion = completions[i];
       inputs[i].fields = &rows[i];

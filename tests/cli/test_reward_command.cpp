@@ -1,9 +1,9 @@
 // `r1kit reward` end to end through run_reward_command: rows come back with reward, why
 // and reward_parts; a bad spec is a one-line error and the output file is not touched.
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
-
-#include <gtest/gtest.h>
 
 #include "src/cli/reward_command.h"
 #include "src/jsonl.h"
@@ -16,11 +16,12 @@ TEST(RewardCommand, ScoresJsonlRows) {
   fs::path dir = fs::temp_directory_path() / ("r1kit-reward-cmd-" + std::to_string(getpid()));
   fs::create_directories(dir);
   std::string in = (dir / "in.jsonl").string(), out = (dir / "out.jsonl").string();
-  write_jsonl_atomic(in, {
-                             {{"prompt", "1+1?"}, {"completion", "<think>so</think><answer>2</answer>"}, {"answer", "2"}},
-                             {{"completion", "The answer is 3"}, {"answer", "#### 4"}},
-                             {{"completion", {{{"role", "assistant"}, {"content", "\\boxed{4}"}}}}, {"answer", "4"}},
-                         });
+  write_jsonl_atomic(in,
+                     {
+                         {{"prompt", "1+1?"}, {"completion", "<think>so</think><answer>2</answer>"}, {"answer", "2"}},
+                         {{"completion", "The answer is 3"}, {"answer", "#### 4"}},
+                         {{"completion", {{{"role", "assistant"}, {"content", "\\boxed{4}"}}}}, {"answer", "4"}},
+                     });
   RewardCommandArgs args;
   args.reward = "math,format:0.5";
   args.data = in;
@@ -29,9 +30,9 @@ TEST(RewardCommand, ScoresJsonlRows) {
   ASSERT_EQ(run_reward_command(args), 0);
   auto rows = read_jsonl(out);
   ASSERT_EQ(rows.size(), 3u);
-  EXPECT_EQ(rows[0]["reward"], 1.5);  // right + template
-  EXPECT_EQ(rows[1]["reward"], 0.0);  // 3 != 4, no template
-  EXPECT_EQ(rows[2]["reward"], 1.0);  // chat-list completion, right
+  EXPECT_EQ(rows[0]["reward"], 1.5);     // right + template
+  EXPECT_EQ(rows[1]["reward"], 0.0);     // 3 != 4, no template
+  EXPECT_EQ(rows[2]["reward"], 1.0);     // chat-list completion, right
   EXPECT_EQ(rows[0]["prompt"], "1+1?");  // the row itself is kept
   EXPECT_TRUE(rows[1]["why"].get<std::string>().find("math=0") != std::string::npos);
 

@@ -6,9 +6,8 @@
 //  - a 2-rank run whose rank 1 is SIGKILLed after the step-2 checkpoint makes the launcher stop
 //    rank 0 and fail naming rank 1; resumed with 2 ranks it ends bitwise equal (weights and
 //    metrics rows) to an uninterrupted 2-rank run.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -25,8 +24,8 @@
 #include "pipelines/recipe.h"
 #include "src/jsonl.h"
 #include "src/safetensors.h"
-#include "tests/test_util.h"
 #include "tests/grpo_fixture.h"
+#include "tests/test_util.h"
 
 extern char** environ;
 
@@ -40,10 +39,20 @@ using Clock = std::chrono::steady_clock;
 
 // A tiny qwen3_moe policy with its own tokenizer, a prompt set and a one-stage GRPO recipe.
 std::string make_fixture(const fs::path& dir, int64_t max_steps, const Json& overrides = Json::object()) {
-  Json stage = {{"name", "zero"}, {"type", "grpo"}, {"prompt_template", "{prompt}="},
-                {"prompts_per_step", 4}, {"num_generations", 4}, {"per_device_train_batch_size", 4},
-                {"max_completion_length", 12}, {"max_steps", max_steps}, {"save_steps", 2},
-                {"learning_rate", 1e-3}, {"beta", 0.01}, {"device", "cpu"}, {"seed", 5}, {"log_completions", 20},
+  Json stage = {{"name", "zero"},
+                {"type", "grpo"},
+                {"prompt_template", "{prompt}="},
+                {"prompts_per_step", 4},
+                {"num_generations", 4},
+                {"per_device_train_batch_size", 4},
+                {"max_completion_length", 12},
+                {"max_steps", max_steps},
+                {"save_steps", 2},
+                {"learning_rate", 1e-3},
+                {"beta", 0.01},
+                {"device", "cpu"},
+                {"seed", 5},
+                {"log_completions", 20},
                 {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}};
   stage.update(overrides);
   return testing::write_grpo_fixture(dir, /*prompts=*/12, stage);
@@ -165,23 +174,56 @@ TEST(DistributedSft, SftThenGrpoOnTwoRanksEqualsOneRank) {
   }
   write_jsonl_atomic((dir / "sft.jsonl").string(), text_rows);
   write_jsonl_atomic((dir / "rl.jsonl").string(), prompt_rows);
-  const Json model_config = {{"model_type", "deepseek_v3"}, {"hidden_size", 32}, {"intermediate_size", 64},
-                             {"num_hidden_layers", 2}, {"num_attention_heads", 2}, {"num_key_value_heads", 2},
-                             {"q_lora_rank", 16}, {"kv_lora_rank", 16}, {"qk_nope_head_dim", 8},
-                             {"qk_rope_head_dim", 8}, {"v_head_dim", 8}, {"n_routed_experts", 4},
-                             {"num_experts_per_tok", 2}, {"moe_intermediate_size", 16}, {"n_shared_experts", 1},
-                             {"n_group", 2}, {"topk_group", 1}, {"first_k_dense_replace", 1},
-                             {"routed_scaling_factor", 2.5}, {"max_position_embeddings", 128}};
-  const Json recipe = {{"stages", Json::array({
-      {{"name", "base"}, {"type", "sft"}, {"model_config", model_config}, {"tokenizer_vocab_size", 300},
-       {"special_tokens", {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"}},
-       {"data", (dir / "sft.jsonl").string()}, {"seq_len", 24}, {"batch_size", 4}, {"max_steps", 3},
-       {"learning_rate", 2e-4}, {"device", "cpu"}, {"seed", 7}},
-      {{"name", "zero"}, {"type", "grpo"}, {"model", {{"from", "base"}}}, {"data", (dir / "rl.jsonl").string()},
-       {"prompt_template", "{prompt}="}, {"prompts_per_step", 2}, {"num_generations", 4},
-       {"per_device_train_batch_size", 2}, {"max_completion_length", 10}, {"max_steps", 2}, {"learning_rate", 2e-4},
-       {"beta", 0.0}, {"device", "cpu"}, {"seed", 9}, {"rewards", Json::array({{{"name", "length"}, {"max_length", 40}, {"cache_length", 39}}})}},
-  })}};
+  const Json model_config = {{"model_type", "deepseek_v3"},
+                             {"hidden_size", 32},
+                             {"intermediate_size", 64},
+                             {"num_hidden_layers", 2},
+                             {"num_attention_heads", 2},
+                             {"num_key_value_heads", 2},
+                             {"q_lora_rank", 16},
+                             {"kv_lora_rank", 16},
+                             {"qk_nope_head_dim", 8},
+                             {"qk_rope_head_dim", 8},
+                             {"v_head_dim", 8},
+                             {"n_routed_experts", 4},
+                             {"num_experts_per_tok", 2},
+                             {"moe_intermediate_size", 16},
+                             {"n_shared_experts", 1},
+                             {"n_group", 2},
+                             {"topk_group", 1},
+                             {"first_k_dense_replace", 1},
+                             {"routed_scaling_factor", 2.5},
+                             {"max_position_embeddings", 128}};
+  const Json recipe = {
+      {"stages", Json::array({
+                     {{"name", "base"},
+                      {"type", "sft"},
+                      {"model_config", model_config},
+                      {"tokenizer_vocab_size", 300},
+                      {"special_tokens", {"<|endoftext|>", "<think>", "</think>", "<answer>", "</answer>"}},
+                      {"data", (dir / "sft.jsonl").string()},
+                      {"seq_len", 24},
+                      {"batch_size", 4},
+                      {"max_steps", 3},
+                      {"learning_rate", 2e-4},
+                      {"device", "cpu"},
+                      {"seed", 7}},
+                     {{"name", "zero"},
+                      {"type", "grpo"},
+                      {"model", {{"from", "base"}}},
+                      {"data", (dir / "rl.jsonl").string()},
+                      {"prompt_template", "{prompt}="},
+                      {"prompts_per_step", 2},
+                      {"num_generations", 4},
+                      {"per_device_train_batch_size", 2},
+                      {"max_completion_length", 10},
+                      {"max_steps", 2},
+                      {"learning_rate", 2e-4},
+                      {"beta", 0.0},
+                      {"device", "cpu"},
+                      {"seed", 9},
+                      {"rewards", Json::array({{{"name", "length"}, {"max_length", 40}, {"cache_length", 39}}})}},
+                 })}};
   const std::string path = (dir / "recipe.json").string();
   std::ofstream(path) << recipe.dump(2);
   RunArgs one;

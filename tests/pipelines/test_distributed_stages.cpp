@@ -25,17 +25,33 @@ namespace fs = std::filesystem;
 std::string make_recipe(const fs::path& dir) {
   testing::save_tiny_policy(dir / "model", /*seed=*/11);
   std::vector<Json> rows;
-  for (int i = 0; i < 12; ++i) rows.push_back({{"prompt", std::to_string(i) + "+2"}, {"answer", std::to_string(i + 2)}});
+  for (int i = 0; i < 12; ++i)
+    rows.push_back({{"prompt", std::to_string(i) + "+2"}, {"answer", std::to_string(i + 2)}});
   write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
   const Json rewards = Json::array({{{"name", "tag_count"}}, {{"name", "math"}}});
-  const Json recipe = {{"stages", Json::array({
-      {{"name", "eval"}, {"type", "eval"}, {"models", Json::array({{{"name", "m"}, {"model", (dir / "model").string()}}})},
-       {"data", (dir / "prompts.jsonl").string()}, {"num_samples", 3}, {"max_new_tokens", 12}, {"temperature", 1.0},
-       {"rewards", rewards}, {"log_samples", 12}, {"device", "cpu"}},
-      {{"name", "traces"}, {"type", "rejection_sample"}, {"model", (dir / "model").string()},
-       {"data", (dir / "prompts.jsonl").string()}, {"num_samples", 3}, {"max_new_tokens", 12},
-       {"min_rewards", {{"tag_count", 0.0}}}, {"drop_truncated", false}, {"dedupe", false}, {"prompts_per_batch", 5},
-       {"rewards", rewards}, {"device", "cpu"}}})}};
+  const Json recipe = {
+      {"stages", Json::array({{{"name", "eval"},
+                               {"type", "eval"},
+                               {"models", Json::array({{{"name", "m"}, {"model", (dir / "model").string()}}})},
+                               {"data", (dir / "prompts.jsonl").string()},
+                               {"num_samples", 3},
+                               {"max_new_tokens", 12},
+                               {"temperature", 1.0},
+                               {"rewards", rewards},
+                               {"log_samples", 12},
+                               {"device", "cpu"}},
+                              {{"name", "traces"},
+                               {"type", "rejection_sample"},
+                               {"model", (dir / "model").string()},
+                               {"data", (dir / "prompts.jsonl").string()},
+                               {"num_samples", 3},
+                               {"max_new_tokens", 12},
+                               {"min_rewards", {{"tag_count", 0.0}}},
+                               {"drop_truncated", false},
+                               {"dedupe", false},
+                               {"prompts_per_batch", 5},
+                               {"rewards", rewards},
+                               {"device", "cpu"}}})}};
   const std::string path = (dir / "recipe.json").string();
   std::ofstream(path) << recipe.dump(2);
   return path;
@@ -74,7 +90,8 @@ TEST(DistributedStages, EvalAndRejectionSampleOnTwoRanksEqualOneRank) {
   }
   const Json m1 = read_json_file(one + "/manifest.json")["stages"]["traces"]["summary"];
   const Json m2 = read_json_file(two + "/manifest.json")["stages"]["traces"]["summary"];
-  for (const char* key : {"samples", "passed", "kept", "prompts_with_a_kept_sample"}) EXPECT_EQ(m1[key], m2[key]) << key;
+  for (const char* key : {"samples", "passed", "kept", "prompts_with_a_kept_sample"})
+    EXPECT_EQ(m1[key], m2[key]) << key;
 }
 
 }  // namespace

@@ -1,8 +1,7 @@
 // GRPO advantages and loss, small enough to check by hand, plus the DeepSeekMath gradient
 // identity (appendix A.1.6) through a real policy by autograd.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
@@ -71,9 +70,9 @@ double loss_of(const std::string& type) {
 }
 
 TEST(GrpoLoss, EachLossTypeOnTwoByThree) {
-  EXPECT_NEAR(loss_of("grpo"), (-2.0 + 1.0) / 2, 1e-6);     // sequence means -2 and 1, then their mean
-  EXPECT_NEAR(loss_of("bnpo"), (-6.0 + 2.0) / 5, 1e-6);     // 5 tokens
-  EXPECT_NEAR(loss_of("dapo"), (-6.0 + 2.0) / 5, 1e-6);     // = bnpo with one minibatch
+  EXPECT_NEAR(loss_of("grpo"), (-2.0 + 1.0) / 2, 1e-6);           // sequence means -2 and 1, then their mean
+  EXPECT_NEAR(loss_of("bnpo"), (-6.0 + 2.0) / 5, 1e-6);           // 5 tokens
+  EXPECT_NEAR(loss_of("dapo"), (-6.0 + 2.0) / 5, 1e-6);           // = bnpo with one minibatch
   EXPECT_NEAR(loss_of("dr_grpo"), (-6.0 + 2.0) / (2 * 4), 1e-6);  // 2 sequences x max length 4
   EXPECT_THROW(loss_of("ppo"), Error);
 }
@@ -144,7 +143,7 @@ TEST(GrpoLoss, ClipHigherAndClipFractions) {
   EXPECT_NEAR(out.loss.item<double>(), (-1.25 + 0.8) / 2, 1e-6);
   EXPECT_NEAR(out.clip_high_fraction, 0.0, 1e-9);
   EXPECT_NEAR(out.clip_low_fraction, 0.5, 1e-9);  // 0.7 < 0.8 with A < 0
-  o.epsilon_high = 0;                              // symmetric 0.2: 1.25 is clipped
+  o.epsilon_high = 0;                             // symmetric 0.2: 1.25 is clipped
   out = grpo_loss(in, o);
   EXPECT_NEAR(out.clip_high_fraction, 0.5, 1e-9);
 }
@@ -199,8 +198,9 @@ TEST(GrpoLoss, GradientMatchesDeepSeekMathFormula) {
   auto model = policy::create_model(c, 11);
   const int64_t G = 3, T = 6;
   const at::Tensor seq = at::randint(0, 40, {G, T + 1}, at::kLong);
-  const at::Tensor mask = at::tensor({1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f,
-                                      0.f, 1.f, 1.f, 1.f, 1.f, 1.f}).view({G, T});  // |o| = 6, 3, 5
+  const at::Tensor mask =
+      at::tensor({1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 1.f, 1.f, 1.f, 1.f, 1.f})
+          .view({G, T});  // |o| = 6, 3, 5
   auto logprobs = [&] {
     const at::Tensor h = model->forward_hidden(seq.narrow(1, 0, T));
     return policy::token_logprobs(h, model->lm_head_weight(), seq.narrow(1, 1, T)).logprobs;

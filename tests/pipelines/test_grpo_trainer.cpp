@@ -2,8 +2,8 @@
 // checkpoints, manifest), and exact resume: a run killed with SIGKILL after its step-2
 // checkpoint and resumed ends with the same weights (bitwise) and the same metrics rows as
 // an uninterrupted run.
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
-
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -16,16 +16,14 @@
 #include <sstream>
 #include <thread>
 
-#include <ATen/ATen.h>
-
 #include "pipelines/recipe.h"
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "src/files.h"
 #include "src/jsonl.h"
 #include "src/safetensors.h"
-#include "tests/test_util.h"
 #include "tests/grpo_fixture.h"
+#include "tests/test_util.h"
 
 extern char** environ;
 
@@ -38,10 +36,20 @@ using testing::slurp;
 
 // A tiny qwen3_moe policy with its own tokenizer, a prompt set and a one-stage recipe.
 std::string make_fixture(const fs::path& dir, int64_t max_steps, const Json& stage_overrides = Json::object()) {
-  Json stage = {{"name", "zero"}, {"type", "grpo"}, {"prompt_template", "{prompt}="}, {"prompts_per_step", 2},
-                {"num_generations", 4}, {"per_device_train_batch_size", 3}, {"max_completion_length", 16},
-                {"max_steps", max_steps}, {"save_steps", 2}, {"learning_rate", 1e-3}, {"beta", 0.01},
-                {"device", "cpu"}, {"seed", 5}, {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}};
+  Json stage = {{"name", "zero"},
+                {"type", "grpo"},
+                {"prompt_template", "{prompt}="},
+                {"prompts_per_step", 2},
+                {"num_generations", 4},
+                {"per_device_train_batch_size", 3},
+                {"max_completion_length", 16},
+                {"max_steps", max_steps},
+                {"save_steps", 2},
+                {"learning_rate", 1e-3},
+                {"beta", 0.01},
+                {"device", "cpu"},
+                {"seed", 5},
+                {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}};
   stage.update(stage_overrides);
   return testing::write_grpo_fixture(dir, /*prompts=*/10, stage);
 }
@@ -54,12 +62,29 @@ TEST(GrpoTrainer, RunsAndWritesEveryOutput) {
   ASSERT_EQ(run_recipe(args), 0);
   const std::vector<Json> rows = read_jsonl((dir / "run" / "zero" / "metrics.jsonl").string());
   ASSERT_EQ(rows.size(), 4u);
-  for (const char* key : {"reward/mean", "reward/std", "reward/tag_count", "reward/math", "accuracy",
-                          "frac_zero_std_groups", "completion/mean_length", "completion/frac_truncated",
-                          "clip/low_fraction", "clip/high_fraction", "kl", "entropy", "grad_norm",
-                          "learning_rate", "moe/load_max_over_mean", "moe/load_max_over_mean/layer_0",
-                          "moe/load_max_over_mean/layer_1", "trained_groups", "tokens_per_second", "time/rollout",
-                          "time/reward", "time/reference", "time/train"}) {
+  for (const char* key : {"reward/mean",
+                          "reward/std",
+                          "reward/tag_count",
+                          "reward/math",
+                          "accuracy",
+                          "frac_zero_std_groups",
+                          "completion/mean_length",
+                          "completion/frac_truncated",
+                          "clip/low_fraction",
+                          "clip/high_fraction",
+                          "kl",
+                          "entropy",
+                          "grad_norm",
+                          "learning_rate",
+                          "moe/load_max_over_mean",
+                          "moe/load_max_over_mean/layer_0",
+                          "moe/load_max_over_mean/layer_1",
+                          "trained_groups",
+                          "tokens_per_second",
+                          "time/rollout",
+                          "time/reward",
+                          "time/reference",
+                          "time/train"}) {
     EXPECT_TRUE(rows[3].contains(key)) << key;
   }
   EXPECT_EQ(rows[3]["step"], 4);
@@ -103,8 +128,7 @@ TEST(GrpoNonFinite, HugeLearningRateStopsBeforeANanModelIsSaved) {
   EXPECT_EQ(rows[2]["nonfinite_skipped_steps"], 2);
   for (const auto& step : list_dir((dir / "run" / "checkpoints" / "zero").string())) {
     SCOPED_TRACE(step);
-    auto model = policy::load_pretrained((dir / "run" / "checkpoints" / "zero" / step).string(),
-                                         resolve_device("cpu"));
+    auto model = policy::load_pretrained((dir / "run" / "checkpoints" / "zero" / step).string(), resolve_device("cpu"));
     for (const at::Tensor& p : model->parameters()) EXPECT_TRUE(at::isfinite(p).all().item<bool>());
   }
 }
@@ -117,7 +141,9 @@ TEST(GrpoDynamicSampling, DropsUniformGroupsAndDrawsMore) {
   const fs::path dir = testing::scratch_dir("grpo_dynamic");
   RunArgs uniform;
   uniform.recipe = make_fixture(dir / "uniform", 2,
-                                {{"dynamic_sampling", true}, {"dynamic_sampling_max_rounds", 3}, {"beta", 0.0},
+                                {{"dynamic_sampling", true},
+                                 {"dynamic_sampling_max_rounds", 3},
+                                 {"beta", 0.0},
                                  {"rewards", Json::array({{{"name", "math"}}})}});
   uniform.out = (dir / "uniform" / "run").string();
   ASSERT_EQ(run_recipe(uniform), 0);
@@ -137,9 +163,11 @@ TEST(GrpoDynamicSampling, DropsUniformGroupsAndDrawsMore) {
   }
 
   RunArgs spread;
-  spread.recipe = make_fixture(dir / "spread", 2,
-                               {{"dynamic_sampling", true}, {"dynamic_sampling_max_rounds", 3},
-                                {"rewards", Json::array({{{"name", "length"}, {"max_length", 40}, {"cache_length", 39}}})}});
+  spread.recipe =
+      make_fixture(dir / "spread", 2,
+                   {{"dynamic_sampling", true},
+                    {"dynamic_sampling_max_rounds", 3},
+                    {"rewards", Json::array({{{"name", "length"}, {"max_length", 40}, {"cache_length", 39}}})}});
   spread.out = (dir / "spread" / "run").string();
   ASSERT_EQ(run_recipe(spread), 0);
   for (const Json& row : read_jsonl((dir / "spread" / "run" / "zero" / "metrics.jsonl").string())) {

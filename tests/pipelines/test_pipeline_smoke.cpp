@@ -4,9 +4,8 @@
 // stages chain (models and the rejection-sampled data flow by {"from"}), that the resumed run
 // skips the finished stages (their model files untouched) and continues the interrupted one
 // (each GRPO step logged once), and summary.json's fields for every model stage.
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -31,14 +30,13 @@ namespace fs = std::filesystem;
 using testing::slurp;
 
 const std::vector<std::string> kSmallerStages = {
-    "base.max_steps=30",           "student_base.max_steps=30",  "eval_base.num_samples=2",
-    "zero.max_steps=8",            "zero.save_steps=2",          "zero.prompts_per_step=4",
-    "zero.num_generations=4",      "traces.max_prompts=8",       "traces.num_samples=2",
+    "base.max_steps=30", "student_base.max_steps=30", "eval_base.num_samples=2", "zero.max_steps=8",
+    "zero.save_steps=2", "zero.prompts_per_step=4", "zero.num_generations=4", "traces.max_prompts=8",
+    "traces.num_samples=2",
     // An undertrained base is rarely right: keep every finished-or-not sample so the
     // distillation stage has data whatever the rewards say (the filters are tested elsewhere).
-    "traces.min_rewards={\"format\": 0}", "traces.drop_truncated=false",
-    "student_distill.max_steps=4", "student_rl.max_steps=2",     "student_rl.prompts_per_step=4",
-    "eval_final.num_samples=2"};
+    "traces.min_rewards={\"format\": 0}", "traces.drop_truncated=false", "student_distill.max_steps=4",
+    "student_rl.max_steps=2", "student_rl.prompts_per_step=4", "eval_final.num_samples=2"};
 
 // Starts `r1kit demo --out OUT [--resume] --set ...` with its output in LOG; returns the pid.
 pid_t start_demo(const std::string& out, bool resume, const std::string& log) {
@@ -112,8 +110,11 @@ TEST(PipelineSmoke, StagesChainResumeSkipsFinishedStagesAndSummaryHasEveryField)
 
   // 4. summary.json: every model stage with its type, sizes, time and held-out evaluation.
   const Json summary = read_json_file(out + "/summary.json");
-  const std::map<std::string, std::string> types = {{"base", "sft"}, {"student_base", "sft"}, {"zero", "grpo"},
-                                                    {"student_distill", "distill"}, {"student_rl", "grpo"}};
+  const std::map<std::string, std::string> types = {{"base", "sft"},
+                                                    {"student_base", "sft"},
+                                                    {"zero", "grpo"},
+                                                    {"student_distill", "distill"},
+                                                    {"student_rl", "grpo"}};
   for (const auto& [name, type] : types) {
     ASSERT_TRUE(summary["stages"].contains(name)) << name;
     const Json& s = summary["stages"][name];
@@ -128,7 +129,8 @@ TEST(PipelineSmoke, StagesChainResumeSkipsFinishedStagesAndSummaryHasEveryField)
     EXPECT_EQ(s["eval"]["n"], 25) << name;
   }
   // The MoE teacher has fewer active than total parameters; the dense student does not.
-  EXPECT_LT(summary["stages"]["base"]["active_params"].get<int64_t>(), summary["stages"]["base"]["params"].get<int64_t>());
+  EXPECT_LT(summary["stages"]["base"]["active_params"].get<int64_t>(),
+            summary["stages"]["base"]["params"].get<int64_t>());
   EXPECT_EQ(summary["stages"]["student_base"]["active_params"], summary["stages"]["student_base"]["params"]);
   EXPECT_EQ(summary["stages"]["traces"]["type"], "rejection_sample");
   const std::string html = slurp(fs::path(out) / "report.html");

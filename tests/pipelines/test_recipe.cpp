@@ -44,20 +44,40 @@ Outcome run_r1kit(const std::string& args, const std::string& err_file) {
 Json three_stages(const TempDir& dir) {
   std::vector<Json> text, prompts;
   for (int i = 0; i < 40; ++i) text.push_back({{"text", std::to_string(i) + "+1=" + std::to_string(i + 1)}});
-  for (int i = 0; i < 8; ++i) prompts.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
+  for (int i = 0; i < 8; ++i)
+    prompts.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
   write_jsonl_atomic(dir / "text.jsonl", text);
   write_jsonl_atomic(dir / "prompts.jsonl", prompts);
-  const Json model_config = {{"model_type", "qwen2"}, {"hidden_size", 32}, {"intermediate_size", 64},
-                             {"num_hidden_layers", 1}, {"num_attention_heads", 2}, {"num_key_value_heads", 1},
+  const Json model_config = {{"model_type", "qwen2"},        {"hidden_size", 32},        {"intermediate_size", 64},
+                             {"num_hidden_layers", 1},       {"num_attention_heads", 2}, {"num_key_value_heads", 1},
                              {"max_position_embeddings", 64}};
   return {{"stages",
-           {{{"name", "base"}, {"type", "sft"}, {"model_config", model_config}, {"tokenizer_vocab_size", 280},
-             {"data", dir / "text.jsonl"}, {"seq_len", 16}, {"batch_size", 4}, {"max_steps", 20}, {"device", "cpu"}},
-            {{"name", "zero"}, {"type", "grpo"}, {"model", {{"from", "base"}}}, {"data", dir / "prompts.jsonl"},
-             {"prompts_per_step", 2}, {"num_generations", 2}, {"max_steps", 2}, {"max_completion_length", 8},
-             {"learning_rate", 1e-4}, {"device", "cpu"}},
-            {{"name", "final"}, {"type", "eval"}, {"models", {"base", "zero"}}, {"data", dir / "prompts.jsonl"},
-             {"num_samples", 2}, {"max_new_tokens", 8}, {"device", "cpu"}}}}};
+           {{{"name", "base"},
+             {"type", "sft"},
+             {"model_config", model_config},
+             {"tokenizer_vocab_size", 280},
+             {"data", dir / "text.jsonl"},
+             {"seq_len", 16},
+             {"batch_size", 4},
+             {"max_steps", 20},
+             {"device", "cpu"}},
+            {{"name", "zero"},
+             {"type", "grpo"},
+             {"model", {{"from", "base"}}},
+             {"data", dir / "prompts.jsonl"},
+             {"prompts_per_step", 2},
+             {"num_generations", 2},
+             {"max_steps", 2},
+             {"max_completion_length", 8},
+             {"learning_rate", 1e-4},
+             {"device", "cpu"}},
+            {{"name", "final"},
+             {"type", "eval"},
+             {"models", {"base", "zero"}},
+             {"data", dir / "prompts.jsonl"},
+             {"num_samples", 2},
+             {"max_new_tokens", 8},
+             {"device", "cpu"}}}}};
 }
 
 // Writes the recipe with `change` applied to stage `stage` (a JSON merge patch), runs it, and
@@ -90,8 +110,12 @@ TEST(Recipe, UnknownKeyInTheLastStageStopsTheRunBeforeItStarts) {
 
 TEST(Recipe, BadEnumInTheLastStage) {
   // eval has no enum: the last stage becomes a second grpo stage (null deletes a key).
-  const Json grpo = {{"type", "grpo"}, {"models", nullptr}, {"num_samples", nullptr}, {"max_new_tokens", nullptr},
-                     {"model", {{"from", "zero"}}}, {"loss_type", "ppo"}};
+  const Json grpo = {{"type", "grpo"},
+                     {"models", nullptr},
+                     {"num_samples", nullptr},
+                     {"max_new_tokens", nullptr},
+                     {"model", {{"from", "zero"}}},
+                     {"loss_type", "ppo"}};
   expect_rejected(grpo, "loss_type 'ppo' is not one of grpo, bnpo, dapo, dr_grpo");
   expect_rejected({{"lr_scheduler_type", "exponential"}}, "lr_scheduler_type 'exponential' is not one of", 1);
 }

@@ -1,7 +1,7 @@
 // The rejection_sample stage's filters on a tiny random policy, in process: greedy draws one
 // sample per prompt; near-greedy sampling (T = 1e-4) makes every sample of a prompt identical,
-// so dedupe keeps exactly one per prompt (and all N without it); max_per_prompt caps what passes; a threshold the untrained policy never reaches
-// keeps nothing; a threshold on a reward the stage does not have is an error naming it.
+// so dedupe keeps exactly one per prompt (and all N without it); max_per_prompt caps what passes; a threshold the
+// untrained policy never reaches keeps nothing; a threshold on a reward the stage does not have is an error naming it.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -23,12 +23,18 @@ std::vector<Json> sample(const fs::path& dir, const std::string& name, const Jso
   if (!fs::exists(dir / "model")) {
     testing::save_tiny_policy(dir / "model");
     std::vector<Json> rows;
-    for (int i = 0; i < 6; ++i) rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
+    for (int i = 0; i < 6; ++i)
+      rows.push_back({{"prompt", std::to_string(i) + "+1"}, {"answer", std::to_string(i + 1)}});
     write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
   }
-  Json stage = {{"name", "traces"}, {"type", "rejection_sample"}, {"model", (dir / "model").string()},
-                {"data", (dir / "prompts.jsonl").string()}, {"num_samples", 4}, {"max_new_tokens", 8},
-                {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})}, {"device", "cpu"}};
+  Json stage = {{"name", "traces"},
+                {"type", "rejection_sample"},
+                {"model", (dir / "model").string()},
+                {"data", (dir / "prompts.jsonl").string()},
+                {"num_samples", 4},
+                {"max_new_tokens", 8},
+                {"rewards", Json::array({{{"name", "tag_count"}}, {{"name", "math"}}})},
+                {"device", "cpu"}};
   stage.update(options);
   const std::string recipe = (dir / (name + ".json")).string();
   std::ofstream(recipe) << Json{{"stages", Json::array({stage})}}.dump();
@@ -81,7 +87,10 @@ TEST(RejectionSample, FiltersThresholdsDedupeAndPerPromptCap) {
         try {
           sample(dir, "unknown", {{"min_rewards", {{"format", 1.0}}}});
         } catch (const Error& e) {
-          EXPECT_NE(std::string(e.what()).find("stage 'traces': min_rewards 'format' is not one of the stage's rewards"), std::string::npos) << e.what();
+          EXPECT_NE(
+              std::string(e.what()).find("stage 'traces': min_rewards 'format' is not one of the stage's rewards"),
+              std::string::npos)
+              << e.what();
           throw;
         }
       },

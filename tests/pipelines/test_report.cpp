@@ -35,9 +35,7 @@ std::string read_text(const std::string& path) {
 
 size_t count(const std::string& haystack, const std::string& needle) {
   size_t n = 0;
-  for (size_t pos = haystack.find(needle); pos != std::string::npos;
-       pos = haystack.find(needle, pos + 1))
-    ++n;
+  for (size_t pos = haystack.find(needle); pos != std::string::npos; pos = haystack.find(needle, pos + 1)) ++n;
   return n;
 }
 
@@ -135,10 +133,9 @@ TEST(Report, ChartsHaveOnePolylinePointPerLoggedValue) {
   EXPECT_EQ(polyline_points(charts[1], "raw"), 4);  // step 3's accuracy is null: a gap
   EXPECT_EQ(polyline_points(charts[2], "raw"), 5);
   for (const std::string& svg : charts) {
-    EXPECT_EQ(polyline_points(svg, "smooth"),
-              polyline_points(svg, "raw"));                  // one average per point
-    EXPECT_NE(svg.find(">step</text>"), std::string::npos);  // x-axis label
-    EXPECT_GE(count(svg, "class=\"tick\""), 4u);             // ticks on both axes
+    EXPECT_EQ(polyline_points(svg, "smooth"), polyline_points(svg, "raw"));  // one average per point
+    EXPECT_NE(svg.find(">step</text>"), std::string::npos);                  // x-axis label
+    EXPECT_GE(count(svg, "class=\"tick\""), 4u);                             // ticks on both axes
   }
   // The length axis spans 40..57: nice ticks at multiples of 5 from 40 to 60.
   EXPECT_NE(charts[2].find(">40</text>"), std::string::npos);
@@ -169,11 +166,11 @@ TEST(Report, PageHasTheEvalAndSummaryNumbers) {
   const std::string html = read_text(run.dir / "report.html");
   // accuracy 0.625 -> 62.5 %, maj@8 0.71 -> 71.0, tokens 57.25 -> 57.2 ({:.1f}, round-half-even
   // on the binary value 57.25 exactly), params 12345678 -> 12.3M, active 4567890 -> 4.57M.
-  for (const char* cell : {"<td class=\"num\">62.5</td>", "<td class=\"num\">25.0</td>",
-                           "<td class=\"num\">71.0 (k=8)</td>", "<td class=\"num\">57.2</td>",
-                           "<td class=\"num\">80.8</td>", "<td class=\"num\">200</td>",
-                           "<td class=\"num\">12.3M</td>", "<td class=\"num\">4.57M</td>",
-                           "<td class=\"num\">1234.5</td>", "<td class=\"num\">9.5</td>"}) {
+  for (const char* cell :
+       {"<td class=\"num\">62.5</td>", "<td class=\"num\">25.0</td>", "<td class=\"num\">71.0 (k=8)</td>",
+        "<td class=\"num\">57.2</td>", "<td class=\"num\">80.8</td>", "<td class=\"num\">200</td>",
+        "<td class=\"num\">12.3M</td>", "<td class=\"num\">4.57M</td>", "<td class=\"num\">1234.5</td>",
+        "<td class=\"num\">9.5</td>"}) {
     EXPECT_NE(html.find(cell), std::string::npos) << cell;
   }
   // The same rows as the terminal table: every stage with "eval", none without.
@@ -202,7 +199,7 @@ TEST(Report, EvalTableAlignsColumns) {
   std::vector<std::string> lines;
   std::istringstream in(table);
   for (std::string l; std::getline(in, l);) lines.push_back(l);
-  ASSERT_EQ(lines.size(), 3u) << table;  // header, base, zero-long-name; "final" has no eval
+  ASSERT_EQ(lines.size(), 3u) << table;                // header, base, zero-long-name; "final" has no eval
   EXPECT_EQ(lines[1].rfind("base ", 0), 0u) << table;  // recipe order
   EXPECT_EQ(lines[2].rfind("zero-long-name ", 0), 0u) << table;
   EXPECT_EQ(lines[0].size(), lines[1].size()) << table;  // right-aligned last column: one width
@@ -234,15 +231,13 @@ TEST(Report, BadFieldTypeNamesTheKey) {
     format_eval_table(summary);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("stages.zero.eval.accuracy"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("stages.zero.eval.accuracy"), std::string::npos) << e.what();
   }
 }
 
 TEST(Report, MissingFilesAreNotesNotErrors) {
   TempDir dir;
-  write_text(dir / "manifest.json",
-             R"({"stages": {"zero": {"type": "grpo", "state": "running"}}})");
+  write_text(dir / "manifest.json", R"({"stages": {"zero": {"type": "grpo", "state": "running"}}})");
   ASSERT_NO_THROW(write_report(dir.path));  // no recipe, summary, metrics or samples
   const std::string html = read_text(dir / "report.html");
   EXPECT_NE(html.find("metrics.jsonl: not found"), std::string::npos);
@@ -255,11 +250,9 @@ TEST(Report, MissingFilesAreNotesNotErrors) {
 
 TEST(Report, OnePointAndEmptySeriesStillDraw) {
   TempDir dir;
-  write_text(dir / "manifest.json",
-             R"({"stages": {"zero": {"type": "grpo", "state": "running"}}})");
+  write_text(dir / "manifest.json", R"({"stages": {"zero": {"type": "grpo", "state": "running"}}})");
   // One step, no accuracy column at all (a recipe without a checker reward).
-  write_text(dir / "zero/metrics.jsonl",
-             "{\"step\": 1, \"reward/mean\": 0.5, \"completion/mean_length\": 12}\n");
+  write_text(dir / "zero/metrics.jsonl", "{\"step\": 1, \"reward/mean\": 0.5, \"completion/mean_length\": 12}\n");
   write_report(dir.path);
   const std::vector<std::string> charts = svgs(read_text(dir / "report.html"));
   ASSERT_EQ(charts.size(), 3u);

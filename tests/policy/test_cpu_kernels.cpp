@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/causal_lm.h"
 #include "policy/cpu/decode_attention.h"
 #include "policy/cpu/dispatch.h"
 #include "policy/cpu/expert_ffn.h"
@@ -24,7 +25,6 @@
 #include "policy/cpu/packed_weight.h"
 #include "policy/cpu/rms_norm.h"
 #include "policy/cpu/rope.h"
-#include "policy/causal_lm.h"
 #include "policy/layers/linear.h"
 #include "policy/layers/moe.h"
 #include "policy/pretrained.h"
@@ -54,9 +54,10 @@ bool environment_says_off() {
 TEST(CpuKernels, PackedGemmMatchesMatmulOnRaggedShapes) {
   if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
   at::manual_seed(0);
-  for (auto [m, k, n] : std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {5, 37, 40}, {13, 64, 16}, {32, 256, 256}, {7, 9, 33}}) {
-    const at::Tensor a = at::randn({m, k});                 // [m, k]
-    const at::Tensor w = at::randn({n, k});                 // [n, k] as a Linear weight: B = w^T
+  for (auto [m, k, n] :
+       std::vector<std::array<int64_t, 3>>{{1, 1, 1}, {5, 37, 40}, {13, 64, 16}, {32, 256, 256}, {7, 9, 33}}) {
+    const at::Tensor a = at::randn({m, k});  // [m, k]
+    const at::Tensor w = at::randn({n, k});  // [n, k] as a Linear weight: B = w^T
     std::vector<float> packed(cpu::packed_size(k, n));
     cpu::pack_b(w.data_ptr<float>(), k, n, /*stride_k=*/1, /*stride_j=*/k, packed.data());
     // Rows gathered in reverse through pointers, into an output with a wider leading dim.
@@ -65,7 +66,8 @@ TEST(CpuKernels, PackedGemmMatchesMatmulOnRaggedShapes) {
     at::Tensor c = at::full({m, n + 3}, 7.0f);
     cpu::gemm_packed(rows.data(), m, packed.data(), k, n, c.data_ptr<float>(), n + 3);
     const at::Tensor ref = at::matmul(a.flip(0).to(at::kDouble), w.t().to(at::kDouble)).to(at::kFloat);
-    EXPECT_LT(max_abs_diff(c.narrow(1, 0, n), ref), 1e-4 * std::sqrt(static_cast<double>(k))) << m << "x" << k << "x" << n;
+    EXPECT_LT(max_abs_diff(c.narrow(1, 0, n), ref), 1e-4 * std::sqrt(static_cast<double>(k)))
+        << m << "x" << k << "x" << n;
     EXPECT_EQ(c.narrow(1, n, 3).eq(7.0f).all().item<bool>(), true) << "wrote past column n";
   }
 }
@@ -74,14 +76,15 @@ TEST(CpuKernels, ExpertFfnMatchesPerExpertMatmuls) {
   if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
   at::manual_seed(1);
   const int64_t M = 29, D = 40, I = 24, E = 6, K = 2;
-  const at::Tensor x = at::randn({M, D});                     // [M, D]
-  const at::Tensor gate_up = at::randn({E, 2 * I, D}) * 0.2;  // [E, 2I, D]
-  const at::Tensor down = at::randn({E, D, I}) * 0.2;         // [E, D, I]
+  const at::Tensor x = at::randn({M, D});                               // [M, D]
+  const at::Tensor gate_up = at::randn({E, 2 * I, D}) * 0.2;            // [E, 2I, D]
+  const at::Tensor down = at::randn({E, D, I}) * 0.2;                   // [E, D, I]
   const at::Tensor experts = at::randint(0, E - 1, {M, K}, at::kLong);  // expert E-1 gets no token
   const at::Tensor weights = at::rand({M, K});
   at::Tensor counts;
   cpu::PackedWeight gate_up_packed, down_packed;
-  const at::Tensor y = cpu::expert_ffn(x, experts, weights, gate_up_packed.update(gate_up), down_packed.update(down), &counts);
+  const at::Tensor y =
+      cpu::expert_ffn(x, experts, weights, gate_up_packed.update(gate_up), down_packed.update(down), &counts);
   at::Tensor ref = at::zeros({M, D}, at::kDouble);
   for (int64_t m = 0; m < M; ++m) {
     for (int64_t k = 0; k < K; ++k) {
@@ -147,7 +150,7 @@ TEST(CpuKernels, RmsNormMatchesHfFormula) {
   if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
   at::manual_seed(4);
   const at::Tensor x = at::randn({3, 7, 37}) * 4, w = at::randn({37});  // D = 37: vector body and tail
-  const at::Tensor y = cpu::rms_norm(x.transpose(0, 1), w, 1e-6);        // a non-contiguous input
+  const at::Tensor y = cpu::rms_norm(x.transpose(0, 1), w, 1e-6);       // a non-contiguous input
   const at::Tensor xd = x.transpose(0, 1).to(at::kDouble);
   const at::Tensor ref = w.to(at::kDouble) * (xd * at::rsqrt(xd.pow(2).mean(-1, true) + 1e-6));
   EXPECT_LT(max_abs_diff(y, ref.to(at::kFloat)), 1e-5);
@@ -156,7 +159,7 @@ TEST(CpuKernels, RmsNormMatchesHfFormula) {
 TEST(CpuKernels, RopeMatchesRotateHalf) {
   if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
   at::manual_seed(5);
-  const int64_t N = 3, H = 4, T = 2, Dr = 20;  // half = 10: vector body and tail
+  const int64_t N = 3, H = 4, T = 2, Dr = 20;                     // half = 10: vector body and tail
   const at::Tensor x = at::randn({N, T, H, Dr}).transpose(1, 2);  // [N, H, T, Dr] as q.transpose(1, 2)
   const at::Tensor cos = at::randn({N, T, Dr}), sin = at::randn({N, T, Dr});
   const at::Tensor y = cpu::rope(x, cos, sin);
@@ -172,7 +175,7 @@ TEST(PackedWeight, RepacksAfterAnInPlaceUpdateAndOnlyThen) {
   if (!cpu::cpu_has_avx2_fma()) GTEST_SKIP() << "no AVX2 + FMA";
   at::manual_seed(6);
   const at::Tensor x = at::randn({5, 37});  // [M, in]
-  at::Tensor w = at::randn({40, 37});        // [out, in]
+  at::Tensor w = at::randn({40, 37});       // [out, in]
   cpu::PackedWeight p;
   EXPECT_LT(max_abs_diff(cpu::packed_linear(x, p.update(w), {}), at::linear(x, w)), 1e-4);
   p.update(w);

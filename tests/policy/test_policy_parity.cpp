@@ -6,9 +6,8 @@
 //     the fp32 CPU logits agree to 1e-4 max abs;
 //  2. r1kit creates a model from the same config, saves it (per-expert, and fused for one),
 //     transformers loads it, and its logits equal r1kit's to 1e-4.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
 #include "policy/pretrained.h"
@@ -19,8 +18,7 @@
 namespace r1kit::policy {
 namespace {
 
-const char* const kArchitectures[] = {"deepseek_v3", "deepseek_v3_plain", "qwen3_moe",
-                                      "qwen2_moe",   "qwen2",             "llama"};
+const char* const kArchitectures[] = {"deepseek_v3", "deepseek_v3_plain", "qwen3_moe", "qwen2_moe", "qwen2", "llama"};
 
 class PolicyParity : public ::testing::Test {
  protected:
@@ -47,7 +45,7 @@ TEST_F(PolicyParity, TransformersModelsLoadWithSameLogits) {
     const std::string d = dir_ + "/" + arch;
     auto model = load_pretrained(d, resolve_device("cpu"));
     model->eval();
-    const at::Tensor ids = read_tensor(d + "/reference.safetensors", "input_ids");  // [3, 17]
+    const at::Tensor ids = read_tensor(d + "/reference.safetensors", "input_ids");    // [3, 17]
     const at::Tensor expected = read_tensor(d + "/reference.safetensors", "logits");  // [3, 17, V]
     const at::Tensor got = model->forward(ids);
     ASSERT_EQ(got.sizes(), expected.sizes());

@@ -3,9 +3,8 @@
 // chunked logprobs (values and gradients) against the full log_softmax, the KV-cache paths
 // (MLA absorbed, GQA) against the cache-free forward, batch invariance under right padding,
 // and config errors.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
@@ -135,7 +134,7 @@ TEST(PolicyMoe, SortedExpertsEqualPerTokenLoop) {
   for (int64_t t = 0; t < 15; ++t) {
     for (int64_t k = 0; k < 2; ++k) {
       const int64_t e = r.experts[t][k].item<int64_t>();
-      const at::Tensor h = at::matmul(gu[e], flat[t]);                   // [2I]
+      const at::Tensor h = at::matmul(gu[e], flat[t]);  // [2I]
       const at::Tensor a = at::silu(h.narrow(0, 0, I)) * h.narrow(0, I, I);
       ref[t] += r.weights[t][k] * at::matmul(down[e], a);
     }
@@ -231,7 +230,7 @@ TEST(PolicyBatch, RightPaddingDoesNotChangeARow) {
   model->eval();
   torch::NoGradGuard no_grad;
   const at::Tensor row = at::randint(0, 50, {1, 6}, at::kLong);
-  const at::Tensor padded = at::cat({row, at::full({1, 4}, 0, at::kLong)}, 1);   // right-padded to 10
+  const at::Tensor padded = at::cat({row, at::full({1, 4}, 0, at::kLong)}, 1);  // right-padded to 10
   const at::Tensor batch = at::cat({padded, at::randint(0, 50, {3, 10}, at::kLong)}, 0);
   const at::Tensor alone = model->forward(row);
   const at::Tensor among = model->forward(batch).narrow(0, 0, 1).narrow(1, 0, 6);
@@ -252,7 +251,8 @@ TEST(PolicyConfig, ErrorsNameTheProblem) {
   EXPECT_EQ(message(R"({"model_type": "llama", "num_attention_heads": 6, "num_key_value_heads": 4})"),
             "m/config.json: num_attention_heads (6) must be a multiple of num_key_value_heads (4)");
   EXPECT_EQ(message(R"({"model_type": "qwen2", "hidden_act": "gelu"})"),
-            "m/config.json.hidden_act '" "gelu' is not supported (silu only)");
+            "m/config.json.hidden_act '"
+            "gelu' is not supported (silu only)");
   EXPECT_EQ(message(R"({"model_type": "qwen2", "rope_scaling": {"type": "dynamic", "factor": 2}})"),
             "m/config.json.rope_scaling.rope_type: 'dynamic' is not supported (default, yarn, llama3, linear)");
   EXPECT_EQ(message(R"({"model_type": "qwen2", "vocab_size": "big"})"),
@@ -263,7 +263,8 @@ TEST(PolicyParams, ActiveParametersCountKOfEExperts) {
   auto model = create_model(tiny("qwen3_moe"), 1);
   const ModelConfig& c = model->config();
   // Per MoE layer the experts hold E * 3 * I * D; only K of E are active.
-  const int64_t per_layer_inactive = (c.num_experts - c.num_experts_per_tok) * 3 * c.moe_intermediate_size * c.hidden_size;
+  const int64_t per_layer_inactive =
+      (c.num_experts - c.num_experts_per_tok) * 3 * c.moe_intermediate_size * c.hidden_size;
   EXPECT_EQ(model->num_parameters() - model->num_active_parameters(), 2 * per_layer_inactive);
 }
 

@@ -1,10 +1,10 @@
 // The `code` reward: HumanEval's 164 canonical solutions pass (and mostly fail with their
 // last line removed), assert lists give partial credit, stdin/stdout cases compare exactly
 // or whitespace-tolerantly, and code extraction takes the last fenced block.
+#include <gtest/gtest.h>
+
 #include <cstdio>
 #include <sstream>
-
-#include <gtest/gtest.h>
 
 #include "code_test_util.h"
 #include "rewards/code_extract.h"
@@ -31,7 +31,8 @@ std::vector<Json> humaneval() {
   return rows;
 }
 
-std::vector<RewardResult> score_all(const Scorer& s, const std::vector<Json>& rows, const std::vector<std::string>& completions) {
+std::vector<RewardResult> score_all(const Scorer& s, const std::vector<Json>& rows,
+                                    const std::vector<std::string>& completions) {
   std::vector<RewardInput> inputs(rows.size());
   std::vector<std::string> prompts(rows.size());
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -64,8 +65,10 @@ TEST(CodeReward, HumanEvalCanonicalSolutionsPassAndTruncatedOnesFail) {
   auto ok = score_all(s, rows, full);
   int pass = 0;
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (ok[i].value && *ok[i].value == 1.0) ++pass;
-    else ADD_FAILURE() << rows[i]["task_id"] << ": " << ok[i].why;
+    if (ok[i].value && *ok[i].value == 1.0)
+      ++pass;
+    else
+      ADD_FAILURE() << rows[i]["task_id"] << ": " << ok[i].why;
   }
   auto bad = score_all(s, rows, truncated);
   int zero = 0;

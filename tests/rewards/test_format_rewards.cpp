@@ -8,17 +8,17 @@ using namespace r1kit::rewards;
 TEST(Format, R1ZeroTemplate) {
   EXPECT_EQ(format_score("<think>a</think><answer>b</answer>", false), 1.0);
   EXPECT_EQ(format_score("  <think>\na\n</think>\n<answer>\nb\n</answer>\n", false), 1.0);
-  EXPECT_EQ(format_score("hi <think>a</think><answer>b</answer>", false), 0.0);   // text outside
+  EXPECT_EQ(format_score("hi <think>a</think><answer>b</answer>", false), 0.0);  // text outside
   EXPECT_EQ(format_score("<think>a</think><answer>b</answer> bye", false), 0.0);
-  EXPECT_EQ(format_score("<answer>b</answer><think>a</think>", false), 0.0);     // wrong order
+  EXPECT_EQ(format_score("<answer>b</answer><think>a</think>", false), 0.0);                  // wrong order
   EXPECT_EQ(format_score("<think>a</think><think>c</think><answer>b</answer>", false), 0.0);  // two thinks
-  EXPECT_EQ(format_score("a</think><answer>b</answer>", true), 1.0);             // <think> in the prompt
+  EXPECT_EQ(format_score("a</think><answer>b</answer>", true), 1.0);                          // <think> in the prompt
 }
 
 TEST(Format, TagCount) {
   EXPECT_EQ(tag_count_score("<think>a</think><answer>b</answer>"), 1.0);
-  EXPECT_EQ(tag_count_score("<think>a</think>"), 0.5);                           // 2 of 4 tags
-  EXPECT_EQ(tag_count_score("<think><think></think>"), 0.25);                    // only </think> once
+  EXPECT_EQ(tag_count_score("<think>a</think>"), 0.5);         // 2 of 4 tags
+  EXPECT_EQ(tag_count_score("<think><think></think>"), 0.25);  // only </think> once
 }
 
 TEST(Format, DapoOverlong) {

@@ -1,9 +1,9 @@
 // Math answers end to end: every MATH-500 gold accepted against itself (as \boxed{} and as
 // "The answer is $...$") and a wrong number rejected; GSM8K "#### 1,200" golds; and small
 // hand-checked cases for extraction, parsing and equivalence.
-#include <fstream>
-
 #include <gtest/gtest.h>
+
+#include <fstream>
 
 #include "rewards/math_equal.h"
 #include "rewards/math_extract.h"
@@ -36,10 +36,19 @@ TEST(Math500, EveryGoldAcceptsItselfAndRejectsAWrongNumber) {
     Json row = Json::parse(line);
     std::string a = row["answer"].get<std::string>();
     ++n;
-    if (same(a, "So we get \\boxed{" + a + "}.")) ++boxed; else failures.push_back("boxed: " + a);
-    if (same(a, "Putting it together. The answer is $" + a + "$.")) ++answer_is; else failures.push_back("answer is: " + a);
+    if (same(a, "So we get \\boxed{" + a + "}."))
+      ++boxed;
+    else
+      failures.push_back("boxed: " + a);
+    if (same(a, "Putting it together. The answer is $" + a + "$."))
+      ++answer_is;
+    else
+      failures.push_back("answer is: " + a);
     // 987654321 is no MATH-500 answer.
-    if (!same(a, "So we get \\boxed{987654321}.")) ++wrong_rejected; else failures.push_back("wrong accepted: " + a);
+    if (!same(a, "So we get \\boxed{987654321}."))
+      ++wrong_rejected;
+    else
+      failures.push_back("wrong accepted: " + a);
   }
   for (size_t i = 0; i < failures.size() && i < 20; ++i) ADD_FAILURE() << failures[i];
   std::printf("MATH-500: %d/%d boxed, %d/%d 'The answer is', %d/%d wrong rejected\n", boxed, n, answer_is, n,
@@ -87,7 +96,8 @@ TEST(MathExtract, Ladder) {
   // The last box wins over earlier numbers; <answer> tags win over everything.
   EXPECT_EQ(math::extract_answer("x=3 so \\boxed{5} and then 7")->text, "5");
   EXPECT_EQ(math::extract_answer("<think>\\boxed{1}</think><answer>\\boxed{2}</answer>")->text, "2");
-  EXPECT_EQ(math::extract_answer("Final Answer: The final answer is $\\frac12$. I hope it is correct.")->text, "\\frac12");
+  EXPECT_EQ(math::extract_answer("Final Answer: The final answer is $\\frac12$. I hope it is correct.")->text,
+            "\\frac12");
   EXPECT_EQ(math::extract_answer("so the answer is 42.")->text, "42");
   // Boxes joined by "and" are one list answer; unrelated boxes are not.
   EXPECT_EQ(math::extract_answer("\\boxed{1} and \\boxed{2}")->text, "1, 2");
@@ -112,29 +122,29 @@ TEST(MathExtract, NameFollowedByADotNumberEnds) {
 }
 
 TEST(MathEqual, NumbersAndForms) {
-  EXPECT_TRUE(eq("\\frac{1}{2}", "0.5"));               // decimal vs fraction
-  EXPECT_TRUE(eq("\\dfrac{3}{6}", "\\tfrac12"));        // both 1/2
-  EXPECT_TRUE(eq("2\\frac{1}{2}", "5/2"));              // mixed number 2 + 1/2
-  EXPECT_TRUE(eq("50\\%", "0.5"));                      // percent: 50/100
-  EXPECT_TRUE(eq("1.5 \\times 10^{3}", "1500"));        // scientific notation
+  EXPECT_TRUE(eq("\\frac{1}{2}", "0.5"));         // decimal vs fraction
+  EXPECT_TRUE(eq("\\dfrac{3}{6}", "\\tfrac12"));  // both 1/2
+  EXPECT_TRUE(eq("2\\frac{1}{2}", "5/2"));        // mixed number 2 + 1/2
+  EXPECT_TRUE(eq("50\\%", "0.5"));                // percent: 50/100
+  EXPECT_TRUE(eq("1.5 \\times 10^{3}", "1500"));  // scientific notation
   EXPECT_TRUE(eq("1.5e3", "1500"));
-  EXPECT_TRUE(eq("90^\\circ", "90"));                   // degrees
-  EXPECT_TRUE(eq("10\\text{ cm}^2", "10"));             // units after a number
-  EXPECT_TRUE(eq("2\\sqrt{2}", "\\sqrt{8}"));           // 2*1.41421 = 2.82843
+  EXPECT_TRUE(eq("90^\\circ", "90"));          // degrees
+  EXPECT_TRUE(eq("10\\text{ cm}^2", "10"));    // units after a number
+  EXPECT_TRUE(eq("2\\sqrt{2}", "\\sqrt{8}"));  // 2*1.41421 = 2.82843
   EXPECT_TRUE(eq("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\pi/2)"));
   EXPECT_TRUE(eq("-\\frac{10}{9}", "\\frac{-10}{9}"));
-  EXPECT_TRUE(eq("10,\\!080", "10080"));                // MATH's thousands separator
+  EXPECT_TRUE(eq("10,\\!080", "10080"));  // MATH's thousands separator
   EXPECT_FALSE(eq("4", "4\\sqrt{2}"));
-  EXPECT_FALSE(eq("\\frac{1}{3}", "0.33"));             // rounded to 6 places: 0.333333 != 0.33
-  EXPECT_FALSE(eq("2", "\\frac{1+\\sqrt{5}}{2}"));       // 2 vs 1.618
+  EXPECT_FALSE(eq("\\frac{1}{3}", "0.33"));         // rounded to 6 places: 0.333333 != 0.33
+  EXPECT_FALSE(eq("2", "\\frac{1+\\sqrt{5}}{2}"));  // 2 vs 1.618
 }
 
 TEST(MathEqual, SymbolicAtRandomPoints) {
   EXPECT_TRUE(eq("\\frac{x+2}{7}", "\\frac{x}{7}+\\frac{2}{7}"));
-  EXPECT_TRUE(eq("\\tan^2 y + 1", "\\sec^2 y"));         // an identity, no CAS needed
+  EXPECT_TRUE(eq("\\tan^2 y + 1", "\\sec^2 y"));  // an identity, no CAS needed
   EXPECT_TRUE(eq("(x+1)^2", "x^2+2x+1"));
   EXPECT_FALSE(eq("x+2n+1", "x+1"));
-  EXPECT_FALSE(eq("f(x)", "f(y)"));                     // strict: different variables
+  EXPECT_FALSE(eq("f(x)", "f(y)"));  // strict: different variables
   math::EqualOptions loose;
   loose.strict = false;
   EXPECT_TRUE(eq("f(x)", "f(y)", loose));
@@ -142,25 +152,27 @@ TEST(MathEqual, SymbolicAtRandomPoints) {
 
 TEST(MathEqual, Structures) {
   EXPECT_TRUE(eq("(1, 2)", "(1,2)"));
-  EXPECT_FALSE(eq("(1, 2)", "(2, 1)"));                 // tuples are ordered
-  EXPECT_TRUE(eq("\\{1, 2\\}", "\\{2, 1\\}"));          // sets are not
+  EXPECT_FALSE(eq("(1, 2)", "(2, 1)"));         // tuples are ordered
+  EXPECT_TRUE(eq("\\{1, 2\\}", "\\{2, 1\\}"));  // sets are not
   EXPECT_TRUE(eq("1, 2, 3", "3, 2, 1"));
   EXPECT_TRUE(eq("[0, 1)", "[0,1)"));
-  EXPECT_FALSE(eq("(0, 9)", "[0, 9)"));                 // open vs closed end
+  EXPECT_FALSE(eq("(0, 9)", "[0, 9)"));  // open vs closed end
   EXPECT_TRUE(eq("(-\\infty, 2] \\cup (3, \\infty)", "(3, \\infty) \\cup (-\\infty, 2]"));
-  EXPECT_TRUE(eq("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"));
-  EXPECT_FALSE(eq("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}"));
+  EXPECT_TRUE(
+      eq("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix} 1 & 2 \\\\ 3 & 4 \\end{bmatrix}"));
+  EXPECT_FALSE(
+      eq("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 5 \\end{pmatrix}"));
   EXPECT_TRUE(eq("1 \\pm \\sqrt{2}", "\\{1+\\sqrt{2}, 1-\\sqrt{2}\\}"));
 }
 
 TEST(MathEqual, RelationsAndEquations) {
-  EXPECT_TRUE(eq("x = 3", "3"));                        // a predicted equation: its right side
-  EXPECT_TRUE(eq("k = 3", "3"));                        // a gold assignment likewise
-  EXPECT_FALSE(eq("2x + 1 = 3", "3"));                  // not an assignment
+  EXPECT_TRUE(eq("x = 3", "3"));                                            // a predicted equation: its right side
+  EXPECT_TRUE(eq("k = 3", "3"));                                            // a gold assignment likewise
+  EXPECT_FALSE(eq("2x + 1 = 3", "3"));                                      // not an assignment
   EXPECT_TRUE(eq("2x + 4y - 3 = 0", "y = -\\frac{1}{2}x + \\frac{3}{4}"));  // same line, factor 4
-  EXPECT_TRUE(eq("x < 1", "-x > -1"));                  // both say 1 - x > 0
+  EXPECT_TRUE(eq("x < 1", "-x > -1"));                                      // both say 1 - x > 0
   EXPECT_FALSE(eq("x < 1", "x > -1"));
-  EXPECT_TRUE(eq("-2 \\le x \\le 7", "[-2, 7]"));       // gold inequality vs predicted interval
+  EXPECT_TRUE(eq("-2 \\le x \\le 7", "[-2, 7]"));  // gold inequality vs predicted interval
   EXPECT_FALSE(eq("-2 < x \\le 7", "[-2, 7]"));
 }
 

@@ -5,11 +5,11 @@
 // Every disagreement must be listed, with its reason, in
 // tests/fixtures/mathverify_disagreements.jsonl: a new one fails, and so does a listed one
 // that now agrees (so the fixture never goes stale).
+#include <gtest/gtest.h>
+
 #include <fstream>
 #include <map>
 #include <set>
-
-#include <gtest/gtest.h>
 
 #include "rewards/math_extract.h"
 #include "rewards/math_reward.h"
@@ -37,7 +37,8 @@ Outcome run_cases() {
     opt.equal.percent_lenient = false;
     if (r["precision"].is_number()) opt.equal.float_rounding = r["precision"].get<int>();
     if (r["strict"].is_boolean()) opt.equal.strict = r["strict"].get<bool>();
-    if (r["allow_set_relation_comp"].is_boolean()) opt.equal.allow_set_relation = r["allow_set_relation_comp"].get<bool>();
+    if (r["allow_set_relation_comp"].is_boolean())
+      opt.equal.allow_set_relation = r["allow_set_relation_comp"].get<bool>();
     bool expr = false;
     for (const auto& m : r["match_types"]) expr = expr || m == "expr";
     if (!r["match_types"].empty() && !expr) opt.extract.last_number = false;
@@ -75,8 +76,8 @@ TEST(MathVerify, AgreementAtLeast95PercentAndEveryDisagreementListed) {
     EXPECT_TRUE(listed.count(i)) << "new disagreement with Math-Verify at case " << i << ": " << why
                                  << " (fix it, or list it with a reason in the fixture)";
   for (const auto& [i, reason] : listed)
-    EXPECT_TRUE(o.disagreements.count(i)) << "case " << i << " now agrees with Math-Verify: remove it from the fixture ("
-                                          << reason << ")";
+    EXPECT_TRUE(o.disagreements.count(i))
+        << "case " << i << " now agrees with Math-Verify: remove it from the fixture (" << reason << ")";
 }
 
 // The 7 string-extraction (multiple choice) cases of the same suite.

@@ -30,8 +30,8 @@ std::string message_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(PluginLibrary, KeywordExample) {
-  Scorer s = Scorer::from_json(Json::parse(R"([{"name": "plugin", "path": ")" + kPlugin +
-                                           R"(", "options": {"keyword": "therefore"}}])"), "t");
+  Scorer s = Scorer::from_json(
+      Json::parse(R"([{"name": "plugin", "path": ")" + kPlugin + R"(", "options": {"keyword": "therefore"}}])"), "t");
   Json row = Json::object();
   EXPECT_EQ(*one(s, "x, therefore y", row).value, 1.0);
   EXPECT_EQ(*one(s, "x, so y", row).value, 0.0);
@@ -40,17 +40,20 @@ TEST(PluginLibrary, KeywordExample) {
 }
 
 TEST(PluginLibrary, ErrorsNameThePath) {
-  std::string missing = message_of([] { Scorer::from_json(Json::parse(R"([{"name": "plugin", "path": "/nonexistent/libx.so"}])"), "t"); });
+  std::string missing = message_of(
+      [] { Scorer::from_json(Json::parse(R"([{"name": "plugin", "path": "/nonexistent/libx.so"}])"), "t"); });
   EXPECT_NE(missing.find("t[0].path"), std::string::npos) << missing;
   EXPECT_NE(missing.find("/nonexistent/libx.so"), std::string::npos) << missing;
-  std::string bad_options = message_of([] { Scorer::from_json(Json::parse(R"([{"name": "plugin", "path": ")" + kPlugin + R"("}])"), "t"); });
+  std::string bad_options =
+      message_of([] { Scorer::from_json(Json::parse(R"([{"name": "plugin", "path": ")" + kPlugin + R"("}])"), "t"); });
   EXPECT_NE(bad_options.find("keyword"), std::string::npos) << bad_options;
 }
 
 TEST(PluginProcess, PythonExampleOneByOneAndBatched) {
   for (bool batch : {false, true}) {
     Scorer s = Scorer::from_json(Json::parse(R"([{"name": "process", "command": ["python3", ")" + kPython +
-                                             R"("], "batch": )" + (batch ? "true" : "false") + "}]"), "t");
+                                             R"("], "batch": )" + (batch ? "true" : "false") + "}]"),
+                                 "t");
     // 250 chars of a 1000-char budget: 1 - 0.25.
     Json row = {{"max_chars", 1000}};
     std::vector<Json> rows(8, row);

@@ -3,14 +3,13 @@
 // uid left, no task directory left, no file written outside the sandbox.
 // Every program ends by asserting that its attack worked, so a leaking sandbox scores 1.
 #include <dirent.h>
+#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
-
-#include <gtest/gtest.h>
 
 #include "code_test_util.h"
 #include "rewards/sandbox.h"
@@ -64,16 +63,23 @@ TEST(Sandbox, HostilePrograms) {
   std::string src_dir = R1KIT_SOURCE_DIR;
   std::vector<Hostile> programs = {
       {"infinite loop", "while True:\n    pass\n"},
-      {"fork bomb", "import os\nn = 0\nwhile True:\n    try:\n        os.fork()\n        n += 1\n    except OSError:\n        pass\n"},
+      {"fork bomb",
+       "import os\nn = 0\nwhile True:\n    try:\n        os.fork()\n        n += 1\n    except OSError:\n        "
+       "pass\n"},
       {"memory bomb", "x = []\nwhile True:\n    x.append(bytearray(50 * 1024 * 1024))\n"},
-      {"write outside tmpfs",
-       "ok = False\nfor p in ['" + marker() + "', '/usr/r1kit-escape', '/r1kit-escape', '" + src_dir + "/r1kit-escape']:\n"
-       "    try:\n        open(p, 'w').write('x')\n        ok = True\n    except OSError:\n        pass\nassert ok\n"},
+      {"write outside tmpfs", "ok = False\nfor p in ['" + marker() + "', '/usr/r1kit-escape', '/r1kit-escape', '" +
+                                  src_dir +
+                                  "/r1kit-escape']:\n"
+                                  "    try:\n        open(p, 'w').write('x')\n        ok = True\n    except OSError:\n "
+                                  "       pass\nassert ok\n"},
       {"network", "import socket\ns = socket.create_connection(('1.1.1.1', 53), timeout=2)\n"},
-      {"kill parent", "import os, signal\nfor pid in [os.getppid(), 1, -1]:\n    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\nos._exit(0)\n"},
+      {"kill parent",
+       "import os, signal\nfor pid in [os.getppid(), 1, -1]:\n    try:\n        os.kill(pid, signal.SIGKILL)\n    "
+       "except OSError:\n        pass\nos._exit(0)\n"},
       {"read files not given",
-       "data = ''\nfor p in ['/etc/passwd', '/etc/shadow', '/root/.bashrc', '" + src_dir + "/CMakeLists.txt']:\n"
-       "    try:\n        data += open(p).read()\n    except OSError:\n        pass\nassert data\n"},
+       "data = ''\nfor p in ['/etc/passwd', '/etc/shadow', '/root/.bashrc', '" + src_dir +
+           "/CMakeLists.txt']:\n"
+           "    try:\n        data += open(p).read()\n    except OSError:\n        pass\nassert data\n"},
       {"print gigabytes", "import sys\nb = 'x' * 65536\nwhile True:\n    sys.stdout.write(b)\n"},
       {"exit 0 early", "import os\nos._exit(0)\n"},
       {"sys.exit early", "import sys\nsys.exit(0)\n"},
@@ -130,8 +136,9 @@ TEST(Sandbox, EachHostileAloneReturnsWithinItsLimit) {
 TEST(Sandbox, NormalProgramRunsWithStdin) {
   std::string why;
   if (!sandbox_available(&why)) GTEST_SKIP() << "bubblewrap unavailable here: " << why;
-  SandboxResult r = run_sandboxed({"/usr/bin/python3", "-I", "/task/p.py"}, "21\n",
-                                  {{"p.py", "import os\nprint(int(input()) * 2, os.getcwd())\nopen('f', 'w').write('ok')\n"}}, {});
+  SandboxResult r =
+      run_sandboxed({"/usr/bin/python3", "-I", "/task/p.py"}, "21\n",
+                    {{"p.py", "import os\nprint(int(input()) * 2, os.getcwd())\nopen('f', 'w').write('ok')\n"}}, {});
   EXPECT_TRUE(r.exited_zero()) << r.err;
   EXPECT_EQ(r.out, "42 /tmp\n");  // cwd is the private tmpfs, which is writable
 }

@@ -1,8 +1,8 @@
 // Registry and Scorer: duplicate names refused, unknown names listed, unknown options
 // rejected by key, weights combined, skips left out, timeouts enforced.
-#include <thread>
-
 #include <gtest/gtest.h>
+
+#include <thread>
 
 #include "rewards/scorer.h"
 #include "src/error.h"
@@ -32,16 +32,19 @@ std::string message_of(const std::function<void()>& f) {
 
 TEST(Registry, RefusesDuplicatesAndListsKnownNames) {
   EXPECT_TRUE(RewardRegistry::instance().contains("math"));
-  std::string dup = message_of([] { RewardRegistry::instance().add("math", [](JsonFields&) { return std::unique_ptr<Reward>(); }); });
+  std::string dup =
+      message_of([] { RewardRegistry::instance().add("math", [](JsonFields&) { return std::unique_ptr<Reward>(); }); });
   EXPECT_NE(dup.find("'math' is registered twice"), std::string::npos) << dup;
   std::string unknown = message_of([] { Scorer::from_spec("maths"); });
   EXPECT_NE(unknown.find("unknown reward 'maths'"), std::string::npos) << unknown;
-  for (const char* name : {"code", "format", "language", "length", "math", "plugin", "process", "repetition", "tag_count"})
+  for (const char* name :
+       {"code", "format", "language", "length", "math", "plugin", "process", "repetition", "tag_count"})
     EXPECT_NE(unknown.find(name), std::string::npos) << name << " not listed in: " << unknown;
 }
 
 TEST(Scorer, UnknownOptionIsAnErrorNamingTheKey) {
-  std::string m = message_of([] { Scorer::from_json(Json::parse(R"([{"name": "math", "wieght": 2}])"), "recipe.json: rewards"); });
+  std::string m =
+      message_of([] { Scorer::from_json(Json::parse(R"([{"name": "math", "wieght": 2}])"), "recipe.json: rewards"); });
   EXPECT_EQ(m, "recipe.json: rewards[0].wieght: unknown key");
   std::string t = message_of([] { Scorer::from_json(Json::parse(R"([{"name": "length", "unit": "tokens"}])"), "r"); });
   EXPECT_NE(t.find("r[0].unit"), std::string::npos) << t;

@@ -2,10 +2,9 @@
 // finished sequences; a row alone equals the same row among 63 others; continuous batching
 // (few slots) equals one big batch; stop strings cut exactly; the MLA cache holds
 // kv_lora_rank + qk_rope_head_dim values per token per layer; a CUDA bf16 smoke case.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <gtest/gtest.h>
 #include <torch/cuda.h>
 
 #include <cstdlib>
@@ -38,7 +37,8 @@ std::shared_ptr<policy::CausalLM> tiny_model(const std::string& type, uint64_t s
   return m;
 }
 
-std::vector<std::vector<int32_t>> random_prompts(int64_t count, uint64_t seed, int64_t min_len = 2, int64_t max_len = 9) {
+std::vector<std::vector<int32_t>> random_prompts(int64_t count, uint64_t seed, int64_t min_len = 2,
+                                                 int64_t max_len = 9) {
   std::vector<std::vector<int32_t>> out;
   std::srand(static_cast<unsigned>(seed));
   for (int64_t i = 0; i < count; ++i) {
@@ -54,7 +54,8 @@ void expect_same_row(const Rollout& a, const Rollout& b, double tol, const std::
   EXPECT_EQ(a.completion_ids, b.completion_ids) << what;
   EXPECT_EQ(a.finish, b.finish) << what;
   ASSERT_EQ(a.logprobs.size(), b.logprobs.size()) << what;
-  for (size_t t = 0; t < a.logprobs.size(); ++t) EXPECT_NEAR(a.logprobs[t], b.logprobs[t], tol) << what << " token " << t;
+  for (size_t t = 0; t < a.logprobs.size(); ++t)
+    EXPECT_NEAR(a.logprobs[t], b.logprobs[t], tol) << what << " token " << t;
 }
 
 void check_logprobs_equal_full_forward(const std::string& type) {
@@ -76,13 +77,13 @@ void check_logprobs_equal_full_forward(const std::string& type) {
     std::vector<int64_t> seq(row.prompt_ids.begin(), row.prompt_ids.end());
     seq.insert(seq.end(), row.completion_ids.begin(), row.completion_ids.end());
     const int64_t P = static_cast<int64_t>(row.prompt_ids.size()), T = 12;
-    const at::Tensor tokens = at::tensor(seq, at::kLong).unsqueeze(0);                 // [1, P+T]
-    const at::Tensor hidden = model->forward_hidden(tokens).narrow(1, P - 1, T);       // [1, T, D]
-    const at::Tensor targets = tokens.narrow(1, P, T);                                 // [1, T]
+    const at::Tensor tokens = at::tensor(seq, at::kLong).unsqueeze(0);            // [1, P+T]
+    const at::Tensor hidden = model->forward_hidden(tokens).narrow(1, P - 1, T);  // [1, T, D]
+    const at::Tensor targets = tokens.narrow(1, P, T);                            // [1, T]
     const at::Tensor ref = policy::token_logprobs(hidden, model->lm_head_weight(), targets, {0.7, 1024}).logprobs[0];
     for (int64_t t = 0; t < T; ++t) {
-      EXPECT_NEAR(row.logprobs[t], ref[t].item<double>(), 1e-4) << type << " row " << row.prompt_index << "/"
-                                                               << row.sample_index << " token " << t;
+      EXPECT_NEAR(row.logprobs[t], ref[t].item<double>(), 1e-4)
+          << type << " row " << row.prompt_index << "/" << row.sample_index << " token " << t;
     }
   }
   // The G samples of a prompt differ (their own streams), the prompts are kept per row.
@@ -183,8 +184,8 @@ TEST(RolloutEngine, CacheTokenBudgetBoundsSlots) {
 
 TEST(RolloutEngine, MlaCacheHoldsLatentAndRopeKeyOnly) {
   const ModelConfig mla = tiny("deepseek_v3"), gqa = tiny("qwen3_moe");
-  EXPECT_EQ(kv_values_per_token_per_layer(mla), 12 + 4);  // kv_lora_rank + qk_rope_head_dim
-  EXPECT_EQ(kv_values_per_token_per_layer(gqa), 2 * 2 * 8);  // k and v, Hkv = 2, Dh = 8
+  EXPECT_EQ(kv_values_per_token_per_layer(mla), 12 + 4);       // kv_lora_rank + qk_rope_head_dim
+  EXPECT_EQ(kv_values_per_token_per_layer(gqa), 2 * 2 * 8);    // k and v, Hkv = 2, Dh = 8
   EXPECT_EQ(kv_bytes_per_token(mla, at::kFloat), 16 * 2 * 4);  // L = 2, fp32
   EXPECT_EQ(kv_bytes_per_token(mla, at::kBFloat16), 16 * 2 * 2);
   KvCache cache(mla, 3, 10, at::TensorOptions().dtype(at::kFloat));
@@ -241,7 +242,8 @@ TEST(RolloutEngine, StopStringsCutExactly) {
       EXPECT_EQ(got.text, ref.text.substr(0, include ? at + 2 : at)) << "stop '" << stop << "'";
       // Tokens: the shortest prefix whose text contains the stop string.
       size_t n = 1;
-      while (toy_decode({ref.completion_ids.begin(), ref.completion_ids.begin() + n}).find(stop) == std::string::npos) ++n;
+      while (toy_decode({ref.completion_ids.begin(), ref.completion_ids.begin() + n}).find(stop) == std::string::npos)
+        ++n;
       EXPECT_EQ(got.completion_ids, std::vector<int32_t>(ref.completion_ids.begin(), ref.completion_ids.begin() + n));
       EXPECT_EQ(got.logprobs.size(), n);
       ++checked;

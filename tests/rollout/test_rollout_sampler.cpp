@@ -2,9 +2,8 @@
 // repetition penalty and temperature on small logit rows, the inverse-CDF draw, and the
 // per-row random stream (device twin equals host twin; draws follow the distribution), and
 // the scale-only fast path sample() against the chain + draw.
-#include <gtest/gtest.h>
-
 #include <ATen/ATen.h>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <limits>
@@ -124,8 +123,9 @@ TEST(RolloutSampler, SampleEqualsChainThenDraw) {
   // 40000 draws follow p within 0.01 (4.5 standard deviations), as for draw().
   const int64_t n = 40000;
   const at::Tensor keys = at::full({n}, static_cast<int64_t>(row_key(prompt_seed(5, 0), 0)), at::kLong);
-  const at::Tensor many = sample(logits.narrow(0, 0, 1).expand({n, 4}), {}, SamplingOptions{},
-                                 row_uniforms(keys, at::arange(n, at::kLong))).tokens;
+  const at::Tensor many =
+      sample(logits.narrow(0, 0, 1).expand({n, 4}), {}, SamplingOptions{}, row_uniforms(keys, at::arange(n, at::kLong)))
+          .tokens;
   const at::Tensor freq = at::bincount(many, {}, 4).to(at::kDouble) / n;
   const double expected[] = {0.1, 0.2, 0.3, 0.4};
   for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(freq[i].item<double>(), expected[i], 0.01) << "token " << i;
@@ -137,7 +137,8 @@ TEST(RolloutSampler, RowStreamsAreKeyedAndMatchHost) {
   EXPECT_NE(k0, k1);
   EXPECT_NE(k0, k2);
   EXPECT_NE(k0, k3);
-  const at::Tensor keys = at::tensor({static_cast<int64_t>(k0), static_cast<int64_t>(k1), static_cast<int64_t>(k2)}, at::kLong);
+  const at::Tensor keys =
+      at::tensor({static_cast<int64_t>(k0), static_cast<int64_t>(k1), static_cast<int64_t>(k2)}, at::kLong);
   const at::Tensor steps = at::tensor({int64_t{0}, int64_t{5}, int64_t{123456}}, at::kLong);
   const at::Tensor u = row_uniforms(keys, steps);
   EXPECT_EQ(u[0].item<float>(), static_cast<float>(row_uniform(k0, 0)));
@@ -160,7 +161,8 @@ TEST(RolloutSampler, DrawsFollowTheDistribution) {
 
 TEST(RolloutSampler, OptionsParseAndRejectUnknownKeys) {
   const SamplingOptions o = parse_sampling_options(
-      Json::parse(R"({"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 64, "stop_strings": ["</answer>"], "seed": 3})"),
+      Json::parse(
+          R"({"temperature": 0.6, "top_p": 0.95, "max_new_tokens": 64, "stop_strings": ["</answer>"], "seed": 3})"),
       "recipe.json: rollout.sampling");
   EXPECT_DOUBLE_EQ(o.temperature, 0.6);
   EXPECT_DOUBLE_EQ(o.top_p, 0.95);

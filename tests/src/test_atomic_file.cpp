@@ -1,7 +1,5 @@
 // AtomicFile: the target holds the old bytes or the new ones, never a half-written file.
 #include <gtest/gtest.h>
-
-#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <filesystem>
@@ -11,6 +9,7 @@
 
 #include "src/atomic_file.h"
 #include "src/error.h"
+#include "tests/test_util.h"
 
 namespace r1kit {
 namespace {

@@ -7,7 +7,7 @@ namespace r1kit {
 namespace {
 
 struct Opts {
-  int steps = 10;        // default kept when the key is absent
+  int steps = 10;  // default kept when the key is absent
   double lr = 1e-3;
   std::string name = "x";
   std::vector<int> ids;

@@ -53,9 +53,10 @@ std::vector<int> run_ranks(const std::string& test_name, int world, const std::s
     for (char** e = environ; *e != nullptr; ++e) env_s.push_back(*e);
     for (const std::string& kv :
          {"RANK=" + std::to_string(r), "LOCAL_RANK=" + std::to_string(r), "WORLD_SIZE=" + std::to_string(world),
-          std::string("MASTER_ADDR=127.0.0.1"), "MASTER_PORT=" + std::to_string(port), std::string("R1KIT_TEST_WORKER=1"),
-          "R1KIT_TEST_OUT=" + out_dir + "/rank" + std::to_string(r) + ".txt", "R1KIT_DIST_TIMEOUT=" + timeout_s,
-          std::string("R1KIT_DIST_BACKEND=gloo"), std::string("OMP_NUM_THREADS=1")}) {
+          std::string("MASTER_ADDR=127.0.0.1"), "MASTER_PORT=" + std::to_string(port),
+          std::string("R1KIT_TEST_WORKER=1"), "R1KIT_TEST_OUT=" + out_dir + "/rank" + std::to_string(r) + ".txt",
+          "R1KIT_DIST_TIMEOUT=" + timeout_s, std::string("R1KIT_DIST_BACKEND=gloo"),
+          std::string("OMP_NUM_THREADS=1")}) {
       env_s.push_back(kv);
     }
     std::vector<char*> envp;
@@ -90,9 +91,9 @@ bool exited_ok(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 
 
 TEST(Distributed, EnvironmentParsing) {
   if (is_worker()) return;
-  for (const char* k : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID",
-                        "SLURM_NTASKS", "SLURM_LOCALID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMI_SIZE",
-                        "TORCHELASTIC_USE_AGENT_STORE"}) {
+  for (const char* k :
+       {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "SLURM_PROCID", "SLURM_NTASKS",
+        "SLURM_LOCALID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMI_SIZE", "TORCHELASTIC_USE_AGENT_STORE"}) {
     ::unsetenv(k);
   }
   EXPECT_FALSE(read_distributed_env().launched);

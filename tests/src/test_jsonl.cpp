@@ -1,7 +1,5 @@
 // JSONL: round trip, blank lines, FILE:LINE errors, atomic writer, crash-tolerant appender.
 #include <gtest/gtest.h>
-
-#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <algorithm>
@@ -12,6 +10,7 @@
 
 #include "src/error.h"
 #include "src/jsonl.h"
+#include "tests/test_util.h"
 
 namespace r1kit {
 namespace {
@@ -20,9 +19,7 @@ namespace fs = std::filesystem;
 
 using testing::TempDir;  // tests/test_util.h
 
-void put(const std::string& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-}
+void put(const std::string& path, const std::string& text) { std::ofstream(path, std::ios::binary) << text; }
 
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -41,9 +38,7 @@ std::string read_error(const std::string& path) {
   return "";
 }
 
-bool starts_with(const std::string& s, const std::string& prefix) {
-  return s.rfind(prefix, 0) == 0;
-}
+bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
 TEST(Jsonl, RoundTrip) {
   TempDir dir;
@@ -116,8 +111,7 @@ TEST(Jsonl, WriterRejectsNonObjectRow) {
     w.write(Json::array({1, 2}));
     FAIL() << "expected r1kit::Error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              dir / "x.jsonl" + ": row 1: expected a JSON object, got array");
+    EXPECT_EQ(std::string(e.what()), dir / "x.jsonl" + ": row 1: expected a JSON object, got array");
   }
 }
 
@@ -157,7 +151,8 @@ namespace {
 TEST(Jsonl, DropRowsAfterStep) {
   testing::TempDir dir;
   const std::string path = dir / "samples.jsonl";
-  std::ofstream(path) << "{\"step\": 1, \"x\": \"a\"}\n{\"step\": 2}\n{\"step\": 3}\n{\"step\": 2, \"late\": true}\n{\"step\": 4, \"x\": \"tor";
+  std::ofstream(path) << "{\"step\": 1, \"x\": \"a\"}\n{\"step\": 2}\n{\"step\": 3}\n{\"step\": 2, \"late\": "
+                         "true}\n{\"step\": 4, \"x\": \"tor";
   drop_rows_after_step(path, 2);
   const std::vector<Json> rows = read_jsonl(path);
   ASSERT_EQ(rows.size(), 3u);

@@ -45,11 +45,9 @@ TEST(Progress, LineText) {
   // Unknown total: count and rate only; rates >= 10 without decimals.
   EXPECT_EQ(progress_line("gen", 30, 0, 2.0, "", 200), "gen 30 15/s");
   // 1 of 3601 in 1 s: 3600 left at 1/s is one hour.
-  EXPECT_EQ(progress_line("x", 1, 3601, 1.0, "", 200),
-            "x [........................] 1/3601 1.00/s eta 1:00:00");
+  EXPECT_EQ(progress_line("x", 1, 3601, 1.0, "", 200), "x [........................] 1/3601 1.00/s eta 1:00:00");
   // Nothing done yet: no rate, so no ETA.
-  EXPECT_EQ(progress_line("x", 0, 10, 0.0, "", 200),
-            "x [........................] 0/10 0.00/s eta ?");
+  EXPECT_EQ(progress_line("x", 0, 10, 0.0, "", 200), "x [........................] 0/10 0.00/s eta ?");
   EXPECT_EQ(progress_line("rollout", 50, 100, 10.0, "", 7), "rollout");  // cut to the width
 }
 

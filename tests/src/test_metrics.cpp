@@ -107,7 +107,7 @@ TEST(MetricsLogger, TruncateDropsAPartialRowFromAKilledRun) {
     logger.log(2, {{"x", 2.0}});
   }
   std::ofstream(tmp / "metrics.jsonl", std::ios::app) << R"({"step": 3, "x)";  // killed here
-  MetricsLogger logger(tmp.path, /*enabled=*/true);  // ends the partial line
+  MetricsLogger logger(tmp.path, /*enabled=*/true);                            // ends the partial line
   logger.truncate_after(2);
   EXPECT_EQ(steps_of(read_jsonl(tmp / "metrics.jsonl")), (std::vector<int64_t>{1, 2}));
 }
@@ -143,16 +143,15 @@ TEST(MetricsLogger, DisabledWritesNothing) {
 }
 
 TEST(FormatProgress, OneLine) {
-  const std::map<std::string, double> row = {
-      {"reward", 0.41},           {"acc", 0.38},  {"len", 57.0}, {"kl", 0.0012},
-      {kSecondsPerStepKey, 12.3}, {"unused", 9.0}};
+  const std::map<std::string, double> row = {{"reward", 0.41},           {"acc", 0.38},  {"len", 57.0}, {"kl", 0.0012},
+                                             {kSecondsPerStepKey, 12.3}, {"unused", 9.0}};
   EXPECT_EQ(format_progress(12, 100, row, {"reward", "acc", "len", "kl", kSecondsPerStepKey}),
             "step 12/100  reward 0.41  acc 0.38  len 57  kl 0.0012  12.3 s/step");
   // Absent keys are left out; |v| >= 100 has no decimals; 3 significant digits otherwise;
   // no total: no "/total".
-  EXPECT_EQ(format_progress(3, 0, {{"len", 1234.56}, {"loss", 0.123456}, {"nan", kNaN}},
-                            {"missing", "len", "loss", "nan"}),
-            "step 3  len 1235  loss 0.123  nan nan");
+  EXPECT_EQ(
+      format_progress(3, 0, {{"len", 1234.56}, {"loss", 0.123456}, {"nan", kNaN}}, {"missing", "len", "loss", "nan"}),
+      "step 3  len 1235  loss 0.123  nan nan");
 }
 
 }  // namespace

@@ -1,8 +1,6 @@
 // safetensors: byte-exact layout, every dtype round trip, each malformed-file error names
 // the file (and tensor), never a crash on corrupt input, HF model directories (sharded too).
 #include <gtest/gtest.h>
-
-#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <cstring>
@@ -14,6 +12,7 @@
 #include "src/config.h"
 #include "src/error.h"
 #include "src/safetensors.h"
+#include "tests/test_util.h"
 
 namespace r1kit {
 namespace {
@@ -29,9 +28,7 @@ std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-void put(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+void put(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
 
 // u64 little-endian length + header text + buffer, for hand-made (malformed) files.
 std::string st_bytes(const std::string& header, const std::string& buffer, uint64_t length) {
@@ -53,13 +50,10 @@ std::string open_error(const std::string& path) {
   return "";
 }
 
-bool contains(const std::string& s, const std::string& part) {
-  return s.find(part) != std::string::npos;
-}
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-const Dtype kAll[] = {Dtype::F64, Dtype::F32,  Dtype::F16,     Dtype::BF16,
-                      Dtype::I64, Dtype::I32,  Dtype::I16,     Dtype::I8,
-                      Dtype::U8,  Dtype::BOOL, Dtype::F8_E4M3, Dtype::F8_E5M2};
+const Dtype kAll[] = {Dtype::F64, Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::I64,     Dtype::I32,
+                      Dtype::I16, Dtype::I8,  Dtype::U8,  Dtype::BOOL, Dtype::F8_E4M3, Dtype::F8_E5M2};
 
 TEST(Safetensors, DtypeNamesAndSizes) {
   for (Dtype d : kAll) EXPECT_EQ(dtype_from_name(dtype_name(d)), d) << dtype_name(d);
@@ -87,8 +81,7 @@ TEST(Safetensors, ByteExactLayoutOfOneTensor) {
   write_safetensors(path, {{"a", Dtype::F32, {2}, values, sizeof(values)}});
   const std::string header = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   ASSERT_EQ(header.size(), 54u);
-  const std::string expected =
-      st_bytes(header + "  ", std::string("\x00\x00\x80\x3f\x00\x00\x00\x40", 8));
+  const std::string expected = st_bytes(header + "  ", std::string("\x00\x00\x80\x3f\x00\x00\x00\x40", 8));
   EXPECT_EQ(slurp(path), expected);
 }
 
@@ -103,11 +96,7 @@ TEST(Safetensors, RoundTripEveryDtypeWithMetadata) {
     bytes.push_back(b);
   }
   for (size_t k = 0; k < std::size(kAll); ++k) {
-    tensors.push_back({std::string("t_") + dtype_name(kAll[k]),
-                       kAll[k],
-                       {2, 3},
-                       bytes[k].data(),
-                       bytes[k].size()});
+    tensors.push_back({std::string("t_") + dtype_name(kAll[k]), kAll[k], {2, 3}, bytes[k].data(), bytes[k].size()});
   }
   const double scalar = -2.5;
   tensors.push_back({"scalar", Dtype::F64, {}, &scalar, sizeof(scalar)});
@@ -155,8 +144,7 @@ TEST(Safetensors, HeaderLengthIsAMultipleOfEightAndBufferStartsAligned) {
   for (int len = 1; len <= 9; ++len) {  // names of every length mod 8
     const std::string path = dir / ("pad" + std::to_string(len));
     const uint8_t one = 1;
-    write_safetensors(path,
-                      {{std::string(static_cast<size_t>(len), 'x'), Dtype::U8, {1}, &one, 1}});
+    write_safetensors(path, {{std::string(static_cast<size_t>(len), 'x'), Dtype::U8, {1}, &one, 1}});
     const std::string b = slurp(path);
     uint64_t n = 0;
     for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(b[i])) << (8 * i);
@@ -174,12 +162,10 @@ TEST(Safetensors, WriterRejectsBadInput) {
     write_safetensors(path, {{"w", Dtype::F32, {2, 2}, v, sizeof(v)}});
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              path + ": tensor 'w': nbytes 12 but shape [2, 2] of F32 needs 16");
+    EXPECT_EQ(std::string(e.what()), path + ": tensor 'w': nbytes 12 but shape [2, 2] of F32 needs 16");
   }
   try {
-    write_safetensors(path,
-                      {{"w", Dtype::F32, {3}, v, sizeof(v)}, {"w", Dtype::F32, {3}, v, sizeof(v)}});
+    write_safetensors(path, {{"w", Dtype::F32, {3}, v, sizeof(v)}, {"w", Dtype::F32, {3}, v, sizeof(v)}});
     FAIL();
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), path + ": tensor 'w' is given twice");
@@ -200,39 +186,32 @@ TEST(Safetensors, MalformedFilesGiveErrorsNamingTheFile) {
   const std::vector<Malformed> cases = {
       {"truncated", std::string("\x10\x00\x00", 3), "3 bytes is too short"},
       {"empty", "", "0 bytes is too short"},
-      {"huge header length", st_bytes("{}", "", 1ull << 40),
-       "header length 1099511627776 runs past the end"},
+      {"huge header length", st_bytes("{}", "", 1ull << 40), "header length 1099511627776 runs past the end"},
       {"bad JSON", st_bytes("{\"w\": {", ""), "header is not valid JSON"},
       {"not an object", st_bytes("[1, 2]", ""), "header is not a JSON object"},
       {"unknown dtype", st_bytes(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", four),
        "tensor 'w': unknown dtype \"F33\""},
-      {"negative shape",
-       st_bytes(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", four),
+      {"negative shape", st_bytes(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", four),
        "tensor 'w': shape must hold non-negative integers, got [-1]"},
       {"float shape", st_bytes(R"({"w":{"dtype":"F32","shape":[1.0],"data_offsets":[0,4]}})", four),
        "tensor 'w': shape must hold non-negative integers"},
       {"one offset", st_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4]}})", four),
        "tensor 'w': data_offsets must be [begin, end]"},
-      {"descending offsets",
-       st_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", four),
+      {"descending offsets", st_bytes(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", four),
        "tensor 'w': data_offsets must be [begin, end] with 0 <= begin <= end, got [4,0]"},
-      {"offsets past end",
-       st_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", four),
+      {"offsets past end", st_bytes(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", four),
        "tensor 'w': data_offsets [0, 8] run past the end of the data buffer (4 bytes)"},
-      {"wrong nbytes",
-       st_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", twelve),
+      {"wrong nbytes", st_bytes(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", twelve),
        "tensor 'w': data_offsets span 8 bytes but shape [3] of F32 needs 12"},
       {"overflowing shape",
-       st_bytes(R"({"w":{"dtype":"F64","shape":[4611686018427387904,4],"data_offsets":[0,8]}})",
-                twelve),
+       st_bytes(R"({"w":{"dtype":"F64","shape":[4611686018427387904,4],"data_offsets":[0,8]}})", twelve),
        "tensor 'w': shape [4611686018427387904, 4] is too large"},
       {"overlapping",
        st_bytes(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                 R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
                 twelve),
        "tensors 'a' and 'b' overlap"},
-      {"entry not an object", st_bytes(R"({"w":3})", ""),
-       "tensor 'w': expected {dtype, shape, data_offsets}"},
+      {"entry not an object", st_bytes(R"({"w":3})", ""), "tensor 'w': expected {dtype, shape, data_offsets}"},
       {"metadata value not a string", st_bytes(R"({"__metadata__":{"step":3}})", ""),
        "__metadata__.step is not a string"},
   };
@@ -265,8 +244,7 @@ TEST(Safetensors, EveryTruncationAndCorruptionIsAnErrorNotACrash) {
   TempDir dir;
   const std::string good_path = dir / "good.safetensors";
   const int32_t v[3] = {1, 2, 3};
-  write_safetensors(good_path, {{"a", Dtype::I32, {3}, v, sizeof(v)}, {"b", Dtype::I32, {1}, v, 4}},
-                    {{"k", "v"}});
+  write_safetensors(good_path, {{"a", Dtype::I32, {3}, v, sizeof(v)}, {"b", Dtype::I32, {1}, v, 4}}, {{"k", "v"}});
   const std::string good = slurp(good_path);
   const std::string path = dir / "cut.safetensors";
   for (size_t len = 0; len < good.size(); ++len) {
@@ -300,8 +278,7 @@ TEST(Safetensors, EveryTruncationAndCorruptionIsAnErrorNotACrash) {
 
 TEST(Safetensors, OpenMissingFileNamesIt) {
   TempDir dir;
-  EXPECT_TRUE(
-      contains(open_error(dir / "nope.safetensors"), dir / "nope.safetensors: cannot open"));
+  EXPECT_TRUE(contains(open_error(dir / "nope.safetensors"), dir / "nope.safetensors: cannot open"));
 }
 
 // ---- model directories -------------------------------------------------------------------
@@ -356,8 +333,7 @@ TEST(ModelWeights, ShardedRoundTrip) {
   EXPECT_EQ(w.files().size(), 2u);
   EXPECT_EQ(w.names(), (std::vector<std::string>{"a", "b", "c", "d"}));
   for (const std::string& name : w.names()) {
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(w.at(name).data), 16),
-              std::string(16, name[0]));
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(w.at(name).data), 16), std::string(16, name[0]));
   }
   // Moving the whole set keeps every view valid.
   ModelWeights moved = std::move(w);
@@ -398,10 +374,9 @@ TEST(ModelWeights, MissingShardIsAnError) {
     ModelWeights::open(dir.path);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              dir / "model.safetensors.index.json" +
-                  ": shard 'model-00002-of-00002.safetensors' in weight_map is missing (" +
-                  dir / "model-00002-of-00002.safetensors" + ")");
+    EXPECT_EQ(std::string(e.what()), dir / "model.safetensors.index.json" +
+                                         ": shard 'model-00002-of-00002.safetensors' in weight_map is missing (" +
+                                         dir / "model-00002-of-00002.safetensors" + ")");
   }
 }
 
@@ -416,10 +391,9 @@ TEST(ModelWeights, NameMissingFromItsShardIsAnError) {
     ModelWeights::open(dir.path);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              dir / "model.safetensors.index.json" +
-                  ": weight_map puts 'c' in 'model-00001-of-00002.safetensors'"
-                  ", which has no such tensor");
+    EXPECT_EQ(std::string(e.what()), dir / "model.safetensors.index.json" +
+                                         ": weight_map puts 'c' in 'model-00001-of-00002.safetensors'"
+                                         ", which has no such tensor");
   }
 }
 
@@ -429,8 +403,7 @@ TEST(ModelWeights, EmptyDirectoryIsAnError) {
     ModelWeights::open(dir.path);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()),
-              dir.path + ": no model.safetensors or model.safetensors.index.json");
+    EXPECT_EQ(std::string(e.what()), dir.path + ": no model.safetensors or model.safetensors.index.json");
   }
 }
 

@@ -3,8 +3,6 @@
 // file and sharded directory. Python, torch or safetensors missing is a FAILURE, not a skip:
 // this is the test that keeps the format honest.
 #include <gtest/gtest.h>
-
-#include "tests/test_util.h"
 #include <stdlib.h>
 
 #include <cstdio>
@@ -15,6 +13,7 @@
 
 #include "src/config.h"
 #include "src/safetensors.h"
+#include "tests/test_util.h"
 
 namespace r1kit {
 namespace {
@@ -25,9 +24,8 @@ using testing::TempDir;  // tests/test_util.h
 
 // Runs the parity script with `args`; returns (exit status, stdout + stderr).
 std::pair<int, std::string> run_script(const std::string& args) {
-  const std::string cmd = std::string("'") + R1KIT_SOURCE_DIR + "/.venv/bin/python' '" +
-                          R1KIT_SOURCE_DIR + "/tests/parity/safetensors_roundtrip.py' " + args +
-                          " 2>&1";
+  const std::string cmd = std::string("'") + R1KIT_SOURCE_DIR + "/.venv/bin/python' '" + R1KIT_SOURCE_DIR +
+                          "/tests/parity/safetensors_roundtrip.py' " + args + " 2>&1";
   FILE* pipe = ::popen(cmd.c_str(), "r");
   if (pipe == nullptr) return {-1, "popen failed: " + cmd};
   std::string out;
@@ -53,8 +51,7 @@ TEST(SafetensorsParity, ReadsWhatPythonWrote) {
   ASSERT_EQ(status, 0) << out;
   const SafetensorsFile f = SafetensorsFile::open(dir / "python.safetensors");
   Json expect = read_json_file(dir / "python.expect.json");
-  EXPECT_EQ(f.metadata(),
-            (std::map<std::string, std::string>{{"format", "pt"}, {"source", "python"}}));
+  EXPECT_EQ(f.metadata(), (std::map<std::string, std::string>{{"format", "pt"}, {"source", "python"}}));
   expect.erase("__metadata__");
   ASSERT_EQ(f.tensors().size(), expect.size());
   for (auto it = expect.begin(); it != expect.end(); ++it) {
@@ -87,9 +84,8 @@ struct OurTensors {
   std::vector<TensorToWrite> tensors;
   Json expect = Json::object();
   OurTensors() {
-    const Dtype all[] = {Dtype::F64, Dtype::F32,  Dtype::F16,     Dtype::BF16,
-                         Dtype::I64, Dtype::I32,  Dtype::I16,     Dtype::I8,
-                         Dtype::U8,  Dtype::BOOL, Dtype::F8_E4M3, Dtype::F8_E5M2};
+    const Dtype all[] = {Dtype::F64, Dtype::F32, Dtype::F16, Dtype::BF16, Dtype::I64,     Dtype::I32,
+                         Dtype::I16, Dtype::I8,  Dtype::U8,  Dtype::BOOL, Dtype::F8_E4M3, Dtype::F8_E5M2};
     data.reserve(std::size(all) + 1);
     for (Dtype d : all) {
       std::string b(6 * dtype_size(d), '\0');
@@ -98,8 +94,7 @@ struct OurTensors {
       if (d == Dtype::BOOL)
         for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>(i % 2);
       data.push_back(b);
-      tensors.push_back(
-          {std::string("t_") + dtype_name(d), d, {2, 3}, data.back().data(), b.size()});
+      tensors.push_back({std::string("t_") + dtype_name(d), d, {2, 3}, data.back().data(), b.size()});
     }
     data.push_back(std::string("\0\0\0\0\0\0\x04\xc0", 8));  // -2.5 as F64
     tensors.push_back({"scalar", Dtype::F64, {}, data.back().data(), 8});
@@ -118,8 +113,7 @@ TEST(SafetensorsParity, PythonReadsWhatWeWrote) {
   write_safetensors(dir / "ours.safetensors", ours.tensors, {{"format", "pt"}, {"step", "7"}});
   ours.expect["__metadata__"] = {{"format", "pt"}, {"step", "7"}};
   std::ofstream(dir / "ours.expect.json") << ours.expect.dump();
-  const auto [status, out] =
-      run_script("check '" + dir / "ours.safetensors" + "' '" + dir / "ours.expect.json" + "'");
+  const auto [status, out] = run_script("check '" + dir / "ours.safetensors" + "' '" + dir / "ours.expect.json" + "'");
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("\nOK\n"), std::string::npos) << out;
 }
@@ -132,8 +126,7 @@ TEST(SafetensorsParity, PythonReadsOurShardedDirectory) {
   ASSERT_TRUE(fs::exists(dir / "model/model.safetensors.index.json"));
   ours.expect["__metadata__"] = {{"format", "pt"}};
   std::ofstream(dir / "expect.json") << ours.expect.dump();
-  const auto [status, out] =
-      run_script("check_dir '" + dir / "model" + "' '" + dir / "expect.json" + "'");
+  const auto [status, out] = run_script("check_dir '" + dir / "model" + "' '" + dir / "expect.json" + "'");
   EXPECT_EQ(status, 0) << out;
   EXPECT_NE(out.find("\nOK\n"), std::string::npos) << out;
 }

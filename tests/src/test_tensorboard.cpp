@@ -31,7 +31,6 @@ std::string bytes(std::initializer_list<int> list) {
   return out;
 }
 
-
 // The points TensorBoard read for `tag`, as (step, value) with the value as float.
 std::vector<std::pair<int64_t, float>> points(const Json& read, const std::string& tag) {
   std::vector<std::pair<int64_t, float>> out;
@@ -80,17 +79,15 @@ TEST(TensorboardEvent, ScalarEventBytes) {
   //     0A 08 <Value, 8 bytes>        Summary.value = 1
   //       0A 01 'a'                   Value.tag = 1
   //       15 00 00 80 3F              Value.simple_value = 2, fixed32, 1.0f little-endian
-  const std::string want =
-      bytes({0x09, 0,    0,    0,    0,    0,   0,    0,    0,    0x10, 0x03, 0x2A,
-             0x0A, 0x0A, 0x08, 0x0A, 0x01, 'a', 0x15, 0x00, 0x00, 0x80, 0x3F});
+  const std::string want = bytes({0x09, 0,    0,    0,    0,    0,   0,    0,    0,    0x10, 0x03, 0x2A,
+                                  0x0A, 0x0A, 0x08, 0x0A, 0x01, 'a', 0x15, 0x00, 0x00, 0x80, 0x3F});
   EXPECT_EQ(tensorboard::encode_scalars_event(0.0, 3, {{"a", 1.0}}), want);
 }
 
 TEST(TensorboardEvent, FileVersionAndSessionStartBytes) {
   // wall_time 0, step 0, field 3 (file_version) = "brain.Event:2" (13 bytes).
   const std::string header = bytes({0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0x00});
-  EXPECT_EQ(tensorboard::encode_file_version_event(0.0, "brain.Event:2"),
-            header + bytes({0x1A, 13}) + "brain.Event:2");
+  EXPECT_EQ(tensorboard::encode_file_version_event(0.0, "brain.Event:2"), header + bytes({0x1A, 13}) + "brain.Event:2");
   // step 300 = varint AC 02; field 7 (session_log) = SessionLog{status (1): START (1)}.
   EXPECT_EQ(tensorboard::encode_session_start_event(0.0, 300),
             bytes({0x09, 0, 0, 0, 0, 0, 0, 0, 0, 0x10, 0xAC, 0x02, 0x3A, 0x02, 0x08, 0x01}));
@@ -166,8 +163,7 @@ TEST(TensorboardWriter, SessionStartPurgesLaterStepsOfEarlierFile) {
   // Derivation: steps 1-3 from the first file (101, 102, 103); 4 and 5 of the first file are
   // purged by START at step 4, and the second file's 4.0, 5.0 follow.
   const Json read = read_with_tensorboard(tmp.path);
-  const std::vector<std::pair<int64_t, float>> want = {
-      {1, 101.f}, {2, 102.f}, {3, 103.f}, {4, 4.f}, {5, 5.f}};
+  const std::vector<std::pair<int64_t, float>> want = {{1, 101.f}, {2, 102.f}, {3, 103.f}, {4, 4.f}, {5, 5.f}};
   EXPECT_EQ(points(read, "x"), want) << read.dump();
 }
 

@@ -33,8 +33,7 @@ std::vector<std::string> pre_split(const std::string& preset, const std::string&
 }
 
 // A tokenizer.json with the 256 byte tokens (id = byte value), then one token per merge.
-Json tiny_json(const std::vector<std::pair<std::string, std::string>>& merges,
-               const std::string& preset = "gpt2") {
+Json tiny_json(const std::vector<std::pair<std::string, std::string>>& merges, const std::string& preset = "gpt2") {
   Json vocab = Json::object();
   for (int b = 0; b < 256; ++b) vocab[std::string(byte_level_char(static_cast<uint8_t>(b)))] = b;
   Json merge_list = Json::array();
@@ -125,8 +124,7 @@ TEST(PreTokenizer, TrailingWhitespaceLookahead) {
   EXPECT_EQ(pre_split("gpt2", "a\t b"), (std::vector<std::string>{"a", "\t", " b"}));
   EXPECT_EQ(pre_split("gpt2", "\ta"), (std::vector<std::string>{"\t", "a"}));
   // NBSP is \s for Onig (not for RE2's own \s): two of them before "b" split one by one.
-  EXPECT_EQ(pre_split("gpt2", "a\u00a0\u00a0b"),
-            (std::vector<std::string>{"a", "\u00a0", "\u00a0", "b"}));
+  EXPECT_EQ(pre_split("gpt2", "a\u00a0\u00a0b"), (std::vector<std::string>{"a", "\u00a0", "\u00a0", "b"}));
   // Qwen2: `\s*[\r\n]+` comes before the look-ahead and wins: "\n\n  \n" stays whole.
   EXPECT_EQ(pre_split("qwen2", "a\n\n  \nb"), (std::vector<std::string>{"a", "\n\n  \n", "b"}));
   EXPECT_EQ(pre_split("qwen2", "x   y  "), (std::vector<std::string>{"x", "  ", " y", "  "}));
@@ -141,8 +139,7 @@ TEST(PreTokenizer, FamiliesDiffer) {
   EXPECT_EQ(pre_split("qwen2", "123"), (std::vector<std::string>{"1", "2", "3"}));
   EXPECT_EQ(pre_split("llama3", "1234567"), (std::vector<std::string>{"123", "456", "7"}));
   // DeepSeek-V3: digits by three, then kana/ideograph runs, then the rest.
-  EXPECT_EQ(pre_split("deepseek_v3", "ab12345日本語x"),
-            (std::vector<std::string>{"ab", "123", "45", "日本語", "x"}));
+  EXPECT_EQ(pre_split("deepseek_v3", "ab12345日本語x"), (std::vector<std::string>{"ab", "123", "45", "日本語", "x"}));
   EXPECT_TRUE(pre_split("qwen2", "").empty());
 }
 
@@ -151,10 +148,7 @@ TEST(PreTokenizer, SplitBehaviours) {
   auto split = [](const std::string& behavior, bool invert) {
     const Json j = {{"type", "Sequence"},
                     {"pretokenizers",
-                     {{{"type", "Split"},
-                       {"pattern", {{"Regex", "\\d+"}}},
-                       {"behavior", behavior},
-                       {"invert", invert}},
+                     {{{"type", "Split"}, {"pattern", {{"Regex", "\\d+"}}}, {"behavior", behavior}, {"invert", invert}},
                       {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
     return PreTokenizer::from_json(j, "test").split("a1b22c");
   };
@@ -245,8 +239,7 @@ TEST(Tokenizer, SpecialTokensMatchFirstLongest) {
   EXPECT_TRUE(t.is_special(256));
   EXPECT_EQ(t.vocab_size(), 260);
   // "<x>y" is longer than "<x>" at the same start, so it wins; "<x" alone is plain text.
-  EXPECT_EQ(t.encode("q<x>yz<|endoftext|><x"),
-            (std::vector<int32_t>{'q', 259, 'z', 257, '<', 'x'}));
+  EXPECT_EQ(t.encode("q<x>yz<|endoftext|><x"), (std::vector<int32_t>{'q', 259, 'z', 257, '<', 'x'}));
   EXPECT_EQ(t.decode({'q', 259, 'z', 257}), "q<x>yz<|endoftext|>");
   EXPECT_EQ(t.decode({'q', 259, 'z', 257}, /*skip_special_tokens=*/true), "qz");
   EXPECT_EQ(t.id_to_token(259), "<x>y");
@@ -260,13 +253,10 @@ TEST(Tokenizer, SpecialTokensMatchFirstLongest) {
 
 TEST(Tokenizer, BosTemplate) {
   Json j = tiny_json({});
-  j["added_tokens"] = Json::array(
-      {Json{{"id", 256}, {"content", "<s>"}, {"special", true}, {"normalized", false}}});
+  j["added_tokens"] = Json::array({Json{{"id", 256}, {"content", "<s>"}, {"special", true}, {"normalized", false}}});
   j["post_processor"] = {
       {"type", "TemplateProcessing"},
-      {"single",
-       {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+      {"single", {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
       {"pair", Json::array()},
       {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", {256}}, {"tokens", {"<s>"}}}}}}};
   const Tokenizer t = Tokenizer::from_json(j, "tiny");
@@ -323,16 +313,14 @@ class TokenizerErrors : public ::testing::Test {
 TEST_F(TokenizerErrors, NameFileAndKey) {
   Json j = tiny_json({{"a", "b"}});
   j["model"]["merges"].push_back(Json::array({"x", "nope"}));
-  EXPECT_NE(load_error(j).find("model.merges[1]: \"nope\" is not in model.vocab"),
-            std::string::npos);
+  EXPECT_NE(load_error(j).find("model.merges[1]: \"nope\" is not in model.vocab"), std::string::npos);
 
   j = tiny_json({});
   j["pre_tokenizer"] = {{"type", "Whitespace"}};
   EXPECT_NE(load_error(j).find("pre_tokenizer.type"), std::string::npos);
 
   j = tiny_json({});
-  j["pre_tokenizer"] = {
-      {"type", "Split"}, {"pattern", {{"Regex", "(?<=a)b"}}}, {"behavior", "Isolated"}};
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(?<=a)b"}}}, {"behavior", "Isolated"}};
   EXPECT_NE(load_error(j).find("pre_tokenizer.pattern.Regex"), std::string::npos);
 
   j = tiny_json({});
@@ -372,8 +360,7 @@ TEST(BpeTrainer, SmallVocabIsDeterministicAndLossless) {
   // Frequent words became single tokens; special tokens never took part in merges.
   EXPECT_EQ(t.encode("the").size(), 1u);
   EXPECT_FALSE(t.token_to_id("<think").has_value());
-  for (const std::string s :
-       {"the cat sat", "new words: zebra 12345 日本", " x  \n\t y ", "<think>ok</think>"}) {
+  for (const std::string s : {"the cat sat", "new words: zebra 12345 日本", " x  \n\t y ", "<think>ok</think>"}) {
     EXPECT_EQ(t.decode(t.encode(s)), s);
   }
   // min_frequency: nothing in this corpus occurs 10^6 times, so no merges at all.
@@ -442,20 +429,18 @@ size_t compare_with_library(const std::string& file, const std::vector<std::stri
     const std::string& s = strings[k];
     const auto ids = expected[k]["ids"].get<std::vector<int32_t>>();
     const auto got = t.encode(s);
-    enc.check(got == ids, name + " encode " + show(s) + "\n  r1kit:      " + show(got) +
-                              "\n  tokenizers: " + show(ids));
+    enc.check(got == ids,
+              name + " encode " + show(s) + "\n  r1kit:      " + show(got) + "\n  tokenizers: " + show(ids));
     const auto ids_special = expected[k]["ids_special"].get<std::vector<int32_t>>();
     const auto got_special = t.encode(s, /*add_special_tokens=*/true);
-    enc.check(got_special == ids_special, name + " encode+special " + show(s) +
-                                              "\n  r1kit:      " + show(got_special) +
+    enc.check(got_special == ids_special, name + " encode+special " + show(s) + "\n  r1kit:      " + show(got_special) +
                                               "\n  tokenizers: " + show(ids_special));
     const auto text = expected[k]["decode"].get<std::string>();
-    dec.check(t.decode(ids) == text, name + " decode " + show(ids) + "\n  r1kit:      " +
-                                         show(t.decode(ids)) + "\n  tokenizers: " + show(text));
+    dec.check(t.decode(ids) == text, name + " decode " + show(ids) + "\n  r1kit:      " + show(t.decode(ids)) +
+                                         "\n  tokenizers: " + show(text));
     const auto text_skip = expected[k]["decode_skip"].get<std::string>();
-    dec.check(t.decode(ids, true) == text_skip, name + " decode(skip) " + show(ids) +
-                                                    "\n  r1kit:      " + show(t.decode(ids, true)) +
-                                                    "\n  tokenizers: " + show(text_skip));
+    dec.check(t.decode(ids, true) == text_skip, name + " decode(skip) " + show(ids) + "\n  r1kit:      " +
+                                                    show(t.decode(ids, true)) + "\n  tokenizers: " + show(text_skip));
   }
   for (const Json& c : read_jsonl(dir + "/decode_cases.jsonl")) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();
@@ -463,33 +448,29 @@ size_t compare_with_library(const std::string& file, const std::vector<std::stri
                 name + " decode " + show(ids) + "\n  r1kit:      " + show(t.decode(ids)) +
                     "\n  tokenizers: " + show(c["text"].get<std::string>()));
     cases.check(t.decode(ids, true) == c["text_skip"].get<std::string>(),
-                name + " decode(skip) " + show(ids) +
-                    "\n  r1kit:      " + show(t.decode(ids, true)) +
+                name + " decode(skip) " + show(ids) + "\n  r1kit:      " + show(t.decode(ids, true)) +
                     "\n  tokenizers: " + show(c["text_skip"].get<std::string>()));
   }
   const Json info = read_jsonl(dir + "/vocab.json").at(0);
   vocab.check(t.vocab_size() == info["vocab_size"].get<int32_t>(),
               name + " vocab_size " + std::to_string(t.vocab_size()));
   for (auto it = info["token_to_id"].begin(); it != info["token_to_id"].end(); ++it) {
-    vocab.check(t.token_to_id(it.key()) == it.value().get<int32_t>(),
-                name + " token_to_id " + show(it.key()));
+    vocab.check(t.token_to_id(it.key()) == it.value().get<int32_t>(), name + " token_to_id " + show(it.key()));
   }
   const Json& id_to_token = info["id_to_token"];
   for (size_t id = 0; id < id_to_token.size(); ++id) {
     const std::string want = id_to_token[id].is_null() ? "" : id_to_token[id].get<std::string>();
-    vocab.check(t.id_to_token(static_cast<int32_t>(id)) == want,
-                name + " id_to_token " + std::to_string(id));
+    vocab.check(t.id_to_token(static_cast<int32_t>(id)) == want, name + " id_to_token " + std::to_string(id));
   }
   std::set<int32_t> special;
   for (const Json& id : info["special_ids"]) special.insert(id.get<int32_t>());
   for (int32_t id = 0; id < t.vocab_size(); ++id) {
-    vocab.check(t.is_special(id) == (special.count(id) > 0),
-                name + " is_special " + std::to_string(id));
+    vocab.check(t.is_special(id) == (special.count(id) > 0), name + " is_special " + std::to_string(id));
   }
-  std::cout << "[parity] " << name << ": " << enc.compared / 2 << " strings, encode mismatches "
-            << enc.mismatched << ", decode mismatches " << dec.mismatched << ", decode cases "
-            << cases.compared / 2 << " mismatches " << cases.mismatched << ", vocab checks "
-            << vocab.compared << " mismatches " << vocab.mismatched << std::endl;
+  std::cout << "[parity] " << name << ": " << enc.compared / 2 << " strings, encode mismatches " << enc.mismatched
+            << ", decode mismatches " << dec.mismatched << ", decode cases " << cases.compared / 2 << " mismatches "
+            << cases.mismatched << ", vocab checks " << vocab.compared << " mismatches " << vocab.mismatched
+            << std::endl;
   return enc.mismatched + dec.mismatched + cases.mismatched + vocab.mismatched;
 }
 
@@ -544,8 +525,8 @@ TEST(TokenizerParity, MatchesHuggingFaceTokenizers) {
   files.insert(files.end(), library_files.begin(), library_files.end());
   size_t mismatches = 0;
   for (const auto& f : files) mismatches += compare_with_library(f, strings);
-  std::cout << "[parity] " << files.size() << " tokenizer.json files x " << strings.size()
-            << " strings: " << mismatches << " mismatches" << std::endl;
+  std::cout << "[parity] " << files.size() << " tokenizer.json files x " << strings.size() << " strings: " << mismatches
+            << " mismatches" << std::endl;
   EXPECT_EQ(mismatches, 0u);
 
   // Speed: one MB of these strings through the Qwen2-style file, cold and warm cache.
@@ -561,8 +542,8 @@ TEST(TokenizerParity, MatchesHuggingFaceTokenizers) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   const double cold = seconds(), warm = seconds();
-  std::cout << "[parity] encode " << text.size() / 1e6 << " MB: " << cold << " s cold cache, "
-            << warm << " s warm" << std::endl;
+  std::cout << "[parity] encode " << text.size() / 1e6 << " MB: " << cold << " s cold cache, " << warm << " s warm"
+            << std::endl;
   EXPECT_LT(cold, 2.0) << "encoding 1 MB should take well under a second";
 }
 
