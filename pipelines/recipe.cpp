@@ -105,6 +105,7 @@ std::vector<PlannedStage> plan_recipe(const Json& recipe, const std::string& fil
       throw Error(file + ": " + it.key() + ": unknown key (a recipe has \"stages\" and an optional \"about\")");
     }
   }
+  if (recipe["stages"].empty()) throw Error(file + ": stages is empty (nothing to run)");
   std::vector<PlannedStage> plan;
   Planned planned;
   for (size_t i = 0; i < recipe["stages"].size(); ++i) {
@@ -232,7 +233,7 @@ int run_recipe(const RunArgs& args) {
       continue;
     }
     manifest["stages"][p.name] = {{"type", type}, {"state", "running"}};
-    if (main_rank) write_file_atomic(manifest_path, manifest.dump(2) + "\n");
+    if (main_rank) write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
     if (main_rank) log::info("stage {} ({})", p.name, type);
     StageResult result;
     try {
@@ -240,7 +241,7 @@ int run_recipe(const RunArgs& args) {
     } catch (const std::exception& e) {
       // The manifest says so (--resume runs the stage again from its newest checkpoint).
       manifest["stages"][p.name] = {{"type", type}, {"state", "failed"}, {"error", e.what()}};
-      if (main_rank) write_file_atomic(manifest_path, manifest.dump(2) + "\n");
+      if (main_rank) write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
       throw;
     }
     manifest["stages"][p.name] = {{"type", type},
@@ -249,8 +250,9 @@ int run_recipe(const RunArgs& args) {
                                   {"data_path", result.data_path},
                                   {"summary", result.summary}};
     if (!main_rank) continue;
-    write_file_atomic(manifest_path, manifest.dump(2) + "\n");
-    write_file_atomic((fs::path(args.out) / "summary.json").string(), make_summary(recipe, manifest).dump(2) + "\n");
+    write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
+    write_file_atomic((fs::path(args.out) / "summary.json").string(),
+                      dump_text(make_summary(recipe, manifest), 2) + "\n");
   }
   if (!main_rank) return 0;
   write_report(args.out);

@@ -598,6 +598,10 @@ std::string format_run_eval_table(const std::string& run_dir) {
 void write_report(const std::string& run_dir) {
   if (!fs::is_directory(run_dir)) throw Error(run_dir + ": not a run directory");
   const fs::path dir(run_dir);
+  // A directory that never held a run gets no report.html written into it.
+  if (!fs::exists(dir / "recipe.json") && !fs::exists(dir / "manifest.json")) {
+    throw Error(run_dir + ": not a run directory (no recipe.json or manifest.json); nothing written");
+  }
   const std::optional<Json> recipe = read_json_if_exists((dir / "recipe.json").string());
   const std::optional<Json> manifest = read_json_if_exists((dir / "manifest.json").string());
   const std::optional<Json> summary = read_json_if_exists((dir / "summary.json").string());

@@ -28,6 +28,10 @@ Json parse_json_text(const std::string& text, const std::string& where) {
   }
 }
 
+std::string dump_text(const Json& value, int indent) {
+  return value.dump(indent, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+}
+
 Json read_json_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open file");

@@ -38,6 +38,11 @@ std::string_view enum_name(E value, const EnumName<E> (&names)[N]) {
   return "?";
 }
 
+// JSON text in which bytes that are not valid UTF-8 (a model's raw byte tokens, a reward's
+// explanation of them) are replaced by U+FFFD, as transformers' decode does: no writer may
+// stop a run over text. indent < 0: one line.
+std::string dump_text(const Json& value, int indent = -1);
+
 // Reads a whole JSON file; a syntax error names the file, line and column.
 Json read_json_file(const std::string& path);
 // Parses JSON text; `where` names its origin in errors (a file, "--set", ...).

@@ -31,17 +31,13 @@ std::string short_message(const std::string& what) {
   return bracket == std::string::npos ? what : what.substr(bracket + 2);
 }
 
-// `row` as one line; a row holding invalid UTF-8 cannot be serialized.
-// `where` names the row in errors ("out.jsonl: row 3").
+// `row` as one line, invalid UTF-8 replaced (dump_text). `where` names the row in errors
+// ("out.jsonl: row 3").
 std::string dump_row(const Json& row, const std::string& where) {
   if (!row.is_object()) {
     throw Error(where + ": expected a JSON object, got " + row.type_name());
   }
-  try {
-    return row.dump() + "\n";
-  } catch (const Json::exception& e) {
-    throw Error(where + ": " + short_message(e.what()));
-  }
+  return dump_text(row) + "\n";
 }
 
 }  // namespace

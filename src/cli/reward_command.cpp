@@ -68,7 +68,7 @@ int run_reward_command(const RewardCommandArgs& args) {
       out[i]["reward_parts"] = results[i].parts;
     }
     if (args.out.empty() || args.out == "-") {
-      for (const auto& r : out) std::cout << r.dump() << "\n";
+      for (const auto& r : out) std::cout << dump_text(r) << "\n";
       std::cout.flush();
     } else {
       write_jsonl_atomic(args.out, out);

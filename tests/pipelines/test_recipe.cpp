@@ -12,6 +12,7 @@
 
 #include "pipelines/recipe.h"
 #include "pipelines/stage.h"
+#include "src/files.h"
 #include "tests/grpo_fixture.h"
 #include "tests/test_util.h"
 
@@ -164,17 +165,38 @@ TEST(Recipe, ResumeRevalidates) {
   EXPECT_NE(o.err.find("stage 'base': seq_len must be positive"), std::string::npos) << o.err;
 }
 
+TEST(Recipe, EmptyOrMalformedRecipe) {
+  TempDir dir;
+  for (const auto& [text, error] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"stages": []})", "stages is empty"},
+           {R"({"stage": []})", "expected {\"stages\": [...]}"},
+           {R"({"stages": [{"type": "sft"}]})", "stages[0].name is required"},
+           {R"({"stages": [], "notes": 1})", "notes: unknown key"}}) {
+    SCOPED_TRACE(text);
+    std::ofstream(dir / "r.json") << text;
+    pipelines::RunArgs args;
+    args.recipe = dir / "r.json";
+    args.out = dir / "run";
+    try {
+      pipelines::validate_recipe(args);
+      ADD_FAILURE() << "accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(error), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Recipe, EveryExampleRecipeValidates) {
   // Paths in the examples are relative to the repository root.
   const fs::path cwd = fs::current_path();
   fs::current_path(R1KIT_SOURCE_DIR);
   TempDir out;
   int checked = 0;
-  for (const auto& entry : fs::directory_iterator("examples/recipes")) {
-    if (entry.path().extension() != ".json") continue;
-    SCOPED_TRACE(entry.path().string());
+  for (const std::string& name : list_dir("examples/recipes")) {  // not std::filesystem's: src/files.h
+    if (fs::path(name).extension() != ".json") continue;
+    SCOPED_TRACE(name);
     pipelines::RunArgs args;
-    args.recipe = entry.path().string();
+    args.recipe = "examples/recipes/" + name;
     args.out = out / "run";
     EXPECT_NO_THROW(pipelines::validate_recipe(args));
     ++checked;

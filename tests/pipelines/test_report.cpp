@@ -246,6 +246,10 @@ TEST(Report, MissingFilesAreNotesNotErrors) {
   EXPECT_EQ(count(html, "<svg"), 0u);
   EXPECT_NE(format_run_eval_table(dir.path).find("not found"), std::string::npos);
   EXPECT_THROW(write_report(dir / "no-such-run"), Error);
+  // A directory that is no run (issue 12, case 9): an error, and no report.html written there.
+  TempDir other;
+  EXPECT_THROW(write_report(other.path), Error);
+  EXPECT_FALSE(std::filesystem::exists(other / "report.html"));
 }
 
 TEST(Report, OnePointAndEmptySeriesStillDraw) {

@@ -115,6 +115,24 @@ TEST(Jsonl, WriterRejectsNonObjectRow) {
   }
 }
 
+// A model's raw byte tokens decode to text that is not UTF-8 (issue 12, case 8: a GRPO run
+// stopped at "samples.jsonl: appended row: invalid UTF-8 byte"). Writers replace such bytes
+// by U+FFFD, as transformers' decode does, and never stop over text.
+TEST(Jsonl, InvalidUtf8IsReplacedNotAnError) {
+  TempDir dir;
+  const std::string bad = std::string("ab\xff.\xc3") + "z";  // a stray byte and a cut 2-byte sequence
+  {
+    JsonlAppender log(dir / "samples.jsonl");
+    log.write(Json{{"completion", bad}});
+  }
+  JsonlWriter w(dir / "out.jsonl");
+  w.write(Json{{"why", bad}});
+  w.commit();
+  const std::string replaced = "ab\xef\xbf\xbd.\xef\xbf\xbdz";  // U+FFFD for each
+  EXPECT_EQ(read_jsonl(dir / "samples.jsonl")[0]["completion"], replaced);
+  EXPECT_EQ(read_jsonl(dir / "out.jsonl")[0]["why"], replaced);
+}
+
 TEST(Jsonl, AppenderAppendsAcrossReopen) {
   TempDir dir;
   const std::string path = dir / "metrics.jsonl";
