@@ -168,7 +168,9 @@ struct Engine::Impl {
     } else if (!run.o.stop_strings.empty() && find_stop(run, r)) {
       r.finish = FinishReason::kStopString;
       return finish_slot(run, slot);  // text already cut
-    } else if (static_cast<int64_t>(r.completion_ids.size()) >= run.o.max_new_tokens) {
+    } else if (static_cast<int64_t>(r.completion_ids.size()) >= run.o.max_new_tokens ||
+               static_cast<int64_t>((*run.prompts)[r.prompt_index].size() + r.completion_ids.size()) >=
+                   model->config().max_position_embeddings) {  // the window is full
       r.finish = FinishReason::kLength;
       done = true;
     }
@@ -334,6 +336,12 @@ struct Engine::Impl {
                       " outside the vocabulary [0, " + std::to_string(config.vocab_size) + ")");
         }
       }
+      // The model has no position past its window: a prompt must leave room for one token.
+      if (static_cast<int64_t>(prompts[b].size()) >= config.max_position_embeddings) {
+        throw Error("rollout: prompt " + std::to_string(b) + " has " + std::to_string(prompts[b].size()) +
+                    " tokens, the model's window (max_position_embeddings) is " +
+                    std::to_string(config.max_position_embeddings) + "; shorten or truncate it");
+      }
       p_max = std::max<int64_t>(p_max, static_cast<int64_t>(prompts[b].size()));
     }
     if (!o.stop_strings.empty() && !detokenizer) {
@@ -354,8 +362,9 @@ struct Engine::Impl {
     run.eos.insert(o.stop_token_ids.begin(), o.stop_token_ids.end());
     for (const auto& s : o.stop_strings) run.stop_window = std::max(run.stop_window, s.size() + 2);
 
-    // Slots: a stop position per token drawn after the prompt, minus the last (never fed).
-    const int64_t capacity = p_max + o.max_new_tokens;
+    // Slots: a stop position per token drawn after the prompt, minus the last (never fed); a
+    // row also ends at the model's window (record), so no slot needs more than that.
+    const int64_t capacity = std::min(p_max + o.max_new_tokens, config.max_position_embeddings);
     int64_t R = std::min(options.max_batch_rows, run.N);
     if (options.max_cache_tokens > 0) R = std::min(R, options.max_cache_tokens / capacity);
     if (R < 1) {

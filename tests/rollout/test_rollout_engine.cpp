@@ -117,6 +117,33 @@ TEST(RolloutEngine, GreedyFollowsArgmax) {
   }
 }
 
+// The model's window bounds every row (issue 12, case 2): a prompt that fills it is an error
+// naming it; a huge max_new_tokens ends each row at the window instead of allocating a cache
+// for it (1e9 tokens asked 128 GB before).
+TEST(RolloutEngine, TheModelWindowBoundsPromptsAndCompletions) {
+  policy::ModelConfig c = tiny("qwen3_moe");
+  c.max_position_embeddings = 24;
+  auto model = policy::create_model(c, /*seed=*/11);
+  Engine engine(model);
+  SamplingOptions o;
+  o.max_new_tokens = 1'000'000'000;
+  o.ignore_eos = true;
+  const std::vector<std::vector<int32_t>> prompts = {std::vector<int32_t>(10, 3), std::vector<int32_t>(5, 4)};
+  const Rollouts r = engine.generate(prompts, 2, o);
+  for (const Rollout& row : r.rows) {
+    EXPECT_EQ(row.prompt_ids.size() + row.completion_ids.size(), 24u);  // up to the window, not past it
+    EXPECT_EQ(row.finish, FinishReason::kLength);
+  }
+  try {
+    engine.generate({std::vector<int32_t>(24, 3)}, 1, o);
+    FAIL() << "a prompt as long as the window was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prompt 0 has 24 tokens, the model's window (max_position_embeddings) is 24"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(RolloutEngine, RowAloneEqualsRowAmong63Others) {
   for (const std::string type : {"qwen3_moe", "deepseek_v3"}) {
     auto model = tiny_model(type);
