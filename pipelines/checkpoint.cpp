@@ -1,17 +1,22 @@
 // save_checkpoint / latest_checkpoint / load_checkpoint (see checkpoint.h).
 #include "pipelines/checkpoint.h"
 
+#include <c10/util/Exception.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <sstream>
 
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "src/atomic_file.h"
 #include "src/distributed.h"
 #include "src/files.h"
+#include "src/logging.h"
 #include "src/tokenizer.h"
 
 namespace r1kit::pipelines {
@@ -41,28 +46,97 @@ std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::str
 
 }  // namespace
 
+namespace {
+
+// Every file of a checkpoint directory (but trainer_state.json, which holds this) with its
+// size and checksum: what a resume verifies before trusting the checkpoint.
+Json file_manifest(const std::string& dir) {
+  Json files = Json::object();
+  for (const std::string& name : list_files_recursive(dir)) {
+    if (name == "trainer_state.json") continue;
+    const std::string path = (fs::path(dir) / name).string();
+    files[name] = {{"bytes", fs::file_size(path)}, {"checksum", file_checksum(path)}};
+  }
+  return files;
+}
+
+// "" when every file listed in trainer_state.json is there with its size and checksum, else
+// what is wrong. Checkpoints written before the list existed are taken as they are.
+std::string verify_checkpoint(const std::string& dir) {
+  const std::string state_path = (fs::path(dir) / "trainer_state.json").string();
+  Json st;
+  try {
+    st = read_json_file(state_path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  if (!st.is_object() || !st.contains("files")) return "";
+  for (const auto& [name, want] : st["files"].items()) {
+    const std::string path = (fs::path(dir) / name).string();
+    std::error_code ec;
+    const auto bytes = fs::file_size(path, ec);
+    if (ec) return path + ": missing";
+    if (bytes != want.value("bytes", uint64_t{0})) {
+      return path + ": " + std::to_string(bytes) + " bytes, expected " + want["bytes"].dump() + " (truncated?)";
+    }
+    if (file_checksum(path) != want.value("checksum", "")) return path + ": checksum differs (damaged)";
+  }
+  return "";
+}
+
+// The message of a LibTorch error without its C++ backtrace.
+std::string short_what(const std::exception& e) {
+  if (const auto* c10e = dynamic_cast<const c10::Error*>(&e)) return c10e->what_without_backtrace();
+  return e.what();
+}
+
+void write_checkpoint_files(const std::string& tmp, const policy::CausalLM& model, const Tokenizer& tokenizer,
+                            const torch::optim::Optimizer& optimizer, const TrainerState& state,
+                            const policy::CausalLM* reference) {
+  fs::create_directories(tmp);
+  policy::save_pretrained(model, tmp);
+  tokenizer.save((fs::path(tmp) / "tokenizer.json").string());
+  if (reference != nullptr) policy::save_pretrained(*reference, (fs::path(tmp) / "reference").string());
+  {
+    // Serialised in memory, then written through AtomicFile: LibTorch's own file writer
+    // reports a full disk as "unexpected pos" from a destructor (a terminate), with no path.
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    std::ostringstream bytes;
+    archive.save_to(bytes);
+    write_file_atomic((fs::path(tmp) / "optimizer.pt").string(), bytes.str());
+  }
+  const Json st = {{"step", state.step},
+                   {"data_position", state.data_position},
+                   {"extra", state.extra},
+                   {"files", file_manifest(tmp)}};
+  // trainer_state.json last: its presence marks the directory complete.
+  write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), st.dump(2) + "\n");
+}
+
+}  // namespace
+
 std::string save_checkpoint(const std::string& root, const policy::CausalLM& model, const Tokenizer& tokenizer,
                             const torch::optim::Optimizer& optimizer, const TrainerState& state, int64_t keep,
                             const policy::CausalLM* reference) {
   const std::string final_dir = (fs::path(root) / ("step-" + std::to_string(state.step))).string();
   const std::string tmp = final_dir + ".tmp";
   remove_tree(tmp);  // a leftover of a crash during an earlier save
-  fs::create_directories(tmp);
-  policy::save_pretrained(model, tmp);
-  tokenizer.save((fs::path(tmp) / "tokenizer.json").string());
-  if (reference != nullptr) policy::save_pretrained(*reference, (fs::path(tmp) / "reference").string());
-  {
-    // The archive goes to a temp name too: torch writes it non-atomically.
-    torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
-    archive.save_to((fs::path(tmp) / "optimizer.pt").string());
+  try {
+    write_checkpoint_files(tmp, model, tokenizer, optimizer, state, reference);
+  } catch (const std::exception& e) {
+    // A full disk, a quota, an I/O error: the half-written directory goes, the previous
+    // checkpoints stay as they were.
+    const std::string why = short_what(e);
+    try {
+      remove_tree(tmp);
+    } catch (...) {
+    }
+    throw Error(final_dir + ": checkpoint not written (the previous ones are intact): " + why);
   }
-  const Json st = {{"step", state.step}, {"data_position", state.data_position}, {"extra", state.extra}};
-  // trainer_state.json last: its presence marks the directory complete.
-  write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), st.dump(2) + "\n");
   remove_tree(final_dir);
   if (std::rename(tmp.c_str(), final_dir.c_str()) != 0)
-    throw Error(final_dir + ": cannot rename checkpoint into place");
+    throw Error(final_dir + ": cannot rename checkpoint into place: " + std::strerror(errno));
   auto all = complete_checkpoints(root);
   for (size_t i = 0; keep > 0 && i + static_cast<size_t>(keep) < all.size(); ++i) remove_tree(all[i].second);
   return final_dir;
@@ -70,33 +144,57 @@ std::string save_checkpoint(const std::string& root, const policy::CausalLM& mod
 
 std::optional<std::string> latest_checkpoint(const std::string& root) {
   auto all = complete_checkpoints(root);
-  if (all.empty()) return std::nullopt;
-  return all.back().second;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    const std::string problem = verify_checkpoint(it->second);
+    if (problem.empty()) return it->second;
+    log::warn("{}: skipped for an older checkpoint: {}", it->second, problem);
+  }
+  return std::nullopt;
 }
 
 TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, torch::optim::Optimizer& optimizer,
                              policy::CausalLM* reference) {
-  policy::load_weights(model, dir);
-  if (reference != nullptr) {
-    const std::string ref_dir = (fs::path(dir) / "reference").string();
-    if (!fs::exists(ref_dir)) throw Error(dir + ": no reference/ model in this checkpoint (beta > 0 needs it)");
-    policy::load_weights(*reference, ref_dir);
+  try {
+    policy::load_weights(model, dir);
+    if (reference != nullptr) {
+      const std::string ref_dir = (fs::path(dir) / "reference").string();
+      if (!fs::exists(ref_dir)) throw Error(dir + ": no reference/ model in this checkpoint (beta > 0 needs it)");
+      policy::load_weights(*reference, ref_dir);
+    }
+    torch::serialize::InputArchive archive;
+    archive.load_from((fs::path(dir) / "optimizer.pt").string());
+    optimizer.load(archive);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(dir + ": cannot load the checkpoint: " + short_what(e));
   }
-  torch::serialize::InputArchive archive;
-  archive.load_from((fs::path(dir) / "optimizer.pt").string());
-  optimizer.load(archive);
   const Json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
   TrainerState state;
   JsonFields f(st, dir + "/trainer_state.json");
   f.require("step", state.step);
   f.require("data_position", state.data_position);
   f.get("extra", state.extra);
+  f.ignore("files");
   f.finish();
   return state;
 }
 
 std::optional<std::string> agreed_latest_checkpoint(const std::string& root, DistributedContext& dist) {
-  const std::optional<std::string> latest = latest_checkpoint(root);
+  std::optional<std::string> latest;
+  if (dist.is_main()) {
+    // step-N.tmp directories are saves that never finished (a crash, a full disk): never
+    // resumed from, and removed here so they cannot pile up.
+    if (fs::exists(root)) {
+      for (const std::string& name : list_dir(root)) {
+        if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0 &&
+            step_of(name.substr(0, name.size() - 4)) >= 0) {
+          remove_tree((fs::path(root) / name).string());
+        }
+      }
+    }
+    latest = latest_checkpoint(root);
+  }
   const Json chosen = dist.all_gather_json(latest ? Json(*latest) : Json(nullptr), "resume checkpoint")[0];
   if (chosen.is_null()) return std::nullopt;
   return chosen.get<std::string>();

@@ -35,12 +35,16 @@ struct TrainerState {
   Json extra = Json::object();
 };
 
-// Writes root/step-<state.step>/ atomically; keeps the newest `keep` checkpoints.
+// Writes root/step-<state.step>/ atomically, with every file's size and checksum in its
+// trainer_state.json; keeps the newest `keep` checkpoints. A write that fails (a full disk,
+// EFBIG, EIO) throws an r1kit::Error naming the file and the reason after removing the
+// half-written step-N.tmp; the previous checkpoints are untouched.
 // `reference` (GRPO with beta > 0) is saved under reference/ when given.
 std::string save_checkpoint(const std::string& root, const policy::CausalLM& model, const Tokenizer& tokenizer,
                             const torch::optim::Optimizer& optimizer, const TrainerState& state, int64_t keep,
                             const policy::CausalLM* reference = nullptr);
-// The newest complete checkpoint under root, if any.
+// The newest complete checkpoint under root whose files all match the sizes and checksums in
+// its trainer_state.json; a damaged or truncated newer one is skipped with a warning.
 std::optional<std::string> latest_checkpoint(const std::string& root);
 // Loads weights (into `model`), optimizer state and trainer state from a checkpoint dir.
 TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, torch::optim::Optimizer& optimizer,

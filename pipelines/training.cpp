@@ -83,11 +83,10 @@ double Training::step_optimizer() {
 }
 
 void Training::check_finite(const std::string& what) const {
-  for (const auto& item : model_.named_parameters()) {
-    if (!at::isfinite(item.value()).all().item<bool>()) {
-      throw Error(fmt::format("{}: step {}: weight {} has non-finite values; {} not written", context_.stage_name,
-                              state.step, item.key(), what));
-    }
+  const std::string bad = model_.first_nonfinite_parameter();
+  if (!bad.empty()) {
+    throw Error(fmt::format("{}: step {}: weight {} has non-finite values; {} not written", context_.stage_name,
+                            state.step, bad, what));
   }
 }
 

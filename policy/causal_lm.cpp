@@ -122,6 +122,13 @@ int64_t CausalLM::num_parameters() const {
   return n;
 }
 
+std::string CausalLM::first_nonfinite_parameter() const {
+  for (const auto& p : named_parameters()) {
+    if (!at::isfinite(p.value()).all().item<bool>()) return p.key();
+  }
+  return "";
+}
+
 int64_t CausalLM::num_active_parameters() const {
   int64_t n = num_parameters();
   for (MoeBlock* m : moe_blocks()) {

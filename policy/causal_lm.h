@@ -56,6 +56,9 @@ class CausalLM : public torch::nn::Module {
   int64_t num_parameters() const;
   // Parameters touched per token: routed experts count K of E (DeepSeek's "active").
   int64_t num_active_parameters() const;
+  // The HF name of the first parameter holding a NaN or an infinity ("" when all are finite):
+  // a diverged model must not be saved, trained on or sampled from silently.
+  std::string first_nonfinite_parameter() const;
 
  private:
   ModelConfig config_;

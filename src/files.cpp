@@ -1,4 +1,4 @@
-// remove_tree, list_dir (see files.h).
+// remove_tree, list_dir, list_files_recursive, file_checksum (see files.h).
 #include "src/files.h"
 
 #include <dirent.h>
@@ -8,7 +8,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <vector>
 
 #include "src/error.h"
 
@@ -43,6 +47,37 @@ std::vector<std::string> list_dir(const std::string& dir) {
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+std::vector<std::string> list_files_recursive(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const std::string& name : list_dir(dir)) {
+    const std::string path = dir + "/" + name;
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) continue;
+    if (S_ISDIR(st.st_mode)) {
+      for (const std::string& sub : list_files_recursive(path)) out.push_back(name + "/" + sub);
+    } else if (S_ISREG(st.st_mode)) {
+      out.push_back(name);
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string file_checksum(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read: " + std::strerror(errno));
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64 offset basis
+  std::vector<char> buf(1 << 20);
+  while (in.read(buf.data(), static_cast<std::streamsize>(buf.size())) || in.gcount() > 0) {
+    for (std::streamsize i = 0; i < in.gcount(); ++i) {
+      h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;  // FNV prime
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof(hex), "%016" PRIx64, h);
+  return std::string("fnv1a64:") + hex;
 }
 
 }  // namespace r1kit

@@ -16,5 +16,10 @@ namespace r1kit {
 void remove_tree(const std::string& path);
 // Names (not paths) of the entries of `dir`, sorted, without "." and "..".
 std::vector<std::string> list_dir(const std::string& dir);
+// Paths relative to `dir` of every regular file below it, sorted ("a.json", "sub/b.bin").
+std::vector<std::string> list_files_recursive(const std::string& dir);
+// "fnv1a64:<16 hex digits>" of a file's bytes: detects a truncated or damaged file (not an
+// adversary). Throws r1kit::Error naming the file when it cannot be read.
+std::string file_checksum(const std::string& path);
 
 }  // namespace r1kit

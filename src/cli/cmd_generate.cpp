@@ -47,6 +47,10 @@ int run_generate(const GenerateCommandArgs& a) {
   const Tokenizer tokenizer = Tokenizer::load(a.model);
   const DeviceChoice device = resolve_device(a.device, a.dtype);
   auto model = policy::load_pretrained(a.model, device);
+  if (const std::string bad = model->first_nonfinite_parameter(); !bad.empty()) {
+    throw Error("generate: " + a.model + ": weight " + bad +
+                " has non-finite values (a diverged model); refusing to sample from it");
+  }
 
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& text : a.prompts) {
@@ -66,7 +70,7 @@ int run_generate(const GenerateCommandArgs& a) {
                       {"prompt", a.prompts[row.prompt_index]}, {"text", row.text},
                       {"token_ids", row.completion_ids},       {"logprobs", row.logprobs},
                       {"finish_reason", to_string(row.finish)}};
-      std::printf("%s\n", j.dump().c_str());
+      std::printf("%s\n", dump_text(j).c_str());
     } else {
       std::printf("=== prompt %lld, sample %lld (%zu tokens, %s) ===\n%s%s\n", static_cast<long long>(row.prompt_index),
                   static_cast<long long>(row.sample_index), row.completion_ids.size(), to_string(row.finish).c_str(),

@@ -1,5 +1,6 @@
 // r1kit: the command line. Errors from bad input (r1kit::Error) are printed as one line on
 // stderr with a non-zero exit; anything else is a bug and says so.
+#include <csignal>
 #include <cstdio>
 #include <exception>
 
@@ -14,6 +15,9 @@ int& exit_code() {
 }  // namespace r1kit::cli
 
 int main(int argc, char** argv) {
+  // A file-size limit (ulimit -f, a quota) then fails the write with EFBIG, which the writer
+  // reports naming the file, instead of killing the process with SIGXFSZ mid-checkpoint.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"r1kit: RL-first post-training (GRPO, R1 recipes) in C++/LibTorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "r1kit 0.1");

@@ -6,9 +6,11 @@
 // trainer state bit for bit.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <torch/optim/adamw.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -141,6 +143,76 @@ TEST_F(Checkpoint, LatestIsNumericallyNewestAndKeepPrunesTheOldest) {
   state.step = 12;
   save_checkpoint(root(), *t.model, *tokenizer_, *t.optimizer, state, /*keep=*/1);
   EXPECT_EQ(sorted_entries(root()), (std::vector<std::string>{"step-12"}));
+}
+
+// A newest checkpoint cut short after it was written (optimizer.pt truncated), or with a byte
+// changed in place: latest_checkpoint skips it for the previous one (sizes and checksums in
+// trainer_state.json). Loading the truncated one directly is an error naming it.
+TEST_F(Checkpoint, TruncatedOrDamagedNewestFallsBackToThePrevious) {
+  Trained t = train(model_dir(), 1);
+  TrainerState state;
+  state.step = 2;
+  const std::string older = save_checkpoint(root(), *t.model, *tokenizer_, *t.optimizer, state, 0);
+  state.step = 4;
+  const std::string truncated = save_checkpoint(root(), *t.model, *tokenizer_, *t.optimizer, state, 0);
+  EXPECT_EQ(latest_checkpoint(root()), truncated);
+  const std::string optimizer = truncated + "/optimizer.pt";
+  fs::resize_file(optimizer, fs::file_size(optimizer) / 2);
+  EXPECT_EQ(latest_checkpoint(root()), older);
+  Trained other = train(model_dir(), 1);
+  try {
+    load_checkpoint(truncated, *other.model, *other.optimizer);
+    FAIL() << "a truncated optimizer.pt loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(truncated + ": cannot load the checkpoint"), std::string::npos) << e.what();
+    EXPECT_EQ(std::string(e.what()).find("Exception raised from"), std::string::npos) << "a backtrace";
+  }
+  // Same size, one weight byte changed: only the checksum sees it.
+  state.step = 6;
+  const std::string damaged = save_checkpoint(root(), *t.model, *tokenizer_, *t.optimizer, state, 0);
+  {
+    std::fstream f(damaged + "/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-3, std::ios::end);
+    const char c = static_cast<char>(f.peek());
+    f.seekp(-3, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x40));
+  }
+  EXPECT_EQ(latest_checkpoint(root()), older);
+}
+
+// A full disk (here: a file-size limit, so write() fails with EFBIG) while the optimizer
+// state is written: one error naming the file and the reason, no step-N.tmp left behind,
+// and the previous checkpoint is still the newest and loads.
+TEST_F(Checkpoint, FailedWriteNamesTheFileAndLeavesThePreviousIntact) {
+  Trained t = train(model_dir(), 2);
+  TrainerState state;
+  state.step = 2;
+  const std::string older = save_checkpoint(root(), *t.model, *tokenizer_, *t.optimizer, state, 0);
+  const auto model_bytes = fs::file_size(older + "/model.safetensors");
+  ASSERT_GT(fs::file_size(older + "/optimizer.pt"), model_bytes + 4096) << "the limit must fall between the two";
+  struct rlimit saved;
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &saved), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);  // as the r1kit binary does: EFBIG, not a kill
+  struct rlimit small = saved;
+  small.rlim_cur = model_bytes + 4096;  // the model fits, AdamW's moments (2x) do not
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &small), 0);
+  state.step = 4;
+  std::string error;
+  try {
+    save_checkpoint(root(), *t.model, *tokenizer_, *t.optimizer, state, 0);
+  } catch (const Error& e) {
+    error = e.what();
+  }
+  setrlimit(RLIMIT_FSIZE, &saved);
+  std::signal(SIGXFSZ, old_handler);
+  EXPECT_NE(error.find(root() + "/step-4: checkpoint not written (the previous ones are intact)"), std::string::npos)
+      << error;
+  EXPECT_NE(error.find("optimizer.pt"), std::string::npos) << error;
+  EXPECT_NE(error.find("File too large"), std::string::npos) << error;
+  EXPECT_EQ(sorted_entries(root()), (std::vector<std::string>{"step-2"}));
+  EXPECT_EQ(latest_checkpoint(root()), older);
+  Trained other = train(model_dir(), 1);
+  EXPECT_EQ(load_checkpoint(older, *other.model, *other.optimizer).step, 2);
 }
 
 // Save after 3 steps; a different model (another seed) and a fresh AdamW after 1 step load

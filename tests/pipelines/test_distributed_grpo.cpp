@@ -292,7 +292,10 @@ TEST(DistributedGrpo, KilledRankStopsTheRunAndTwoRanksResumeExactly) {
   EXPECT_LT(stop_seconds, 30) << "the launcher took too long to stop rank 0";
   EXPECT_EQ(::kill(survivor, 0), -1);  // rank 0 was stopped and reaped, not left behind
   ASSERT_TRUE(fs::exists(marker));
-  EXPECT_EQ(read_json_file(out + "/manifest.json")["stages"]["zero"]["state"], "running");
+  // Not done: "running", or "failed" when rank 0 saw its peer's death (a collective error)
+  // before the launcher stopped it; --resume reruns the stage from its checkpoint either way.
+  const std::string state = read_json_file(out + "/manifest.json")["stages"]["zero"]["state"];
+  EXPECT_TRUE(state == "running" || state == "failed") << state;
 
   ASSERT_EQ(wait_exit(start_launch(recipe, out, {"--resume"})), 0) << slurp(out + ".log");
   EXPECT_EQ(slurp(fs::path(straight) / "models" / "zero" / "model.safetensors"),

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -126,6 +127,21 @@ TEST(GrpoNonFinite, HugeLearningRateStopsBeforeANanModelIsSaved) {
   const std::vector<Json> rows = read_jsonl((dir / "run" / "zero" / "metrics.jsonl").string());
   ASSERT_EQ(rows.size(), 3u);  // step 1 trained, steps 2-3 skipped, step 4 stopped
   EXPECT_EQ(rows[2]["nonfinite_skipped_steps"], 2);
+  // And a model that did diverge (a NaN weight) is refused by `r1kit generate`, naming it.
+  {
+    auto broken = policy::load_pretrained((dir / "model").string(), resolve_device("cpu"));
+    c10::InferenceMode guard;
+    broken->parameters()[3].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
+    policy::save_pretrained(*broken, (dir / "nan_model").string());
+    fs::copy_file(dir / "model" / "tokenizer.json", dir / "nan_model" / "tokenizer.json");
+    const std::string err = (dir / "generate.err").string();
+    const std::string cmd = std::string("'") + R1KIT_BINARY_DIR + "/r1kit' generate --model '" +
+                            (dir / "nan_model").string() + "' --prompt '1+1' >/dev/null 2>'" + err + "'";
+    EXPECT_NE(std::system(cmd.c_str()), 0);
+    EXPECT_NE(slurp(err).find("has non-finite values (a diverged model); refusing to sample from it"),
+              std::string::npos)
+        << slurp(err);
+  }
   for (const auto& step : list_dir((dir / "run" / "checkpoints" / "zero").string())) {
     SCOPED_TRACE(step);
     auto model = policy::load_pretrained((dir / "run" / "checkpoints" / "zero" / step).string(), resolve_device("cpu"));
@@ -218,6 +234,43 @@ TEST(GrpoResume, KilledRunResumesExactly) {
   // Samples of the steps replayed after the checkpoint are not written twice.
   EXPECT_EQ(read_jsonl((dir / "straight" / "zero" / "samples.jsonl").string()),
             read_jsonl(out + "/zero/samples.jsonl"));
+}
+
+// Issue 12, case 6: the newest checkpoint's optimizer.pt was cut short after it was written
+// (a full disk, a crash outside r1kit). --resume skips it for the previous checkpoint, with a
+// warning, and the run still ends bitwise where an uninterrupted one does.
+TEST(GrpoResume, TruncatedNewestCheckpointResumesFromThePrevious) {
+  const fs::path dir = testing::scratch_dir("grpo_resume_truncated");
+  const std::string recipe = make_fixture(dir, 6);
+  RunArgs straight;
+  straight.recipe = recipe;
+  straight.out = (dir / "straight").string();
+  ASSERT_EQ(run_recipe(straight), 0);
+
+  // 4 of the 6 steps (checkpoints step-2 and step-4), as if killed right after step 4.
+  const std::string out = (dir / "damaged").string();
+  RunArgs first;
+  first.recipe = recipe;
+  first.out = out;
+  first.sets = {"zero.max_steps=4"};
+  ASSERT_EQ(run_recipe(first), 0);
+  Json manifest = read_json_file(out + "/manifest.json");
+  manifest["stages"]["zero"]["state"] = "running";
+  std::ofstream(out + "/manifest.json") << manifest.dump(2);
+  const std::string optimizer = out + "/checkpoints/zero/step-4/optimizer.pt";
+  fs::resize_file(optimizer, fs::file_size(optimizer) / 2);
+  fs::create_directories(out + "/checkpoints/zero/step-6.tmp");  // a save that never finished
+
+  RunArgs resumed;
+  resumed.recipe = recipe;
+  resumed.out = out;
+  resumed.resume = true;
+  ASSERT_EQ(run_recipe(resumed), 0);
+  EXPECT_FALSE(fs::exists(out + "/checkpoints/zero/step-6.tmp")) << "stale .tmp not cleaned";
+  EXPECT_EQ(slurp(dir / "straight" / "models" / "zero" / "model.safetensors"),
+            slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
+      << "final weights differ after resuming past a truncated checkpoint";
+  EXPECT_EQ(metric_rows(dir / "straight"), metric_rows(out));
 }
 
 }  // namespace
