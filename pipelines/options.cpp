@@ -51,6 +51,10 @@ std::vector<std::string> RewardSpec::names() const {
 
 void read_rewards(JsonFields& f, RewardSpec& o) {
   f.get("rewards", o.spec);
+  f.get("max_reward_failure_fraction", o.max_reward_failure_fraction);
+  if (!(o.max_reward_failure_fraction >= 0 && o.max_reward_failure_fraction <= 1)) {
+    f.fail("max_reward_failure_fraction", "must be in [0, 1]");
+  }
   o.scorer = std::make_shared<const rewards::Scorer>(rewards::Scorer::from_json(o.spec, f.path("rewards")));
 }
 

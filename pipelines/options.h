@@ -47,6 +47,9 @@ void read_generation_options(JsonFields& f, GenerationOptions& o, const char* le
 struct RewardSpec {
   Json spec = Json::array({{{"name", "math"}, {"weight", 1.0}}, {{"name", "format"}, {"weight", 1.0}}});
   std::shared_ptr<const rewards::Scorer> scorer;  // built from spec by read_rewards
+  // A reward that runs out of time scores 0 without judging anything; a stage stops when one
+  // reward timed out on more than this share of a step's (or batch's) completions.
+  double max_reward_failure_fraction = 0.1;
 
   // The scorer's reward names, in spec order (the first is the task's checker).
   std::vector<std::string> names() const;

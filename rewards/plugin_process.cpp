@@ -35,7 +35,7 @@ class ProcessReward : public Reward {
       Json reply = call(request_of(in), timeout_s());
       return result_of(reply);
     } catch (const Timeout&) {
-      return RewardResult::make(0.0, fmt::format("timeout after {}s", timeout_s()));
+      return RewardResult::timeout(fmt::format("timeout after {}s", timeout_s()));
     }
   }
 
@@ -53,7 +53,7 @@ class ProcessReward : public Reward {
             fmt::format("process reward '{}': batch reply needs \"results\" with {} entries", label_, batch.size()));
       for (const auto& r : *results) out.push_back(result_of(r));
     } catch (const Timeout&) {
-      out.assign(batch.size(), RewardResult::make(0.0, fmt::format("timeout after {}s", timeout_s() * batch.size())));
+      out.assign(batch.size(), RewardResult::timeout(fmt::format("timeout after {}s", timeout_s() * batch.size())));
     }
     return out;
   }

@@ -66,7 +66,7 @@ RewardResult Reward::score_with_timeout(const RewardInput& in) const {
   RewardResult r = score(timed);
   if (Clock::now() > timed.deadline + std::chrono::milliseconds(50)) {
     double took = std::chrono::duration<double>(Clock::now() - start).count();
-    return RewardResult::make(0.0, fmt::format("timeout: took {:.1f}s, budget {}s", took, timeout_s_));
+    return RewardResult::timeout(fmt::format("timeout: took {:.1f}s, budget {}s", took, timeout_s_));
   }
   return r;
 }

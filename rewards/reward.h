@@ -45,11 +45,21 @@ struct RewardResult {
   std::optional<double> value;          // nullopt = skip this row
   std::map<std::string, double> parts;  // named sub-scores (e.g. code: "passed", "total")
   std::string why;                      // one short line for humans and samples.jsonl
+  // The reward ran out of its time budget: the value (0) is no judgement of the completion.
+  // Counted (Scorer results: per reward in `timed_out_rewards`) so that a run notices and stops when too many
+  // rewards fail, instead of training on zeros.
+  bool timed_out = false;
+  std::vector<std::string> timed_out_rewards;  // Scorer results: the rewards that timed out
 
   static RewardResult make(double value, std::string why) {
     RewardResult r;
     r.value = value;
     r.why = std::move(why);
+    return r;
+  }
+  static RewardResult timeout(std::string why) {
+    RewardResult r = make(0.0, std::move(why));
+    r.timed_out = true;
     return r;
   }
   static RewardResult skip(std::string why) {

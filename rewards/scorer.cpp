@@ -77,6 +77,7 @@ RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts) cons
   for (size_t i = 0; i < entries_.size(); ++i) {
     const RewardResult& r = *parts[i];
     const std::string& name = entries_[i].name;
+    if (r.timed_out) out.timed_out_rewards.push_back(name);
     if (!out.why.empty()) out.why += "; ";
     if (r.value) {
       any = true;
@@ -90,6 +91,26 @@ RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts) cons
   }
   if (any) out.value = total;
   return out;
+}
+
+std::vector<double> Scorer::timeouts_per_reward(const std::vector<RewardResult>& results) const {
+  std::vector<double> out(entries_.size(), 0.0);
+  for (const RewardResult& r : results) {
+    for (const std::string& name : r.timed_out_rewards) {
+      for (size_t k = 0; k < entries_.size(); ++k) out[k] += entries_[k].name == name;
+    }
+  }
+  return out;
+}
+
+std::string Scorer::too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const {
+  for (size_t k = 0; k < entries_.size() && k < timeouts.size(); ++k) {
+    if (rows > 0 && timeouts[k] > max_fraction * rows) {
+      return fmt::format("reward '{}' timed out on {:g} of {:g} completions (> {:g}%)", entries_[k].name, timeouts[k],
+                         rows, 100 * max_fraction);
+    }
+  }
+  return "";
 }
 
 RewardResult Scorer::score(const RewardInput& in) const {

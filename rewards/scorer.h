@@ -37,6 +37,12 @@ class Scorer {
   std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const;
   const std::vector<ScorerEntry>& entries() const { return entries_; }
 
+  // Per reward (in entries() order): on how many of `results` (this scorer's) it timed out.
+  std::vector<double> timeouts_per_reward(const std::vector<RewardResult>& results) const;
+  // "" unless some reward timed out on more than max_fraction of `rows` completions; then one
+  // line naming the first such reward: "reward 'x' timed out on 5 of 8 completions (> 10%)".
+  std::string too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const;
+
  private:
   RewardResult combine(const std::vector<const RewardResult*>& parts) const;
   std::vector<ScorerEntry> entries_;

@@ -159,13 +159,17 @@ struct GrpoRun {
 // A step's counters, summed (or maximised) over ranks in one collective each.
 struct RolloutCounts {
   double rows = 0, correct = 0, length = 0, truncated = 0, generated_tokens = 0;
-  std::vector<double> parts;  // per reward of the scorer, in its order
+  std::vector<double> parts;     // per reward of the scorer, in its order
+  std::vector<double> timeouts;  // per reward: completions it timed out on (scored 0)
   double length_max = 0, seconds_rollout_max = 0;
 
   // Adds this rank's scored groups (accuracy: the first reward, the task's checker, is full).
   void add(const ScoredGroups& g, const rewards::Scorer& scorer) {
     const auto& entries = scorer.entries();
     parts.resize(entries.size(), 0.0);
+    timeouts.resize(entries.size(), 0.0);
+    const std::vector<double> round_timeouts = scorer.timeouts_per_reward(g.scored);
+    for (size_t k = 0; k < entries.size(); ++k) timeouts[k] += round_timeouts[k];
     for (const auto& scored : g.scored) {
       for (size_t k = 0; k < entries.size(); ++k) {
         const auto it = scored.parts.find(entries[k].name);
@@ -184,12 +188,15 @@ struct RolloutCounts {
   RolloutCounts over_ranks(DistributedContext& dist) const {
     std::vector<double> sums = {rows, correct, length, truncated, generated_tokens};
     sums.insert(sums.end(), parts.begin(), parts.end());
+    sums.insert(sums.end(), timeouts.begin(), timeouts.end());
     sums = dist.sum_over_ranks(sums, "rollout counts");
     const std::vector<double> maxes = dist.max_over_ranks({length_max, seconds_rollout_max}, "rollout maxima");
     RolloutCounts all;
     all.rows = sums[0], all.correct = sums[1], all.length = sums[2], all.truncated = sums[3];
     all.generated_tokens = sums[4];
-    all.parts.assign(sums.begin() + 5, sums.end());
+    const auto k = static_cast<std::ptrdiff_t>(parts.size());
+    all.parts.assign(sums.begin() + 5, sums.begin() + 5 + k);
+    all.timeouts.assign(sums.begin() + 5 + k, sums.end());
     all.length_max = maxes[0], all.seconds_rollout_max = maxes[1];
     return all;
   }
@@ -352,19 +359,21 @@ TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, co
 
 // Step 8: the metrics row (rollout counts over everything drawn, loss diagnostics summed
 // over ranks, times of rank 0), and the step's first log_completions samples.
-std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, const TrainStats& st, double lr,
-                                           double seconds_step) {
+std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, const RolloutCounts& all,
+                                           const TrainStats& st, double lr, double seconds_step) {
   const std::vector<double> diag =
       run.dist.sum_over_ranks({st.kl, st.clip_low, st.clip_high, st.entropy, st.tokens}, "loss diagnostics");
   const double tokens = diag[4];
-  const RolloutCounts all = r.counts.over_ranks(run.dist);
   const double N = std::max(1.0, all.rows);
   const at::Tensor rewards = at::cat(r.drawn_rewards);  // [rounds * B * G]
   std::map<std::string, double> m;
   m["reward/mean"] = rewards.numel() > 0 ? rewards.mean().item<double>() : 0;
   m["reward/std"] = rewards.numel() > 1 ? rewards.std().item<double>() : 0;
   const auto& entries = run.scorer.entries();
-  for (size_t k = 0; k < entries.size(); ++k) m["reward/" + entries[k].name] = all.parts[k] / N;
+  for (size_t k = 0; k < entries.size(); ++k) {
+    m["reward/" + entries[k].name] = all.parts[k] / N;
+    m["rewards/" + entries[k].name + "/timeouts"] = all.timeouts[k];
+  }
   m["accuracy"] = all.correct / N;
   m["completion/mean_length"] = all.length / N;
   m["completion/max_length"] = all.length_max;
@@ -392,6 +401,25 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
     m["moe/load_max_over_mean"] = *std::max_element(st.load.max_over_mean.begin(), st.load.max_over_mean.end());
   }
   return m;
+}
+
+// A reward that timed out scored 0 without judging the completion: warned each step it
+// happens, and a step where one reward timed out on more than max_reward_failure_fraction of
+// the completions stops the stage before it trains on those zeros.
+void check_reward_timeouts(const GrpoRun& run, const RolloutCounts& all, int64_t step) {
+  const auto& entries = run.scorer.entries();
+  for (size_t k = 0; k < entries.size(); ++k) {
+    if (all.timeouts[k] > 0 && run.dist.is_main()) {
+      log::warn("{} step {}: reward '{}' timed out on {:g} of {:g} completions (scored 0)", run.ctx.stage_name, step,
+                entries[k].name, all.timeouts[k], all.rows);
+    }
+  }
+  const std::string too_many =
+      run.scorer.too_many_timeouts(all.timeouts, all.rows, run.o.rewards.max_reward_failure_fraction);
+  if (!too_many.empty()) {
+    throw Error(fmt::format("{}: step {}: {}; stopped before training on it (max_reward_failure_fraction {:g})",
+                            run.ctx.stage_name, step, too_many, run.o.rewards.max_reward_failure_fraction));
+  }
 }
 
 // The first log_completions rows drawn (one-rank order), whichever rank sampled them, into
@@ -452,6 +480,8 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     // 1-4. Rollout and rewards.
     run.policy->eval();
     const StepRollout r = rollout_step(run, engine, training.state, step);
+    const RolloutCounts drawn = r.counts.over_ranks(dist);  // everything sampled, all ranks
+    check_reward_timeouts(run, drawn, step + 1);
     if (r.trained == 0 && dist.is_main()) {
       // Every drawn group was uniform: no learning signal at all. Skip the update, log the step.
       log::warn("{} step {}: all {} drawn groups had equal rewards; no update", ctx.stage_name, step + 1, r.drawn);
@@ -465,7 +495,7 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     const double lr = training.begin_step(step);
     const TrainStats st = train_step(run, training, r, adv, N, step);
     // 8. Log and checkpoint.
-    const std::map<std::string, double> m = step_metrics(run, r, st, lr, seconds_since(t_step));
+    const std::map<std::string, double> m = step_metrics(run, r, drawn, st, lr, seconds_since(t_step));
     log_samples(run, r, step + 1);
     if (dist.is_main()) {
       log::info("{} {}", ctx.stage_name,

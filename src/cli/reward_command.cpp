@@ -73,6 +73,17 @@ int run_reward_command(const RewardCommandArgs& args) {
     } else {
       write_jsonl_atomic(args.out, out);
     }
+    // Timed-out rows score 0 without judging anything: say so, and fail past the threshold.
+    const std::vector<double> timeouts = scorer.timeouts_per_reward(results);
+    for (size_t k = 0; k < timeouts.size(); ++k) {
+      if (timeouts[k] > 0) {
+        std::fprintf(stderr, "r1kit reward: reward '%s' timed out on %g of %zu rows (scored 0)\n",
+                     scorer.entries()[k].name.c_str(), timeouts[k], rows.size());
+      }
+    }
+    const std::string too_many =
+        scorer.too_many_timeouts(timeouts, static_cast<double>(rows.size()), args.max_failure_fraction);
+    if (!too_many.empty()) throw Error(too_many + "; see --max-failure-fraction");
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "r1kit reward: %s\n", e.what());
@@ -88,6 +99,10 @@ CLI::App* add_reward_subcommand(CLI::App& app, RewardCommandArgs& args) {
   cmd->add_option("--data,-d", args.data, "input JSONL (default: stdin)");
   cmd->add_option("--out,-o", args.out, "output JSONL (default: stdout)");
   cmd->add_option("--threads,-j", args.threads, "scoring threads (0 = all cores)");
+  cmd->add_option("--max-failure-fraction", args.max_failure_fraction,
+                  "exit non-zero when a reward timed out on more than this share of the rows")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   return cmd;
 }
 

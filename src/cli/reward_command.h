@@ -19,13 +19,15 @@ class App;
 namespace r1kit::cli {
 
 struct RewardCommandArgs {
-  std::string reward = "math";  // "math", "math:1,format:0.5", a JSON list, or a .json file
-  std::string data;             // input JSONL ("" or "-": stdin)
-  std::string out;              // output JSONL ("" or "-": stdout)
-  int threads = 0;              // 0: hardware threads
+  std::string reward = "math";        // "math", "math:1,format:0.5", a JSON list, or a .json file
+  std::string data;                   // input JSONL ("" or "-": stdin)
+  std::string out;                    // output JSONL ("" or "-": stdout)
+  int threads = 0;                    // 0: hardware threads
+  double max_failure_fraction = 0.1;  // a reward timing out on more rows than this: exit 1
 };
 
-// Returns the process exit code (0 ok, 1 bad input).
+// Returns the process exit code (0 ok, 1 bad input or too many reward timeouts; the scored
+// rows are written either way).
 int run_reward_command(const RewardCommandArgs& args);
 
 // Adds the `reward` subcommand and its flags (bound to `args`) under `app`; the caller sets

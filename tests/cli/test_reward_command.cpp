@@ -42,3 +42,26 @@ TEST(RewardCommand, ScoresJsonlRows) {
   EXPECT_EQ(read_jsonl(out).size(), 3u);
   fs::remove_all(dir);
 }
+
+// A reward that never answers (issue 12, case 5: it scored 0 on every row, exit 0, no word):
+// the rows are still written, a line on stderr names the reward and the count, and the exit
+// is non-zero past --max-failure-fraction; with the threshold at 1 the same run exits 0.
+TEST(RewardCommand, TimeoutsAreReportedAndFailPastTheThreshold) {
+  fs::path dir = fs::temp_directory_path() / ("r1kit-reward-timeout-" + std::to_string(getpid()));
+  fs::create_directories(dir);
+  const std::string in = (dir / "in.jsonl").string(), out = (dir / "out.jsonl").string();
+  write_jsonl_atomic(in, {{{"completion", "a"}}, {{"completion", "b"}}});
+  RewardCommandArgs args;
+  args.reward = R"([{"name": "process", "command": "sleep 30", "timeout_s": 0.05}])";
+  args.data = in;
+  args.out = out;
+  ::testing::internal::CaptureStderr();
+  EXPECT_EQ(run_reward_command(args), 1);
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(err.find("reward 'process' timed out on 2 of 2 rows"), std::string::npos) << err;
+  EXPECT_NE(err.find("reward 'process' timed out on 2 of 2 completions (> 10%)"), std::string::npos) << err;
+  EXPECT_EQ(read_jsonl(out).size(), 2u);
+  args.max_failure_fraction = 1.0;
+  EXPECT_EQ(run_reward_command(args), 0);
+  fs::remove_all(dir);
+}

@@ -149,6 +149,29 @@ TEST(GrpoNonFinite, HugeLearningRateStopsBeforeANanModelIsSaved) {
   }
 }
 
+// A reward that hangs (issue 12, case 5): it timed out on every completion and scored 0, and
+// GRPO trained on those zeros without a word. Now the step stops before training, naming the
+// reward and the count; nothing is written as a model.
+TEST(GrpoRewardTimeouts, AHangingRewardStopsTheStageBeforeTraining) {
+  const fs::path dir = testing::scratch_dir("grpo_reward_timeouts");
+  RunArgs args;
+  args.recipe = make_fixture(
+      dir, 4,
+      {{"rewards",
+        Json::array({{{"name", "tag_count"}}, {{"name", "process"}, {"command", "sleep 30"}, {"timeout_s", 0.05}}})}});
+  args.out = (dir / "run").string();
+  try {
+    run_recipe(args);
+    FAIL() << "the run completed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("zero: step 1: reward 'process' timed out on 8 of 8 completions (> 10%)"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir / "run" / "models" / "zero"));
+  EXPECT_EQ(read_json_file((dir / "run" / "manifest.json").string())["stages"]["zero"]["state"], "failed");
+}
+
 // DAPO dynamic sampling. With a reward the untrained policy never earns (math: every group
 // all 0) each step draws max_rounds batches, trains on nothing and leaves the weights as they
 // were; with a reward that always spreads (length ramp over 1..40 characters) one round fills
