@@ -40,13 +40,14 @@ std::string vote_key(const std::string& completion) {
 // and each reward's sum (in the scorer's order).
 struct EvalCounts {
   double correct = 0, tokens = 0, maj_correct = 0;
+  double checker_skips = 0;  // completions the first reward (the checker) skipped
   std::vector<double> parts;
 
   EvalCounts over_ranks(DistributedContext& dist, const std::string& what) const {
-    std::vector<double> v = {correct, tokens, maj_correct};
+    std::vector<double> v = {correct, tokens, maj_correct, checker_skips};
     v.insert(v.end(), parts.begin(), parts.end());
     v = dist.sum_over_ranks(v, what);
-    return {v[0], v[1], v[2], std::vector<double>(v.begin() + 3, v.end())};
+    return {v[0], v[1], v[2], v[3], std::vector<double>(v.begin() + 4, v.end())};
   }
 };
 
@@ -184,7 +185,15 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
                           {"correct", is_correct(g.scored[j * n], scorer)}});
       }
     }
+    mine.checker_skips = scorer.skips_per_reward(g.scored).at(0);
     const EvalCounts all = mine.over_ranks(dist, ctx.stage_name + ": eval counts");
+    if (all.checker_skips == static_cast<double>(B * n) && B * n > 0) {
+      // Accuracy would read 0.0 for a model that was never judged.
+      throw Error(
+          fmt::format("{}: {}: reward '{}' (the checker) skipped all {} completions; do the rows of {} have "
+                      "the field it checks (e.g. \"answer\")?",
+                      ctx.stage_name, m.name, reward_names.front(), B * n, o.prompts.data));
+    }
     std::vector<Json> samples_in_order;
     for (const Json& part : dist.all_gather_json(logged, ctx.stage_name + ": eval samples")) {
       for (const Json& row : part) samples_in_order.push_back(row);

@@ -50,6 +50,7 @@ struct RewardResult {
   // rewards fail, instead of training on zeros.
   bool timed_out = false;
   std::vector<std::string> timed_out_rewards;  // Scorer results: the rewards that timed out
+  std::vector<std::string> skipped_rewards;    // Scorer results: the rewards that skipped the row
 
   static RewardResult make(double value, std::string why) {
     RewardResult r;

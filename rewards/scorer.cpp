@@ -78,6 +78,7 @@ RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts) cons
     const RewardResult& r = *parts[i];
     const std::string& name = entries_[i].name;
     if (r.timed_out) out.timed_out_rewards.push_back(name);
+    if (!r.value) out.skipped_rewards.push_back(name);
     if (!out.why.empty()) out.why += "; ";
     if (r.value) {
       any = true;
@@ -97,6 +98,16 @@ std::vector<double> Scorer::timeouts_per_reward(const std::vector<RewardResult>&
   std::vector<double> out(entries_.size(), 0.0);
   for (const RewardResult& r : results) {
     for (const std::string& name : r.timed_out_rewards) {
+      for (size_t k = 0; k < entries_.size(); ++k) out[k] += entries_[k].name == name;
+    }
+  }
+  return out;
+}
+
+std::vector<double> Scorer::skips_per_reward(const std::vector<RewardResult>& results) const {
+  std::vector<double> out(entries_.size(), 0.0);
+  for (const RewardResult& r : results) {
+    for (const std::string& name : r.skipped_rewards) {
       for (size_t k = 0; k < entries_.size(); ++k) out[k] += entries_[k].name == name;
     }
   }

@@ -39,6 +39,9 @@ class Scorer {
 
   // Per reward (in entries() order): on how many of `results` (this scorer's) it timed out.
   std::vector<double> timeouts_per_reward(const std::vector<RewardResult>& results) const;
+  // Per reward (in entries() order): how many of `results` it skipped (no value: the row
+  // lacks what it checks, e.g. math without an "answer").
+  std::vector<double> skips_per_reward(const std::vector<RewardResult>& results) const;
   // "" unless some reward timed out on more than max_fraction of `rows` completions; then one
   // line naming the first such reward: "reward 'x' timed out on 5 of 8 completions (> 10%)".
   std::string too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const;

@@ -161,6 +161,7 @@ struct RolloutCounts {
   double rows = 0, correct = 0, length = 0, truncated = 0, generated_tokens = 0;
   std::vector<double> parts;     // per reward of the scorer, in its order
   std::vector<double> timeouts;  // per reward: completions it timed out on (scored 0)
+  std::vector<double> skips;     // per reward: completions it skipped (no value)
   double length_max = 0, seconds_rollout_max = 0;
 
   // Adds this rank's scored groups (accuracy: the first reward, the task's checker, is full).
@@ -168,8 +169,10 @@ struct RolloutCounts {
     const auto& entries = scorer.entries();
     parts.resize(entries.size(), 0.0);
     timeouts.resize(entries.size(), 0.0);
+    skips.resize(entries.size(), 0.0);
     const std::vector<double> round_timeouts = scorer.timeouts_per_reward(g.scored);
-    for (size_t k = 0; k < entries.size(); ++k) timeouts[k] += round_timeouts[k];
+    const std::vector<double> round_skips = scorer.skips_per_reward(g.scored);
+    for (size_t k = 0; k < entries.size(); ++k) timeouts[k] += round_timeouts[k], skips[k] += round_skips[k];
     for (const auto& scored : g.scored) {
       for (size_t k = 0; k < entries.size(); ++k) {
         const auto it = scored.parts.find(entries[k].name);
@@ -189,6 +192,7 @@ struct RolloutCounts {
     std::vector<double> sums = {rows, correct, length, truncated, generated_tokens};
     sums.insert(sums.end(), parts.begin(), parts.end());
     sums.insert(sums.end(), timeouts.begin(), timeouts.end());
+    sums.insert(sums.end(), skips.begin(), skips.end());
     sums = dist.sum_over_ranks(sums, "rollout counts");
     const std::vector<double> maxes = dist.max_over_ranks({length_max, seconds_rollout_max}, "rollout maxima");
     RolloutCounts all;
@@ -196,7 +200,8 @@ struct RolloutCounts {
     all.generated_tokens = sums[4];
     const auto k = static_cast<std::ptrdiff_t>(parts.size());
     all.parts.assign(sums.begin() + 5, sums.begin() + 5 + k);
-    all.timeouts.assign(sums.begin() + 5 + k, sums.end());
+    all.timeouts.assign(sums.begin() + 5 + k, sums.begin() + 5 + 2 * k);
+    all.skips.assign(sums.begin() + 5 + 2 * k, sums.end());
     all.length_max = maxes[0], all.seconds_rollout_max = maxes[1];
     return all;
   }
@@ -373,6 +378,7 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
   for (size_t k = 0; k < entries.size(); ++k) {
     m["reward/" + entries[k].name] = all.parts[k] / N;
     m["rewards/" + entries[k].name + "/timeouts"] = all.timeouts[k];
+    m["rewards/" + entries[k].name + "/skipped"] = all.skips[k];
   }
   m["accuracy"] = all.correct / N;
   m["completion/mean_length"] = all.length / N;
@@ -403,12 +409,19 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
   return m;
 }
 
-// A reward that timed out scored 0 without judging the completion: warned each step it
-// happens, and a step where one reward timed out on more than max_reward_failure_fraction of
+// A reward that skipped every completion, or timed out and scored 0 without judging: warned
+// each step it happens; and a step where one reward timed out on more than max_reward_failure_fraction of
 // the completions stops the stage before it trains on those zeros.
-void check_reward_timeouts(const GrpoRun& run, const RolloutCounts& all, int64_t step) {
+void check_reward_failures(const GrpoRun& run, const RolloutCounts& all, int64_t step) {
   const auto& entries = run.scorer.entries();
   for (size_t k = 0; k < entries.size(); ++k) {
+    // A reward that skipped every completion adds nothing (math on rows without "answer").
+    if (all.rows > 0 && all.skips[k] == all.rows && run.dist.is_main()) {
+      log::warn(
+          "{} step {}: reward '{}' skipped all {:g} completions (do the rows have the field it checks, "
+          "e.g. \"answer\"?)",
+          run.ctx.stage_name, step, entries[k].name, all.rows);
+    }
     if (all.timeouts[k] > 0 && run.dist.is_main()) {
       log::warn("{} step {}: reward '{}' timed out on {:g} of {:g} completions (scored 0)", run.ctx.stage_name, step,
                 entries[k].name, all.timeouts[k], all.rows);
@@ -481,7 +494,7 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     run.policy->eval();
     const StepRollout r = rollout_step(run, engine, training.state, step);
     const RolloutCounts drawn = r.counts.over_ranks(dist);  // everything sampled, all ranks
-    check_reward_timeouts(run, drawn, step + 1);
+    check_reward_failures(run, drawn, step + 1);
     if (r.trained == 0 && dist.is_main()) {
       // Every drawn group was uniform: no learning signal at all. Skip the update, log the step.
       log::warn("{} step {}: all {} drawn groups had equal rewards; no update", ctx.stage_name, step + 1, r.drawn);

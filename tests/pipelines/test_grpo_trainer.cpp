@@ -172,6 +172,47 @@ TEST(GrpoRewardTimeouts, AHangingRewardStopsTheStageBeforeTraining) {
   EXPECT_EQ(read_json_file((dir / "run" / "manifest.json").string())["stages"]["zero"]["state"], "failed");
 }
 
+// Prompts without an "answer" (issue 12, case 9): the math reward skips every completion.
+// GRPO counts it (rewards/math/skipped) and warns; an eval, whose accuracy would read 0.0
+// for models it never judged, stops with an error naming the reward and the data.
+TEST(GrpoRewardSkips, RowsWithoutAnswerAreCountedAndEvalRefuses) {
+  const fs::path dir = testing::scratch_dir("grpo_reward_skips");
+  RunArgs args;
+  args.recipe = make_fixture(dir, 1);
+  std::vector<Json> rows;
+  for (int i = 0; i < 4; ++i) rows.push_back({{"prompt", std::to_string(i) + "+1"}});
+  write_jsonl_atomic((dir / "no_answer.jsonl").string(), rows);
+  args.out = (dir / "run").string();
+  args.sets = {"zero.data=" + (dir / "no_answer.jsonl").string()};
+  ASSERT_EQ(run_recipe(args), 0);
+  const std::vector<Json> metrics = read_jsonl((dir / "run" / "zero" / "metrics.jsonl").string());
+  ASSERT_EQ(metrics.size(), 1u);
+  EXPECT_EQ(metrics[0]["rewards/math/skipped"], 8);  // 2 prompts x 4
+  EXPECT_EQ(metrics[0]["rewards/tag_count/skipped"], 0);
+
+  Json recipe = read_json_file(args.recipe);
+  recipe["stages"] = Json::array({{{"name", "held_out"},
+                                   {"type", "eval"},
+                                   {"models", Json::array({{{"name", "m"}, {"model", (dir / "model").string()}}})},
+                                   {"data", (dir / "no_answer.jsonl").string()},
+                                   {"rewards", Json::array({{{"name", "math"}}})},
+                                   {"num_samples", 2},
+                                   {"max_new_tokens", 4},
+                                   {"device", "cpu"}}});
+  std::ofstream((dir / "eval.json").string()) << recipe.dump();
+  RunArgs eval;
+  eval.recipe = (dir / "eval.json").string();
+  eval.out = (dir / "eval_run").string();
+  try {
+    run_recipe(eval);
+    FAIL() << "an eval that judged nothing completed";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("held_out: m: reward 'math' (the checker) skipped all 8 completions"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 // DAPO dynamic sampling. With a reward the untrained policy never earns (math: every group
 // all 0) each step draws max_rounds batches, trains on nothing and leaves the weights as they
 // were; with a reward that always spreads (length ramp over 1..40 characters) one round fills
