@@ -37,17 +37,17 @@ std::string vote_key(const std::string& completion) {
 }
 
 // One model's counts over the prompts: correct samples, completion tokens, maj@k verdicts,
-// and each reward's sum (in the scorer's order).
+// and each reward's tally (in the scorer's order).
 struct EvalCounts {
   double correct = 0, tokens = 0, maj_correct = 0;
-  double checker_skips = 0;  // completions the first reward (the checker) skipped
-  std::vector<double> parts;
+  rewards::RewardTally tally;  // per reward: value sums, timeouts, skips
 
   EvalCounts over_ranks(DistributedContext& dist, const std::string& what) const {
-    std::vector<double> v = {correct, tokens, maj_correct, checker_skips};
-    v.insert(v.end(), parts.begin(), parts.end());
+    std::vector<double> v = tally.flat();
+    v.insert(v.end(), {correct, tokens, maj_correct});
     v = dist.sum_over_ranks(v, what);
-    return {v[0], v[1], v[2], v[3], std::vector<double>(v.begin() + 4, v.end())};
+    const size_t at = v.size() - 3;  // the scalars follow the reward tally
+    return {v[at], v[at + 1], v[at + 2], rewards::RewardTally::from_flat(v, tally.sum.size())};
   }
 };
 
@@ -158,7 +158,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     // This rank's counts over its prompts; summed over ranks they are the one-rank totals
     // (counts and rewards in multiples of 1/2^k: exact in float64 in any order).
     const std::vector<std::string> reward_names = o.rewards.names();
-    EvalCounts mine{.parts = std::vector<double>(reward_names.size(), 0.0)};
+    EvalCounts mine;
+    scorer.tally(g.scored, mine.tally);
     std::vector<Json> logged;  // this rank's samples among the first log_samples prompts
     for (int64_t j = 0; j < static_cast<int64_t>(my_rows.size()); ++j) {
       std::vector<std::string> completions;
@@ -168,10 +169,6 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
         const bool ok = is_correct(g.scored[i], scorer);
         mine.correct += ok;
         mine.tokens += static_cast<double>(g.rollouts.rows[i].completion_ids.size());
-        for (size_t k = 0; k < reward_names.size(); ++k) {
-          const auto it = g.scored[i].parts.find(reward_names[k]);
-          if (it != g.scored[i].parts.end()) mine.parts[k] += it->second;
-        }
         completions.push_back(g.rollouts.rows[i].text);
         verdicts.push_back(ok);
       }
@@ -185,9 +182,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
                           {"correct", is_correct(g.scored[j * n], scorer)}});
       }
     }
-    mine.checker_skips = scorer.skips_per_reward(g.scored).at(0);
     const EvalCounts all = mine.over_ranks(dist, ctx.stage_name + ": eval counts");
-    if (all.checker_skips == static_cast<double>(B * n) && B * n > 0) {
+    if (all.tally.skips.front() == static_cast<double>(B * n) && B * n > 0) {
       // Accuracy would read 0.0 for a model that was never judged.
       throw Error(
           fmt::format("{}: {}: reward '{}' (the checker) skipped all {} completions; do the rows of {} have "
@@ -218,7 +214,7 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
       r["maj_at_k"] = maj_correct / B;
       r["k"] = o.maj_k;
     }
-    for (size_t k = 0; k < reward_names.size(); ++k) r["rewards"][reward_names[k]] = all.parts[k] / total;
+    for (size_t k = 0; k < reward_names.size(); ++k) r["rewards"][reward_names[k]] = all.tally.sum[k] / total;
     results[m.name] = r;
     if (dist.is_main()) {
       log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,

@@ -225,6 +225,11 @@ int run_recipe(const RunArgs& args) {
   // run's files and logs.
   const bool main_rank = distributed().is_main();
   if (main_rank) write_file_atomic((fs::path(args.out) / "recipe.json").string(), recipe.dump(2) + "\n");
+  // A stage's entry in the manifest, written at once (rank 0).
+  auto record = [&](const std::string& stage, Json entry) {
+    manifest["stages"][stage] = std::move(entry);
+    if (main_rank) write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
+  };
 
   for (const PlannedStage& p : plan) {
     const std::string& type = p.type->name;
@@ -232,25 +237,22 @@ int run_recipe(const RunArgs& args) {
       log::info("stage {} ({}): done in an earlier run, skipped", p.name, type);
       continue;
     }
-    manifest["stages"][p.name] = {{"type", type}, {"state", "running"}};
-    if (main_rank) write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
+    record(p.name, {{"type", type}, {"state", "running"}});
     if (main_rank) log::info("stage {} ({})", p.name, type);
     StageResult result;
     try {
       result = p.stage->run(StageContext{args.out, p.name, args.resume});
     } catch (const std::exception& e) {
       // The manifest says so (--resume runs the stage again from its newest checkpoint).
-      manifest["stages"][p.name] = {{"type", type}, {"state", "failed"}, {"error", e.what()}};
-      if (main_rank) write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
+      record(p.name, {{"type", type}, {"state", "failed"}, {"error", e.what()}});
       throw;
     }
-    manifest["stages"][p.name] = {{"type", type},
-                                  {"state", "done"},
-                                  {"model_dir", result.model_dir},
-                                  {"data_path", result.data_path},
-                                  {"summary", result.summary}};
+    record(p.name, {{"type", type},
+                    {"state", "done"},
+                    {"model_dir", result.model_dir},
+                    {"data_path", result.data_path},
+                    {"summary", result.summary}});
     if (!main_rank) continue;
-    write_file_atomic(manifest_path, dump_text(manifest, 2) + "\n");
     write_file_atomic((fs::path(args.out) / "summary.json").string(),
                       dump_text(make_summary(recipe, manifest), 2) + "\n");
   }

@@ -48,8 +48,6 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
 
 Training::~Training() = default;
 
-bool Training::main_rank() const { return distributed().is_main(); }
-
 double Training::begin_step(int64_t step) {
   const double lr = learning_rate_at(options_.schedule(max_steps_), step);
   for (auto& group : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);

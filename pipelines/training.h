@@ -41,8 +41,6 @@ class Training {
   TrainerState state;  // step and data position; saved in every checkpoint
 
   torch::optim::AdamW& optimizer() { return *optimizer_; }
-  MetricsLogger& metrics() { return *metrics_; }
-  bool main_rank() const;
   // The step's learning rate from the schedule, set on every parameter group; returned.
   double begin_step(int64_t step);
   // Gradients summed over ranks, clipped to max_grad_norm, AdamW step. Returns the norm

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "src/error.h"
@@ -94,24 +95,31 @@ RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts) cons
   return out;
 }
 
-std::vector<double> Scorer::timeouts_per_reward(const std::vector<RewardResult>& results) const {
-  std::vector<double> out(entries_.size(), 0.0);
-  for (const RewardResult& r : results) {
-    for (const std::string& name : r.timed_out_rewards) {
-      for (size_t k = 0; k < entries_.size(); ++k) out[k] += entries_[k].name == name;
-    }
-  }
+std::vector<double> RewardTally::flat() const {
+  std::vector<double> out = sum;
+  out.insert(out.end(), timeouts.begin(), timeouts.end());
+  out.insert(out.end(), skips.begin(), skips.end());
   return out;
 }
 
-std::vector<double> Scorer::skips_per_reward(const std::vector<RewardResult>& results) const {
-  std::vector<double> out(entries_.size(), 0.0);
+RewardTally RewardTally::from_flat(const std::vector<double>& values, size_t rewards) {
+  const auto k = static_cast<std::ptrdiff_t>(rewards);
+  return {{values.begin(), values.begin() + k},
+          {values.begin() + k, values.begin() + 2 * k},
+          {values.begin() + 2 * k, values.begin() + 3 * k}};
+}
+
+void Scorer::tally(const std::vector<RewardResult>& results, RewardTally& tally) const {
+  const size_t n = entries_.size();
+  tally.sum.resize(n, 0.0), tally.timeouts.resize(n, 0.0), tally.skips.resize(n, 0.0);
   for (const RewardResult& r : results) {
-    for (const std::string& name : r.skipped_rewards) {
-      for (size_t k = 0; k < entries_.size(); ++k) out[k] += entries_[k].name == name;
+    for (size_t k = 0; k < n; ++k) {
+      const std::string& name = entries_[k].name;
+      if (const auto it = r.parts.find(name); it != r.parts.end()) tally.sum[k] += it->second;
+      tally.timeouts[k] += std::count(r.timed_out_rewards.begin(), r.timed_out_rewards.end(), name);
+      tally.skips[k] += std::count(r.skipped_rewards.begin(), r.skipped_rewards.end(), name);
     }
   }
-  return out;
 }
 
 std::string Scorer::too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const {

@@ -22,6 +22,16 @@ struct ScorerEntry {
   std::unique_ptr<Reward> reward;
 };
 
+// Per reward of a Scorer (entries() order) over many rows: the sum of its values (a skipped
+// row adds nothing), and the rows it timed out on (scored 0 without judging) or skipped.
+struct RewardTally {
+  std::vector<double> sum, timeouts, skips;
+
+  // The three vectors end to end, and back: one reduction over ranks for all of them.
+  std::vector<double> flat() const;
+  static RewardTally from_flat(const std::vector<double>& values, size_t rewards);
+};
+
 class Scorer {
  public:
   Scorer() = default;
@@ -37,11 +47,8 @@ class Scorer {
   std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const;
   const std::vector<ScorerEntry>& entries() const { return entries_; }
 
-  // Per reward (in entries() order): on how many of `results` (this scorer's) it timed out.
-  std::vector<double> timeouts_per_reward(const std::vector<RewardResult>& results) const;
-  // Per reward (in entries() order): how many of `results` it skipped (no value: the row
-  // lacks what it checks, e.g. math without an "answer").
-  std::vector<double> skips_per_reward(const std::vector<RewardResult>& results) const;
+  // Adds `results` (this scorer's, row by row in order) to `tally`.
+  void tally(const std::vector<RewardResult>& results, RewardTally& tally) const;
   // "" unless some reward timed out on more than max_fraction of `rows` completions; then one
   // line naming the first such reward: "reward 'x' timed out on 5 of 8 completions (> 10%)".
   std::string too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const;

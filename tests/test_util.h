@@ -4,7 +4,9 @@
 #pragma once
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +53,25 @@ inline std::string slurp(const std::filesystem::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// What `r1kit ARGS` did: its exit status, its stderr (stdout is discarded), its wall time.
+struct Outcome {
+  int rc = 0;
+  std::string err;
+  double seconds = 0;
+};
+
+// Runs the build's `r1kit` with `args` (already shell-quoted), stderr into `err_file`.
+inline Outcome run_r1kit(const std::string& args, const std::string& err_file) {
+  const std::string cmd = "'" + std::string(R1KIT_BINARY_DIR) + "/r1kit' " + args + " >/dev/null 2>'" + err_file + "'";
+  const auto t0 = std::chrono::steady_clock::now();
+  const int status = std::system(cmd.c_str());
+  Outcome o;
+  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o.err = slurp(err_file);
+  return o;
 }
 
 inline std::filesystem::path scratch_dir(const std::string& name) {

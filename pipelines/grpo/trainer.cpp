@@ -159,27 +159,13 @@ struct GrpoRun {
 // A step's counters, summed (or maximised) over ranks in one collective each.
 struct RolloutCounts {
   double rows = 0, correct = 0, length = 0, truncated = 0, generated_tokens = 0;
-  std::vector<double> parts;     // per reward of the scorer, in its order
-  std::vector<double> timeouts;  // per reward: completions it timed out on (scored 0)
-  std::vector<double> skips;     // per reward: completions it skipped (no value)
+  rewards::RewardTally tally;  // per reward: value sums, timeouts, skips
   double length_max = 0, seconds_rollout_max = 0;
 
   // Adds this rank's scored groups (accuracy: the first reward, the task's checker, is full).
   void add(const ScoredGroups& g, const rewards::Scorer& scorer) {
-    const auto& entries = scorer.entries();
-    parts.resize(entries.size(), 0.0);
-    timeouts.resize(entries.size(), 0.0);
-    skips.resize(entries.size(), 0.0);
-    const std::vector<double> round_timeouts = scorer.timeouts_per_reward(g.scored);
-    const std::vector<double> round_skips = scorer.skips_per_reward(g.scored);
-    for (size_t k = 0; k < entries.size(); ++k) timeouts[k] += round_timeouts[k], skips[k] += round_skips[k];
-    for (const auto& scored : g.scored) {
-      for (size_t k = 0; k < entries.size(); ++k) {
-        const auto it = scored.parts.find(entries[k].name);
-        if (it != scored.parts.end()) parts[k] += it->second;
-      }
-      correct += is_correct(scored, scorer);
-    }
+    scorer.tally(g.scored, tally);
+    for (const auto& scored : g.scored) correct += is_correct(scored, scorer);
     for (const auto& row : g.rollouts.rows) {
       rows += 1;
       length += static_cast<double>(row.completion_ids.size());
@@ -189,19 +175,15 @@ struct RolloutCounts {
   }
 
   RolloutCounts over_ranks(DistributedContext& dist) const {
-    std::vector<double> sums = {rows, correct, length, truncated, generated_tokens};
-    sums.insert(sums.end(), parts.begin(), parts.end());
-    sums.insert(sums.end(), timeouts.begin(), timeouts.end());
-    sums.insert(sums.end(), skips.begin(), skips.end());
+    std::vector<double> sums = tally.flat();
+    sums.insert(sums.end(), {rows, correct, length, truncated, generated_tokens});
     sums = dist.sum_over_ranks(sums, "rollout counts");
     const std::vector<double> maxes = dist.max_over_ranks({length_max, seconds_rollout_max}, "rollout maxima");
     RolloutCounts all;
-    all.rows = sums[0], all.correct = sums[1], all.length = sums[2], all.truncated = sums[3];
-    all.generated_tokens = sums[4];
-    const auto k = static_cast<std::ptrdiff_t>(parts.size());
-    all.parts.assign(sums.begin() + 5, sums.begin() + 5 + k);
-    all.timeouts.assign(sums.begin() + 5 + k, sums.begin() + 5 + 2 * k);
-    all.skips.assign(sums.begin() + 5 + 2 * k, sums.end());
+    const size_t at = sums.size() - 5;  // the scalars follow the reward tally
+    all.rows = sums[at], all.correct = sums[at + 1], all.length = sums[at + 2];
+    all.truncated = sums[at + 3], all.generated_tokens = sums[at + 4];
+    all.tally = rewards::RewardTally::from_flat(sums, tally.sum.size());
     all.length_max = maxes[0], all.seconds_rollout_max = maxes[1];
     return all;
   }
@@ -376,9 +358,9 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
   m["reward/std"] = rewards.numel() > 1 ? rewards.std().item<double>() : 0;
   const auto& entries = run.scorer.entries();
   for (size_t k = 0; k < entries.size(); ++k) {
-    m["reward/" + entries[k].name] = all.parts[k] / N;
-    m["rewards/" + entries[k].name + "/timeouts"] = all.timeouts[k];
-    m["rewards/" + entries[k].name + "/skipped"] = all.skips[k];
+    m["reward/" + entries[k].name] = all.tally.sum[k] / N;
+    m["rewards/" + entries[k].name + "/timeouts"] = all.tally.timeouts[k];
+    m["rewards/" + entries[k].name + "/skipped"] = all.tally.skips[k];
   }
   m["accuracy"] = all.correct / N;
   m["completion/mean_length"] = all.length / N;
@@ -416,19 +398,19 @@ void check_reward_failures(const GrpoRun& run, const RolloutCounts& all, int64_t
   const auto& entries = run.scorer.entries();
   for (size_t k = 0; k < entries.size(); ++k) {
     // A reward that skipped every completion adds nothing (math on rows without "answer").
-    if (all.rows > 0 && all.skips[k] == all.rows && run.dist.is_main()) {
+    if (all.rows > 0 && all.tally.skips[k] == all.rows && run.dist.is_main()) {
       log::warn(
           "{} step {}: reward '{}' skipped all {:g} completions (do the rows have the field it checks, "
           "e.g. \"answer\"?)",
           run.ctx.stage_name, step, entries[k].name, all.rows);
     }
-    if (all.timeouts[k] > 0 && run.dist.is_main()) {
+    if (all.tally.timeouts[k] > 0 && run.dist.is_main()) {
       log::warn("{} step {}: reward '{}' timed out on {:g} of {:g} completions (scored 0)", run.ctx.stage_name, step,
-                entries[k].name, all.timeouts[k], all.rows);
+                entries[k].name, all.tally.timeouts[k], all.rows);
     }
   }
   const std::string too_many =
-      run.scorer.too_many_timeouts(all.timeouts, all.rows, run.o.rewards.max_reward_failure_fraction);
+      run.scorer.too_many_timeouts(all.tally.timeouts, all.rows, run.o.rewards.max_reward_failure_fraction);
   if (!too_many.empty()) {
     throw Error(fmt::format("{}: step {}: {}; stopped before training on it (max_reward_failure_fraction {:g})",
                             run.ctx.stage_name, step, too_many, run.o.rewards.max_reward_failure_fraction));

@@ -74,7 +74,9 @@ int run_reward_command(const RewardCommandArgs& args) {
       write_jsonl_atomic(args.out, out);
     }
     // Timed-out rows score 0 without judging anything: say so, and fail past the threshold.
-    const std::vector<double> timeouts = scorer.timeouts_per_reward(results);
+    rewards::RewardTally tally;
+    scorer.tally(results, tally);
+    const std::vector<double>& timeouts = tally.timeouts;
     for (size_t k = 0; k < timeouts.size(); ++k) {
       if (timeouts[k] > 0) {
         std::fprintf(stderr, "r1kit reward: reward '%s' timed out on %g of %zu rows (scored 0)\n",

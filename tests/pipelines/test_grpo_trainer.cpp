@@ -134,13 +134,11 @@ TEST(GrpoNonFinite, HugeLearningRateStopsBeforeANanModelIsSaved) {
     broken->parameters()[3].view(-1)[0] = std::numeric_limits<float>::quiet_NaN();
     policy::save_pretrained(*broken, (dir / "nan_model").string());
     fs::copy_file(dir / "model" / "tokenizer.json", dir / "nan_model" / "tokenizer.json");
-    const std::string err = (dir / "generate.err").string();
-    const std::string cmd = std::string("'") + R1KIT_BINARY_DIR + "/r1kit' generate --model '" +
-                            (dir / "nan_model").string() + "' --prompt '1+1' >/dev/null 2>'" + err + "'";
-    EXPECT_NE(std::system(cmd.c_str()), 0);
-    EXPECT_NE(slurp(err).find("has non-finite values (a diverged model); refusing to sample from it"),
-              std::string::npos)
-        << slurp(err);
+    const testing::Outcome o = testing::run_r1kit(
+        "generate --model '" + (dir / "nan_model").string() + "' --prompt '1+1'", (dir / "generate.err").string());
+    EXPECT_NE(o.rc, 0);
+    EXPECT_NE(o.err.find("has non-finite values (a diverged model); refusing to sample from it"), std::string::npos)
+        << o.err;
   }
   for (const auto& step : list_dir((dir / "run" / "checkpoints" / "zero").string())) {
     SCOPED_TRACE(step);

@@ -20,25 +20,9 @@ namespace r1kit {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Outcome;
+using testing::run_r1kit;
 using testing::TempDir;
-
-struct Outcome {
-  int rc = 0;
-  std::string err;  // stderr
-  double seconds = 0;
-};
-
-// `r1kit ARGS` with stderr captured (stdout discarded).
-Outcome run_r1kit(const std::string& args, const std::string& err_file) {
-  const std::string cmd = "'" + std::string(R1KIT_BINARY_DIR) + "/r1kit' " + args + " >/dev/null 2>'" + err_file + "'";
-  const auto t0 = std::chrono::steady_clock::now();
-  const int status = std::system(cmd.c_str());
-  Outcome o;
-  o.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  o.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  o.err = testing::slurp(err_file);
-  return o;
-}
 
 // Three real stages: sft pretrains a tiny model from nothing, grpo trains it, eval scores
 // both. Stage 3 is the one each case breaks.
