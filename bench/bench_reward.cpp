@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <string>
@@ -14,7 +15,9 @@
 #include "bench/peer_runner.h"
 #include "rewards/math_reward.h"
 #include "rewards/sandbox.h"
+#include "rewards/scorer.h"
 #include "src/config.h"
+#include "src/files.h"
 #include "src/thread_pool.h"
 
 namespace r1kit::bench {
@@ -63,6 +66,54 @@ void run_bare_python() {
   while (std::fread(buf, 1, sizeof(buf), p) > 0) {
   }
   ::pclose(p);
+}
+
+// The example keyword plug-in on GRPO-sized batches (256 completions of ~1 KB with their
+// rows), in-process and isolated in the plug-in host, on the same thread pool: rows/s of
+// each, repeated until at least 1 s has passed.
+Json bench_plugin(const std::vector<Pair>& pairs, bool json) {
+  const std::string exe = executable_path();
+  const std::string lib =
+      std::filesystem::path(exe).parent_path().string() + "/examples/rewards/libkeyword_reward_plugin.so";
+  if (::access(lib.c_str(), R_OK) != 0) return {{"plugin_error", lib + " not found (build the example)"}};
+  const size_t rows = 256;
+  std::vector<std::string> texts(rows);
+  std::vector<Json> fields(rows);
+  std::vector<rewards::RewardInput> batch(rows);
+  for (size_t i = 0; i < rows; ++i) {
+    const Pair& p = pairs[i % pairs.size()];
+    while (texts[i].size() < 1000) texts[i] += p.pred + (i % 3 == 0 ? " therefore " : " so ");
+    fields[i] = {{"answer", p.gold}, {"prompt", "Solve the problem and put the answer in a box."}};
+    batch[i].completion = texts[i];
+    batch[i].fields = &fields[i];
+  }
+  ThreadPool pool(0);
+  Json out;
+  double per_s[2] = {0, 0};
+  for (bool isolate : {false, true}) {
+    const rewards::Scorer scorer = rewards::Scorer::from_json(
+        Json::array(
+            {{{"name", "plugin"}, {"path", lib}, {"options", {{"keyword", "therefore"}}}, {"isolate", isolate}}}),
+        "bench");
+    scorer.score_batch(batch, &pool);  // warm: the host is started, the library loaded
+    size_t scored = 0;
+    const auto t0 = Clock::now();
+    double secs = 0;
+    do {
+      scored += scorer.score_batch(batch, &pool).size();
+      secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    } while (secs < 1.0);
+    per_s[isolate] = static_cast<double>(scored) / secs;
+  }
+  out["plugin_rows_per_s_in_process"] = per_s[0];
+  out["plugin_rows_per_s_isolated"] = per_s[1];
+  out["plugin_isolated_over_in_process"] = per_s[1] / per_s[0];
+  out["plugin_threads"] = pool.size();
+  if (!json) {
+    fmt::print("plugin: {:.0f} rows/s in-process, {:.0f} rows/s isolated ({:.2f}x; {} threads, batches of {})\n",
+               per_s[0], per_s[1], per_s[1] / per_s[0], pool.size(), rows);
+  }
+  return out;
 }
 
 }  // namespace
@@ -117,6 +168,8 @@ int bench_reward(bool json) {
     result["mathverify_error"] = fmt::format("{} (is math-verify installed in .venv?)", e.what());
     if (!json) fmt::print("math: Math-Verify peer did not run ({})\n", e.what());
   }
+
+  result.update(bench_plugin(pairs, json));
 
   // Code: sandboxed executions per second (all cores) and the sandbox's own cost.
   std::string why;

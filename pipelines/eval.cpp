@@ -40,7 +40,7 @@ std::string vote_key(const std::string& completion) {
 // and each reward's tally (in the scorer's order).
 struct EvalCounts {
   double correct = 0, tokens = 0, maj_correct = 0;
-  rewards::RewardTally tally;  // per reward: value sums, timeouts, skips
+  rewards::RewardTally tally;  // per reward: value sums, timeouts, errors, skips
 
   EvalCounts over_ranks(DistributedContext& dist, const std::string& what) const {
     std::vector<double> v = tally.flat();
@@ -190,6 +190,13 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
                       "the field it checks (e.g. \"answer\")?",
                       ctx.stage_name, m.name, reward_names.front(), B * n, o.prompts.data));
     }
+    // Failed rows (timeouts, errors) score 0: past the threshold the accuracy would be the reward's.
+    const std::string too_many =
+        scorer.too_many_failures(all.tally, static_cast<double>(B * n), o.rewards.max_reward_failure_fraction);
+    if (!too_many.empty()) {
+      throw Error(fmt::format("{}: {}: {} (max_reward_failure_fraction {:g})", ctx.stage_name, m.name, too_many,
+                              o.rewards.max_reward_failure_fraction));
+    }
     std::vector<Json> samples_in_order;
     for (const Json& part : dist.all_gather_json(logged, ctx.stage_name + ": eval samples")) {
       for (const Json& row : part) samples_in_order.push_back(row);
@@ -214,7 +221,10 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
       r["maj_at_k"] = maj_correct / B;
       r["k"] = o.maj_k;
     }
-    for (size_t k = 0; k < reward_names.size(); ++k) r["rewards"][reward_names[k]] = all.tally.sum[k] / total;
+    for (size_t k = 0; k < reward_names.size(); ++k) {
+      r["rewards"][reward_names[k]] = all.tally.sum[k] / total;
+      r["reward_failures"][reward_names[k]] = all.tally.timeouts[k] + all.tally.errors[k];
+    }
     results[m.name] = r;
     if (dist.is_main()) {
       log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,

@@ -67,6 +67,7 @@ class ProcessReward : public Reward {
   RewardResult result_of(const Json& r) const {
     if (!r.is_object())
       throw Error(fmt::format("process reward '{}': reply is not a JSON object: {}", label_, r.dump().substr(0, 120)));
+    if (r.contains("error") && r["error"].is_string()) return RewardResult::error(r["error"].get<std::string>());
     RewardResult out;
     if (r.contains("value") && r["value"].is_number())
       out.value = r["value"].get<double>();

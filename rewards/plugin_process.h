@@ -5,7 +5,8 @@
 // writes one JSON object per line to its stdin:
 //   {"prompt": "...", "completion": "...", "fields": {...row...}}
 // and reads one line back: {"value": 1.0, "why": "...", "parts": {"x": 0.5}} ("value":
-// null skips the row). With "batch": true one line carries every completion of a batch,
+// null skips the row; {"error": "..."} is a reward error, counted in rewards/<name>/errors and
+// scored 0). With "batch": true one line carries every completion of a batch,
 // {"batch": [request, ...]}, and the answer is {"results": [answer, ...]}. Calls are
 // serialised (one process). A reply later than the timeout kills the process (it is
 // restarted on the next call) and scores 0 with why "timeout"; a process that exits or

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <cmath>
+
 #include "src/error.h"
 #include "src/thread_pool.h"
 
@@ -58,6 +60,14 @@ std::vector<RewardResult> Reward::score_batch(const std::vector<RewardInput>& ba
   return out;
 }
 
+RewardResult checked_value(RewardResult r) {
+  if (r.value && !std::isfinite(*r.value)) return RewardResult::error(fmt::format("returned {} ({})", *r.value, r.why));
+  for (const auto& [name, v] : r.parts) {
+    if (!std::isfinite(v)) return RewardResult::error(fmt::format("returned part '{}' = {} ({})", name, v, r.why));
+  }
+  return r;
+}
+
 RewardResult Reward::score_with_timeout(const RewardInput& in) const {
   RewardInput timed = in;
   auto start = Clock::now();
@@ -68,7 +78,7 @@ RewardResult Reward::score_with_timeout(const RewardInput& in) const {
     double took = std::chrono::duration<double>(Clock::now() - start).count();
     return RewardResult::timeout(fmt::format("timeout: took {:.1f}s, budget {}s", took, timeout_s_));
   }
-  return r;
+  return checked_value(std::move(r));
 }
 
 RewardRegistry& RewardRegistry::instance() {

@@ -45,11 +45,15 @@ struct RewardResult {
   std::optional<double> value;          // nullopt = skip this row
   std::map<std::string, double> parts;  // named sub-scores (e.g. code: "passed", "total")
   std::string why;                      // one short line for humans and samples.jsonl
-  // The reward ran out of its time budget: the value (0) is no judgement of the completion.
-  // Counted (Scorer results: per reward in `timed_out_rewards`) so that a run notices and stops when too many
-  // rewards fail, instead of training on zeros.
-  bool timed_out = false;
+  // The reward could not judge the row: it ran out of its time budget, or it reported an
+  // error (a plug-in's non-zero return or a non-finite value, a process's {"error": ...}).
+  // The value (0) is no judgement of the completion. Counted per reward (Scorer results list
+  // the rewards in `timed_out_rewards` / `errored_rewards`) and warned, so that a run stops when
+  // too many rewards fail instead of training on zeros.
+  enum class Failure { none, timeout, error };
+  Failure failure = Failure::none;
   std::vector<std::string> timed_out_rewards;  // Scorer results: the rewards that timed out
+  std::vector<std::string> errored_rewards;    // Scorer results: the rewards that reported an error
   std::vector<std::string> skipped_rewards;    // Scorer results: the rewards that skipped the row
 
   static RewardResult make(double value, std::string why) {
@@ -60,7 +64,12 @@ struct RewardResult {
   }
   static RewardResult timeout(std::string why) {
     RewardResult r = make(0.0, std::move(why));
-    r.timed_out = true;
+    r.failure = Failure::timeout;
+    return r;
+  }
+  static RewardResult error(std::string why) {
+    RewardResult r = make(0.0, std::move(why));
+    r.failure = Failure::error;
     return r;
   }
   static RewardResult skip(std::string why) {
@@ -77,7 +86,8 @@ class Reward {
   virtual RewardResult score(const RewardInput& in) const = 0;
   // score() with this reward's deadline set (now + timeout_s()); a result that arrives
   // after the deadline is replaced by 0 with why "timeout" (a reward that cannot stop
-  // itself still cannot make a step wait past its budget unnoticed).
+  // itself still cannot make a step wait past its budget unnoticed), and a non-finite value
+  // by an error (a NaN must not become a silent skip or poison the advantages).
   RewardResult score_with_timeout(const RewardInput& in) const;
   // Whole batch; the default runs score_with_timeout row by row on `pool` (or inline).
   // Rewards with a per-call cost (an external process) override it to send one request.
@@ -89,6 +99,9 @@ class Reward {
  private:
   double timeout_s_ = 10.0;
 };
+
+// `r`, or an error result when its value or a part is not finite (NaN, inf).
+RewardResult checked_value(RewardResult r);
 
 // Builds a reward from its options; the factory reads its own keys from `options` (a
 // JsonFields over the recipe entry, so unknown keys are reported by the caller's finish()).

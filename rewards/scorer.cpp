@@ -5,10 +5,40 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "src/error.h"
+#include "src/logging.h"
+#include "src/pretokenizer.h"
 
 namespace r1kit::rewards {
+
+struct FailureWarnings {
+  static constexpr int64_t kShownInFull = 5;
+  std::mutex mu;
+  std::map<std::string, int64_t> seen;  // failures so far, per reward
+
+  void note(const std::string& reward, const RewardResult& r, std::string_view completion) {
+    int64_t n = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      n = ++seen[reward];
+    }
+    const char* what = r.failure == RewardResult::Failure::timeout ? "timed out" : "failed";
+    if (n <= kShownInFull) {
+      const std::string start = dump_text(Json(std::string(completion.substr(0, 60))));  // quoted, escaped
+      log::warn("reward '{}' {} on the completion {}...: {}{}", reward, what, start, r.why,
+                n == kShownInFull ? " (further failures of this reward are counted, shown at 10, 100, ...)" : "");
+    } else if (is_power_of_ten(n)) {
+      log::warn("reward '{}': {} failures so far (latest: {})", reward, n, r.why);
+    }
+  }
+  static bool is_power_of_ten(int64_t n) {
+    while (n >= 10 && n % 10 == 0) n /= 10;
+    return n == 1;
+  }
+};
 
 Scorer Scorer::from_json(const Json& spec, const std::string& where) {
   if (!spec.is_array() || spec.empty())
@@ -68,17 +98,20 @@ Scorer Scorer::from_spec(const std::string& spec) {
 }
 
 void Scorer::add(std::string name, double weight, std::unique_ptr<Reward> reward) {
+  if (!warnings_) warnings_ = std::make_shared<FailureWarnings>();
   entries_.push_back({std::move(name), weight, std::move(reward)});
 }
 
-RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts) const {
+RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts, std::string_view completion) const {
   RewardResult out;
   double total = 0;
   bool any = false;
   for (size_t i = 0; i < entries_.size(); ++i) {
     const RewardResult& r = *parts[i];
     const std::string& name = entries_[i].name;
-    if (r.timed_out) out.timed_out_rewards.push_back(name);
+    if (r.failure == RewardResult::Failure::timeout) out.timed_out_rewards.push_back(name);
+    if (r.failure == RewardResult::Failure::error) out.errored_rewards.push_back(name);
+    if (r.failure != RewardResult::Failure::none) warnings_->note(name, r, completion);
     if (!r.value) out.skipped_rewards.push_back(name);
     if (!out.why.empty()) out.why += "; ";
     if (r.value) {
@@ -92,41 +125,49 @@ RewardResult Scorer::combine(const std::vector<const RewardResult*>& parts) cons
     for (const auto& [k, v] : r.parts) out.parts[name + "." + k] = v;
   }
   if (any) out.value = total;
+  // A reward's "why" may quote the completion's raw bytes (a model's byte tokens): every string
+  // a Scorer returns is valid UTF-8, the way transformers decodes such bytes.
+  out.why = utf8_lossy(out.why);
   return out;
 }
 
 std::vector<double> RewardTally::flat() const {
-  std::vector<double> out = sum;
-  out.insert(out.end(), timeouts.begin(), timeouts.end());
-  out.insert(out.end(), skips.begin(), skips.end());
+  std::vector<double> out;
+  for (const auto* v : {&sum, &timeouts, &errors, &skips}) out.insert(out.end(), v->begin(), v->end());
   return out;
 }
 
 RewardTally RewardTally::from_flat(const std::vector<double>& values, size_t rewards) {
   const auto k = static_cast<std::ptrdiff_t>(rewards);
-  return {{values.begin(), values.begin() + k},
-          {values.begin() + k, values.begin() + 2 * k},
-          {values.begin() + 2 * k, values.begin() + 3 * k}};
+  auto part = [&](std::ptrdiff_t i) {
+    return std::vector<double>(values.begin() + i * k, values.begin() + (i + 1) * k);
+  };
+  return {part(0), part(1), part(2), part(3)};
 }
 
 void Scorer::tally(const std::vector<RewardResult>& results, RewardTally& tally) const {
   const size_t n = entries_.size();
-  tally.sum.resize(n, 0.0), tally.timeouts.resize(n, 0.0), tally.skips.resize(n, 0.0);
+  for (auto* v : {&tally.sum, &tally.timeouts, &tally.errors, &tally.skips}) v->resize(n, 0.0);
+  auto count = [](const std::vector<std::string>& names, const std::string& name) {
+    return static_cast<double>(std::count(names.begin(), names.end(), name));
+  };
   for (const RewardResult& r : results) {
     for (size_t k = 0; k < n; ++k) {
       const std::string& name = entries_[k].name;
       if (const auto it = r.parts.find(name); it != r.parts.end()) tally.sum[k] += it->second;
-      tally.timeouts[k] += std::count(r.timed_out_rewards.begin(), r.timed_out_rewards.end(), name);
-      tally.skips[k] += std::count(r.skipped_rewards.begin(), r.skipped_rewards.end(), name);
+      tally.timeouts[k] += count(r.timed_out_rewards, name);
+      tally.errors[k] += count(r.errored_rewards, name);
+      tally.skips[k] += count(r.skipped_rewards, name);
     }
   }
 }
 
-std::string Scorer::too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const {
-  for (size_t k = 0; k < entries_.size() && k < timeouts.size(); ++k) {
-    if (rows > 0 && timeouts[k] > max_fraction * rows) {
-      return fmt::format("reward '{}' timed out on {:g} of {:g} completions (> {:g}%)", entries_[k].name, timeouts[k],
-                         rows, 100 * max_fraction);
+std::string Scorer::too_many_failures(const RewardTally& tally, double rows, double max_fraction) const {
+  for (size_t k = 0; k < entries_.size() && k < tally.timeouts.size(); ++k) {
+    const double failed = tally.timeouts[k] + tally.errors[k];
+    if (rows > 0 && failed > max_fraction * rows) {
+      return fmt::format("reward '{}' failed on {:g} of {:g} completions (> {:g}%): {:g} timeouts, {:g} errors",
+                         entries_[k].name, failed, rows, 100 * max_fraction, tally.timeouts[k], tally.errors[k]);
     }
   }
   return "";
@@ -137,7 +178,7 @@ RewardResult Scorer::score(const RewardInput& in) const {
   for (const auto& e : entries_) results.push_back(e.reward->score_with_timeout(in));
   std::vector<const RewardResult*> ptrs;
   for (const auto& r : results) ptrs.push_back(&r);
-  return combine(ptrs);
+  return combine(ptrs, in.completion);
 }
 
 std::vector<RewardResult> Scorer::score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const {
@@ -148,7 +189,7 @@ std::vector<RewardResult> Scorer::score_batch(const std::vector<RewardInput>& ba
   for (size_t row = 0; row < batch.size(); ++row) {
     std::vector<const RewardResult*> ptrs;
     for (const auto& results : per_reward) ptrs.push_back(&results[row]);
-    out.push_back(combine(ptrs));
+    out.push_back(combine(ptrs, batch[row].completion));
   }
   return out;
 }

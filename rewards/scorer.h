@@ -10,6 +10,7 @@
 #pragma once
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rewards/reward.h"
@@ -23,14 +24,19 @@ struct ScorerEntry {
 };
 
 // Per reward of a Scorer (entries() order) over many rows: the sum of its values (a skipped
-// row adds nothing), and the rows it timed out on (scored 0 without judging) or skipped.
+// row adds nothing), and the rows it timed out on or reported an error for (both scored 0
+// without judging) or skipped.
 struct RewardTally {
-  std::vector<double> sum, timeouts, skips;
+  std::vector<double> sum, timeouts, errors, skips;
 
-  // The three vectors end to end, and back: one reduction over ranks for all of them.
+  // The vectors end to end, and back: one reduction over ranks for all of them.
   std::vector<double> flat() const;
   static RewardTally from_flat(const std::vector<double>& values, size_t rewards);
 };
+
+// Failures (timeouts, errors) are warned on stderr as they happen, rate-limited per reward:
+// the first few with their "why" and the completion's start, then at every power of ten.
+struct FailureWarnings;
 
 class Scorer {
  public:
@@ -49,13 +55,15 @@ class Scorer {
 
   // Adds `results` (this scorer's, row by row in order) to `tally`.
   void tally(const std::vector<RewardResult>& results, RewardTally& tally) const;
-  // "" unless some reward timed out on more than max_fraction of `rows` completions; then one
-  // line naming the first such reward: "reward 'x' timed out on 5 of 8 completions (> 10%)".
-  std::string too_many_timeouts(const std::vector<double>& timeouts, double rows, double max_fraction) const;
+  // "" unless some reward failed (timed out or errored) on more than max_fraction of `rows`
+  // completions; then one line naming the first such reward: "reward 'x' failed on 5 of 8
+  // completions (> 10%): 3 timeouts, 2 errors".
+  std::string too_many_failures(const RewardTally& tally, double rows, double max_fraction) const;
 
  private:
-  RewardResult combine(const std::vector<const RewardResult*>& parts) const;
+  RewardResult combine(const std::vector<const RewardResult*>& parts, std::string_view completion) const;
   std::vector<ScorerEntry> entries_;
+  std::shared_ptr<FailureWarnings> warnings_;
 };
 
 }  // namespace r1kit::rewards

@@ -80,4 +80,10 @@ std::string file_checksum(const std::string& path) {
   return std::string("fnv1a64:") + hex;
 }
 
+std::string executable_path() {
+  char exe[4096];
+  const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  return n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+}
+
 }  // namespace r1kit

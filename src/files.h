@@ -21,5 +21,7 @@ std::vector<std::string> list_files_recursive(const std::string& dir);
 // "fnv1a64:<16 hex digits>" of a file's bytes: detects a truncated or damaged file (not an
 // adversary). Throws r1kit::Error naming the file when it cannot be read.
 std::string file_checksum(const std::string& path);
+// The running program's path (/proc/self/exe); "" when it cannot be read.
+std::string executable_path();
 
 }  // namespace r1kit

@@ -159,7 +159,7 @@ struct GrpoRun {
 // A step's counters, summed (or maximised) over ranks in one collective each.
 struct RolloutCounts {
   double rows = 0, correct = 0, length = 0, truncated = 0, generated_tokens = 0;
-  rewards::RewardTally tally;  // per reward: value sums, timeouts, skips
+  rewards::RewardTally tally;  // per reward: value sums, timeouts, errors, skips
   double length_max = 0, seconds_rollout_max = 0;
 
   // Adds this rank's scored groups (accuracy: the first reward, the task's checker, is full).
@@ -360,6 +360,7 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
   for (size_t k = 0; k < entries.size(); ++k) {
     m["reward/" + entries[k].name] = all.tally.sum[k] / N;
     m["rewards/" + entries[k].name + "/timeouts"] = all.tally.timeouts[k];
+    m["rewards/" + entries[k].name + "/errors"] = all.tally.errors[k];
     m["rewards/" + entries[k].name + "/skipped"] = all.tally.skips[k];
   }
   m["accuracy"] = all.correct / N;
@@ -391,26 +392,28 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
   return m;
 }
 
-// A reward that skipped every completion, or timed out and scored 0 without judging: warned
-// each step it happens; and a step where one reward timed out on more than max_reward_failure_fraction of
-// the completions stops the stage before it trains on those zeros.
+// A reward that skipped every completion, or failed (timed out or errored) and scored 0
+// without judging: warned each step it happens (each failure was also warned as it happened,
+// rate-limited, by the Scorer); and a step where one reward failed on more than
+// max_reward_failure_fraction of the completions stops the stage before it trains on those zeros.
 void check_reward_failures(const GrpoRun& run, const RolloutCounts& all, int64_t step) {
   const auto& entries = run.scorer.entries();
-  for (size_t k = 0; k < entries.size(); ++k) {
+  for (size_t k = 0; k < entries.size() && run.dist.is_main(); ++k) {
     // A reward that skipped every completion adds nothing (math on rows without "answer").
-    if (all.rows > 0 && all.tally.skips[k] == all.rows && run.dist.is_main()) {
+    if (all.rows > 0 && all.tally.skips[k] == all.rows) {
       log::warn(
           "{} step {}: reward '{}' skipped all {:g} completions (do the rows have the field it checks, "
           "e.g. \"answer\"?)",
           run.ctx.stage_name, step, entries[k].name, all.rows);
     }
-    if (all.tally.timeouts[k] > 0 && run.dist.is_main()) {
-      log::warn("{} step {}: reward '{}' timed out on {:g} of {:g} completions (scored 0)", run.ctx.stage_name, step,
-                entries[k].name, all.tally.timeouts[k], all.rows);
+    if (all.tally.timeouts[k] + all.tally.errors[k] > 0) {
+      log::warn("{} step {}: reward '{}' failed on {:g} of {:g} completions ({:g} timeouts, {:g} errors; scored 0)",
+                run.ctx.stage_name, step, entries[k].name, all.tally.timeouts[k] + all.tally.errors[k], all.rows,
+                all.tally.timeouts[k], all.tally.errors[k]);
     }
   }
   const std::string too_many =
-      run.scorer.too_many_timeouts(all.tally.timeouts, all.rows, run.o.rewards.max_reward_failure_fraction);
+      run.scorer.too_many_failures(all.tally, all.rows, run.o.rewards.max_reward_failure_fraction);
   if (!too_many.empty()) {
     throw Error(fmt::format("{}: step {}: {}; stopped before training on it (max_reward_failure_fraction {:g})",
                             run.ctx.stage_name, step, too_many, run.o.rewards.max_reward_failure_fraction));

@@ -30,6 +30,7 @@
 
 #include "src/cli/commands.h"
 #include "src/error.h"
+#include "src/files.h"
 
 extern char** environ;
 
@@ -121,10 +122,8 @@ std::string describe_status(int status) {
 int run_launch(const LaunchArgs& a) {
   if (a.nproc < 1) throw Error(fmt::format("launch: --nproc {} must be at least 1", a.nproc));
   if (a.command.empty()) throw Error("launch: nothing to run; usage: r1kit launch --nproc N -- run RECIPE.json ...");
-  char exe[4096];
-  const ssize_t exe_len = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (exe_len <= 0) throw Error("launch: cannot read /proc/self/exe");
-  exe[exe_len] = '\0';
+  const std::string exe = executable_path();
+  if (exe.empty()) throw Error("launch: cannot read /proc/self/exe");
   const int port = a.master_port > 0 ? a.master_port : free_port(a.master_addr);
 
   // argv and envp of every child, built before fork (only async-signal-safe calls after it).
@@ -179,7 +178,7 @@ int run_launch(const LaunchArgs& a) {
       ::signal(SIGTERM, SIG_DFL);
       ::dup2(out[1], 1);
       ::dup2(err[1], 2);
-      ::execve(exe, argv.data(), envs[r].data());
+      ::execve(exe.c_str(), argv.data(), envs[r].data());
       ::_exit(127);
     }
     ::close(out[1]);

@@ -73,18 +73,19 @@ int run_reward_command(const RewardCommandArgs& args) {
     } else {
       write_jsonl_atomic(args.out, out);
     }
-    // Timed-out rows score 0 without judging anything: say so, and fail past the threshold.
+    // Failed rows (timeouts, errors) score 0 without judging anything: say so, and fail past
+    // the threshold.
     rewards::RewardTally tally;
     scorer.tally(results, tally);
-    const std::vector<double>& timeouts = tally.timeouts;
-    for (size_t k = 0; k < timeouts.size(); ++k) {
-      if (timeouts[k] > 0) {
-        std::fprintf(stderr, "r1kit reward: reward '%s' timed out on %g of %zu rows (scored 0)\n",
-                     scorer.entries()[k].name.c_str(), timeouts[k], rows.size());
+    for (size_t k = 0; k < tally.timeouts.size(); ++k) {
+      if (tally.timeouts[k] + tally.errors[k] > 0) {
+        std::fprintf(stderr, "r1kit reward: reward '%s' failed on %g of %zu rows (%g timeouts, %g errors; scored 0)\n",
+                     scorer.entries()[k].name.c_str(), tally.timeouts[k] + tally.errors[k], rows.size(),
+                     tally.timeouts[k], tally.errors[k]);
       }
     }
     const std::string too_many =
-        scorer.too_many_timeouts(timeouts, static_cast<double>(rows.size()), args.max_failure_fraction);
+        scorer.too_many_failures(tally, static_cast<double>(rows.size()), args.max_failure_fraction);
     if (!too_many.empty()) throw Error(too_many + "; see --max-failure-fraction");
     return 0;
   } catch (const Error& e) {
@@ -102,7 +103,7 @@ CLI::App* add_reward_subcommand(CLI::App& app, RewardCommandArgs& args) {
   cmd->add_option("--out,-o", args.out, "output JSONL (default: stdout)");
   cmd->add_option("--threads,-j", args.threads, "scoring threads (0 = all cores)");
   cmd->add_option("--max-failure-fraction", args.max_failure_fraction,
-                  "exit non-zero when a reward timed out on more than this share of the rows")
+                  "exit non-zero when a reward failed (timed out or errored) on more than this share of the rows")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
   return cmd;

@@ -23,10 +23,10 @@ struct RewardCommandArgs {
   std::string data;                   // input JSONL ("" or "-": stdin)
   std::string out;                    // output JSONL ("" or "-": stdout)
   int threads = 0;                    // 0: hardware threads
-  double max_failure_fraction = 0.1;  // a reward timing out on more rows than this: exit 1
+  double max_failure_fraction = 0.1;  // a reward failing (timeout, error) on more rows than this: exit 1
 };
 
-// Returns the process exit code (0 ok, 1 bad input or too many reward timeouts; the scored
+// Returns the process exit code (0 ok, 1 bad input or too many reward failures; the scored
 // rows are written either way).
 int run_reward_command(const RewardCommandArgs& args);
 

@@ -58,8 +58,10 @@ TEST(RewardCommand, TimeoutsAreReportedAndFailPastTheThreshold) {
   ::testing::internal::CaptureStderr();
   EXPECT_EQ(run_reward_command(args), 1);
   const std::string err = ::testing::internal::GetCapturedStderr();
-  EXPECT_NE(err.find("reward 'process' timed out on 2 of 2 rows"), std::string::npos) << err;
-  EXPECT_NE(err.find("reward 'process' timed out on 2 of 2 completions (> 10%)"), std::string::npos) << err;
+  EXPECT_NE(err.find("reward 'process' failed on 2 of 2 rows (2 timeouts, 0 errors; scored 0)"), std::string::npos)
+      << err;
+  EXPECT_NE(err.find("reward 'process' failed on 2 of 2 completions (> 10%): 2 timeouts, 0 errors"), std::string::npos)
+      << err;
   EXPECT_EQ(read_jsonl(out).size(), 2u);
   args.max_failure_fraction = 1.0;
   EXPECT_EQ(run_reward_command(args), 0);

@@ -162,7 +162,8 @@ TEST(GrpoRewardTimeouts, AHangingRewardStopsTheStageBeforeTraining) {
     run_recipe(args);
     FAIL() << "the run completed";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("zero: step 1: reward 'process' timed out on 8 of 8 completions (> 10%)"),
+    EXPECT_NE(std::string(e.what()).find("zero: step 1: reward 'process' failed on 8 of 8 completions (> 10%): 8 "
+                                         "timeouts, 0 errors"),
               std::string::npos)
         << e.what();
   }
@@ -332,6 +333,49 @@ TEST(GrpoResume, TruncatedNewestCheckpointResumesFromThePrevious) {
   EXPECT_EQ(slurp(dir / "straight" / "models" / "zero" / "model.safetensors"),
             slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
       << "final weights differ after resuming past a truncated checkpoint";
+  EXPECT_EQ(metric_rows(dir / "straight"), metric_rows(out));
+}
+
+// Issue 12, case 3: a reward plug-in that segfaults in step 3 of a run. It runs isolated (the
+// default), so the stage fails with an error naming the plug-in and the signal, the manifest
+// says "failed", checkpoint step-2 is intact, and --resume (a new plug-in host, whose crash is
+// again 16 calls away) ends bitwise where an uninterrupted run does.
+TEST(GrpoPluginCrash, StopsCleanlyAndResumesBitwise) {
+  const fs::path dir = testing::scratch_dir("grpo_plugin_crash");
+  const std::string plugin = std::string(R1KIT_BINARY_DIR) + "/tests/rewards/libmisbehaving_reward_plugin.so";
+  auto rewards = [&](const Json& options) {
+    return Json::array({{{"name", "tag_count"}}, {{"name", "plugin"}, {"path", plugin}, {"options", options}}});
+  };
+  // 2 prompts x 4 completions a step: calls 17.. are step 3.
+  const std::string recipe = make_fixture(dir, 4, {{"rewards", rewards({{"mode", "segv"}, {"after", 16}})}});
+  RunArgs straight;
+  straight.recipe = recipe;
+  straight.out = (dir / "straight").string();
+  straight.sets = {"zero.rewards=" + rewards({{"mode", "none"}}).dump()};
+  ASSERT_EQ(run_recipe(straight), 0);
+
+  const std::string out = (dir / "crashed").string();
+  RunArgs crashing;
+  crashing.recipe = recipe;
+  crashing.out = out;
+  try {
+    run_recipe(crashing);
+    FAIL() << "the run completed";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("reward plugin " + plugin + ": crashed with SIGSEGV"), std::string::npos) << m;
+    EXPECT_NE(m.find("on row "), std::string::npos) << m;
+  }
+  EXPECT_EQ(read_json_file(out + "/manifest.json")["stages"]["zero"]["state"], "failed");
+  EXPECT_TRUE(fs::exists(out + "/checkpoints/zero/step-2/model.safetensors"));
+  EXPECT_FALSE(fs::exists(out + "/models/zero"));
+
+  RunArgs resumed = crashing;
+  resumed.resume = true;
+  ASSERT_EQ(run_recipe(resumed), 0);
+  EXPECT_EQ(slurp(dir / "straight" / "models" / "zero" / "model.safetensors"),
+            slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
+      << "final weights differ after resuming past a plug-in crash";
   EXPECT_EQ(metric_rows(dir / "straight"), metric_rows(out));
 }
 

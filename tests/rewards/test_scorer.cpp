@@ -2,6 +2,7 @@
 // rejected by key, weights combined, skips left out, timeouts enforced.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <thread>
 
 #include "rewards/scorer.h"
@@ -109,4 +110,38 @@ TEST(Scorer, SlowRewardTimesOutAsZero) {
   ASSERT_TRUE(r.value);
   EXPECT_EQ(*r.value, 0.0);
   EXPECT_NE(r.why.find("timeout"), std::string::npos) << r.why;
+}
+
+// Found by fuzz_math (tests/fuzz/regressions/fuzz_math): the math reward's why quotes the
+// extracted answer, raw bytes and all; a Scorer's why is always valid UTF-8.
+TEST(Scorer, WhyIsValidUtf8WhenTheCompletionIsNot) {
+  const Scorer s = Scorer::from_spec("math");
+  const std::string completion =
+      "$2\xf3"
+      "021$";
+  const Json row = {{"answer", "$\\pm 2021$"}};
+  RewardInput in;
+  in.completion = completion;
+  in.fields = &row;
+  const RewardResult r = s.score(in);
+  EXPECT_NO_THROW((void)Json(r.why).dump()) << r.why;  // nlohmann's strict dump throws on invalid UTF-8
+  EXPECT_NE(r.why.find("\xEF\xBF\xBD"), std::string::npos) << "the byte is replaced by U+FFFD: " << r.why;
+}
+
+TEST(Scorer, NonFiniteValuesAreErrorsAndFailuresAreCounted) {
+  Scorer s;
+  auto nan = std::make_unique<Constant>();
+  nan->v = std::nan("");
+  s.add("nan", 1.0, std::move(nan));
+  RewardInput in;
+  const RewardResult r = s.score(in);
+  ASSERT_TRUE(r.value) << "an error is scored 0, not skipped";
+  EXPECT_EQ(*r.value, 0.0);
+  EXPECT_EQ(r.errored_rewards, std::vector<std::string>{"nan"});
+  EXPECT_NE(r.why.find("returned nan"), std::string::npos) << r.why;
+  RewardTally t;
+  s.tally({r, r}, t);
+  EXPECT_EQ(t.errors, std::vector<double>{2});
+  EXPECT_EQ(RewardTally::from_flat(t.flat(), 1).errors, t.errors);
+  EXPECT_NE(s.too_many_failures(t, 2, 0.1).find("reward 'nan' failed on 2 of 2 completions"), std::string::npos);
 }
