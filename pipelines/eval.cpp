@@ -120,7 +120,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
   const auto t0 = std::chrono::steady_clock::now();
   const DeviceChoice device = rank_device(o.device);
   // One seeded order, so every model answers the same prompts (all of them unless max_prompts).
-  const PromptData data(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed);
+  // Over-long prompts are measured (error / drop) with the first model's tokenizer.
+  const PromptData data(o.prompts, o.seed, Tokenizer::load(o.models.front().dir));
   const int64_t size = static_cast<int64_t>(data.size());
   const int64_t B = o.max_prompts > 0 ? std::min<int64_t>(o.max_prompts, size) : size;
   const std::vector<const Json*> rows = data.rows(0, B);
@@ -151,7 +152,7 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     const Tokenizer tokenizer = Tokenizer::load(m.dir);
     auto model = policy::load_pretrained(m.dir, device);
     model->eval();
-    rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine());
+    rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine);
     const ScoredGroups g =
         sample_groups(engine, tokenizer, data, scorer, pool, my_rows, my_seeds, n, o.generation.sampling);
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "rewards/scorer.h"
+#include "src/byte_size.h"
 
 namespace r1kit::pipelines {
 
@@ -20,12 +21,9 @@ void read_prompt_options(JsonFields& f, PromptOptions& o) {
   f.get("prompt_field", o.prompt_field);
   f.get("prompt_template", o.prompt_template);
   if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
-}
-
-rollout::EngineOptions GenerationOptions::engine() const {
-  rollout::EngineOptions e;
-  e.max_batch_rows = generation_batch_rows;
-  return e;
+  f.get("max_prompt_length", o.max_prompt_length);
+  f.get("truncation", o.truncation, kTruncationNames);
+  require_non_negative(f, "max_prompt_length", o.max_prompt_length);
 }
 
 void read_generation_options(JsonFields& f, GenerationOptions& o, const char* length_key) {
@@ -37,10 +35,22 @@ void read_generation_options(JsonFields& f, GenerationOptions& o, const char* le
   f.get("repetition_penalty", s.repetition_penalty);
   f.get(length_key, s.max_new_tokens);
   f.get("stop_strings", s.stop_strings);
-  f.get("generation_batch_rows", o.generation_batch_rows);
+  f.get("generation_batch_rows", o.engine.max_batch_rows);
+  f.get("max_model_len", o.engine.max_model_len);
+  if (const Json* memory = f.raw("max_memory"); memory != nullptr && !memory->is_null()) {
+    if (memory->is_number_integer()) {
+      o.engine.max_memory_bytes = memory->get<int64_t>();
+    } else if (memory->is_string()) {
+      o.engine.max_memory_bytes = parse_byte_size(memory->get<std::string>(), f.path("max_memory"));
+    } else {
+      f.fail("max_memory", "must be a size such as \"16GiB\" or a number of bytes");
+    }
+  }
   const rollout::SamplingOptionError e = rollout::check(s);
   if (!e.key.empty()) f.fail(e.key == "max_new_tokens" ? length_key : e.key, e.what);
-  require_positive(f, "generation_batch_rows", o.generation_batch_rows);
+  require_positive(f, "generation_batch_rows", o.engine.max_batch_rows);
+  require_non_negative(f, "max_model_len", o.engine.max_model_len);
+  require_non_negative(f, "max_memory", o.engine.max_memory_bytes);
 }
 
 std::vector<std::string> RewardSpec::names() const {

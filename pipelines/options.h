@@ -22,22 +22,33 @@ class Scorer;
 namespace r1kit::pipelines {
 
 // The prompt dataset and how a row becomes the policy's prompt (PromptData).
+// What happens to a prompt longer than max_prompt_length tokens: `left` keeps its last
+// max_prompt_length tokens (TRL's truncation side), `error` stops before the stage starts
+// naming the file and line, `drop` leaves the row out of the dataset (counted in the log).
+enum class Truncation { left, error, drop };
+inline constexpr EnumName<Truncation> kTruncationNames[] = {
+    {"left", Truncation::left}, {"error", Truncation::error}, {"drop", Truncation::drop}};
+
 struct PromptOptions {
   std::string data;                          // JSONL of prompts (required)
   std::string prompt_field = "prompt";       // the row's question
   std::string prompt_template = "{prompt}";  // {prompt} is replaced by the question
+  int64_t max_prompt_length = 0;             // tokens of the rendered prompt; 0 = no limit but the window
+  Truncation truncation = Truncation::left;
 };
 void read_prompt_options(JsonFields& f, PromptOptions& o);
 
 // Generation: the sampler's options plus the engine's batch. The completion-length cap is
 // `max_completion_length` in GRPO (TRL's name) and `max_new_tokens` in the other stages, so
 // the caller names the key. Only the keys a recipe may set are read (temperature, top_p,
-// top_k, min_p, repetition_penalty, the cap, stop_strings, generation_batch_rows).
+// top_k, min_p, repetition_penalty, the cap, stop_strings, generation_batch_rows,
+// max_model_len, max_memory).
 struct GenerationOptions {
   rollout::SamplingOptions sampling;
-  int64_t generation_batch_rows = 64;  // engine slots decoded together
-
-  rollout::EngineOptions engine() const;
+  // The engine: generation_batch_rows (slots decoded together), max_model_len (the window for
+  // prompt + completion; 0 = max_position_embeddings) and max_memory ("16GiB" or bytes; the
+  // KV cache + logits budget, default 90% of available memory).
+  rollout::EngineOptions engine;
 };
 void read_generation_options(JsonFields& f, GenerationOptions& o, const char* length_key);
 

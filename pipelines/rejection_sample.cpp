@@ -94,10 +94,10 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
   const Tokenizer tokenizer = Tokenizer::load(o.model);
   auto model = policy::load_pretrained(o.model, rank_device(o.device));
   model->eval();
-  const PromptData data(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed);
+  const PromptData data(o.prompts, o.seed, tokenizer);
   const rewards::Scorer& scorer = *o.rewards.scorer;
   ThreadPool pool(0);
-  rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine());
+  rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine);
 
   const int64_t size = static_cast<int64_t>(data.size());
   // Each prompt at most once (a second epoch would repeat prompts under new seeds).

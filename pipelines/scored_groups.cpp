@@ -65,7 +65,7 @@ ScoredGroups sample_groups(rollout::Engine& engine, const Tokenizer& tokenizer, 
   for (const Json* row : rows) {
     out.prompt_texts.push_back(data.render(*row));
     out.prompt_rows.push_back(row);
-    prompts.push_back(tokenizer.encode(out.prompt_texts.back()));
+    prompts.push_back(data.encode(*row, tokenizer));
   }
   out.rollouts = engine.generate(prompts, G, sampling, seeds);
   out.seconds_rollout = seconds_since(t0);

@@ -3,9 +3,11 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <unordered_set>
@@ -16,6 +18,8 @@
 
 #include "policy/causal_lm.h"
 #include "rollout/kv_cache.h"
+#include "src/byte_size.h"
+#include "src/device.h"
 #include "src/error.h"
 
 namespace r1kit::rollout {
@@ -27,7 +31,11 @@ EngineOptions parse_engine_options(const Json& j, const std::string& where) {
   f.get("max_cache_tokens", o.max_cache_tokens);
   f.get("max_prefill_tokens", o.max_prefill_tokens);
   f.get("retain_cpu_memory", o.retain_cpu_memory);
+  f.get("max_model_len", o.max_model_len);
+  f.get("max_memory_bytes", o.max_memory_bytes);
   f.finish();
+  if (o.max_model_len < 0) throw Error(where + ": max_model_len must be >= 0 (0 = the model's window)");
+  if (o.max_memory_bytes < 0) throw Error(where + ": max_memory_bytes must be >= 0 (0 = 90% of available memory)");
   if (o.max_batch_rows < 1) throw Error(where + ": max_batch_rows must be >= 1");
   if (o.max_cache_tokens < 0) throw Error(where + ": max_cache_tokens must be >= 0 (0 = no cap)");
   if (o.max_prefill_tokens < 1) throw Error(where + ": max_prefill_tokens must be >= 1");
@@ -112,6 +120,43 @@ struct Engine::Impl {
   };
 
   at::TensorOptions float_opts() const { return model->lm_head_weight().options(); }
+
+  int64_t window() const {
+    const int64_t mpe = model->config().max_position_embeddings;
+    return options.max_model_len > 0 ? std::min(options.max_model_len, mpe) : mpe;
+  }
+  std::string window_name() const {
+    return options.max_model_len > 0 && options.max_model_len < model->config().max_position_embeddings
+               ? "max_model_len"
+               : "max_position_embeddings";
+  }
+
+  // Slots whose KV cache and logits work fit the memory budget. Per slot: `capacity`
+  // positions of every layer's cache, and per step the [V] logits in fp32 with the
+  // sampler's copies of them (probabilities, sorted values and their indices for top-p/k:
+  // kLogitCopies) plus the repetition penalty's [V] mask.
+  int64_t rows_within_memory(int64_t capacity, bool repetition_mask) const {
+    constexpr int64_t kLogitCopies = 4;
+    const auto& c = model->config();
+    const int64_t per_row = capacity * kv_bytes_per_token(c, float_opts().dtype().toScalarType()) +
+                            kLogitCopies * c.vocab_size * static_cast<int64_t>(sizeof(float)) +
+                            (repetition_mask ? c.vocab_size : 0);
+    int64_t budget = options.max_memory_bytes;
+    std::string source = "max_memory";
+    if (budget == 0) {
+      const int64_t available = available_memory_bytes(float_opts().device());
+      if (available <= 0) return std::numeric_limits<int64_t>::max();  // unknown: no check
+      budget = available / 10 * 9;
+      source = fmt::format("90% of the {} available", format_bytes(static_cast<double>(available)));
+    }
+    if (per_row > budget) {
+      throw Error(fmt::format(
+          "rollout: one sequence of {} tokens needs {} of KV cache and logits, over the memory budget of {} ({}); "
+          "lower max_new_tokens / max_model_len or raise the budget (--max-memory)",
+          capacity, format_bytes(static_cast<double>(per_row)), format_bytes(static_cast<double>(budget)), source));
+    }
+    return budget / per_row;
+  }
   at::TensorOptions long_opts() const { return float_opts().dtype(at::kLong); }
 
   void prefill(Run& run, const std::vector<int64_t>& todo) {
@@ -170,7 +215,7 @@ struct Engine::Impl {
       return finish_slot(run, slot);  // text already cut
     } else if (static_cast<int64_t>(r.completion_ids.size()) >= run.o.max_new_tokens ||
                static_cast<int64_t>((*run.prompts)[r.prompt_index].size() + r.completion_ids.size()) >=
-                   model->config().max_position_embeddings) {  // the window is full
+                   window()) {  // the window is full
       r.finish = FinishReason::kLength;
       done = true;
     }
@@ -337,10 +382,11 @@ struct Engine::Impl {
         }
       }
       // The model has no position past its window: a prompt must leave room for one token.
-      if (static_cast<int64_t>(prompts[b].size()) >= config.max_position_embeddings) {
-        throw Error("rollout: prompt " + std::to_string(b) + " has " + std::to_string(prompts[b].size()) +
-                    " tokens, the model's window (max_position_embeddings) is " +
-                    std::to_string(config.max_position_embeddings) + "; shorten or truncate it");
+      if (static_cast<int64_t>(prompts[b].size()) >= window()) {
+        throw Error(
+            fmt::format("rollout: prompt {} has {} tokens, the model's window ({}) is {}; shorten it or "
+                        "set max_prompt_length",
+                        b, prompts[b].size(), window_name(), window()));
       }
       p_max = std::max<int64_t>(p_max, static_cast<int64_t>(prompts[b].size()));
     }
@@ -364,13 +410,14 @@ struct Engine::Impl {
 
     // Slots: a stop position per token drawn after the prompt, minus the last (never fed); a
     // row also ends at the model's window (record), so no slot needs more than that.
-    const int64_t capacity = std::min(p_max + o.max_new_tokens, config.max_position_embeddings);
+    const int64_t capacity = std::min(p_max + o.max_new_tokens, window());
     int64_t R = std::min(options.max_batch_rows, run.N);
     if (options.max_cache_tokens > 0) R = std::min(R, options.max_cache_tokens / capacity);
     if (R < 1) {
       throw Error("rollout: max_cache_tokens " + std::to_string(options.max_cache_tokens) +
                   " cannot hold one sequence of " + std::to_string(capacity) + " tokens");
     }
+    R = std::min(R, rows_within_memory(capacity, o.repetition_penalty != 1.0));
     if (options.retain_cpu_memory && float_opts().device().is_cpu()) retain_cpu_memory_once();
     c10::InferenceMode inference;
     EvalScope eval(*model);

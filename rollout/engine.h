@@ -32,6 +32,14 @@ struct EngineOptions {
   int64_t max_cache_tokens = 0;       // KV-cache budget in tokens (slots * capacity); 0 = no cap
   int64_t max_prefill_tokens = 8192;  // padded prompt tokens prefilled in one forward
   bool retain_cpu_memory = true;      // CPU (glibc): keep freed blocks in the heap (see engine.cpp)
+  // The model's window for prompt + completion: max_position_embeddings, or less when set
+  // (vLLM's max_model_len). A prompt that leaves no room is an error; a row ends at it.
+  int64_t max_model_len = 0;
+  // Budget for the KV cache and the per-row logits work, checked before allocating: fewer
+  // slots are decoded together when R slots would not fit, and a request of which not even
+  // one row fits is an error naming both sizes (never an OOM kill). 0: 90% of the memory
+  // available when generate() starts (device.h available_memory_bytes; no check when unknown).
+  int64_t max_memory_bytes = 0;
 };
 
 EngineOptions parse_engine_options(const Json& j, const std::string& where);

@@ -2,6 +2,9 @@
 #include "src/device.h"
 
 #include <ATen/Context.h>
+#include <dlfcn.h>
+
+#include <fstream>
 
 #include "src/error.h"
 
@@ -37,5 +40,26 @@ DeviceChoice resolve_device(const std::string& device, const std::string& dtype)
 }
 
 std::string to_string(const DeviceChoice& d) { return d.device.str() + "/" + std::string(c10::toString(d.dtype)); }
+
+int64_t available_memory_bytes(const c10::Device& device) {
+  if (device.is_cpu()) {
+    std::ifstream in("/proc/meminfo");
+    std::string key, unit;
+    int64_t kib = 0;
+    while (in >> key >> kib >> unit) {
+      if (key == "MemAvailable:") return kib * 1024;
+    }
+    return 0;
+  }
+  if (device.is_cuda()) {
+    // No CUDA headers in r1kit: the runtime's own entry point, if LibTorch loaded it.
+    using MemGetInfo = int (*)(size_t*, size_t*);
+    static const auto mem_get_info = reinterpret_cast<MemGetInfo>(dlsym(RTLD_DEFAULT, "cudaMemGetInfo"));
+    size_t free = 0, total = 0;
+    if (mem_get_info == nullptr || mem_get_info(&free, &total) != 0) return 0;
+    return static_cast<int64_t>(free);
+  }
+  return 0;
+}
 
 }  // namespace r1kit

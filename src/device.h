@@ -5,6 +5,7 @@
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
 
+#include <cstdint>
 #include <string>
 
 namespace r1kit {
@@ -17,5 +18,11 @@ struct DeviceChoice {
 // Throws r1kit::Error for an unknown spelling or "cuda" without a GPU.
 DeviceChoice resolve_device(const std::string& device, const std::string& dtype = "auto");
 std::string to_string(const DeviceChoice& d);
+
+// Bytes that can still be allocated on `device` now: CPU, /proc/meminfo's MemAvailable;
+// CUDA, the driver's free memory on the current device (cudaMemGetInfo, looked up in the
+// CUDA runtime LibTorch loaded; blocks LibTorch's caching allocator holds free are not
+// counted, so this errs low). 0 when unknown.
+int64_t available_memory_bytes(const c10::Device& device);
 
 }  // namespace r1kit

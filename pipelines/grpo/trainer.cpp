@@ -456,21 +456,23 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const auto t_stage = Clock::now();
   DistributedContext& dist = distributed();           // one rank of one when not launched
   const DeviceChoice device = rank_device(o.device);  // cuda -> cuda:<LOCAL_RANK>
+  Tokenizer tokenizer = Tokenizer::load(o.model);
+  PromptData data(o.prompts, o.seed, tokenizer);
   GrpoRun run{o,
               ctx,
               dist,
               device,
-              Tokenizer::load(o.model),
+              std::move(tokenizer),
               policy::load_pretrained(o.model, device),
               nullptr,
-              PromptData(o.prompts.data, o.prompts.prompt_field, o.prompts.prompt_template, o.seed),
+              std::move(data),
               *o.rewards.scorer};
   if (o.loss.beta > 0) run.reference = policy::copy_model(*run.policy);
   run.shard = prompt_shard(o.prompts_per_step, dist);
   Training training(*run.policy, o.optimizer, o.checkpoints, o.max_steps, ctx, run.reference.get());
   run.samples = open_samples(ctx, training.state.step);
   // Completion text for rewards keeps <think> etc. and drops the final EOS (scored_groups.h).
-  rollout::Engine engine = make_engine(run.policy, run.tokenizer, o.generation.engine());
+  rollout::Engine engine = make_engine(run.policy, run.tokenizer, o.generation.engine);
   const int64_t G = o.num_generations;
 
   for (int64_t step = training.state.step; step < o.max_steps; ++step) {

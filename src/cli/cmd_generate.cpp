@@ -16,6 +16,7 @@
 #include "policy/pretrained.h"
 #include "rollout/engine.h"
 #include "rollout/sampler.h"
+#include "src/byte_size.h"
 #include "src/cli/commands.h"
 #include "src/device.h"
 #include "src/error.h"
@@ -32,7 +33,8 @@ struct GenerateCommandArgs {
   rollout::SamplingOptions sampling;  // --temperature, --top-p, ..., --stop, --seed
   std::string device = "auto";        // auto | cpu | cuda[:i]
   std::string dtype = "auto";         // auto | float32 | bfloat16
-  int64_t max_batch_rows = 64;        // continuous-batching slots
+  rollout::EngineOptions engine;      // --max-batch-rows, --max-model-len, --max-memory
+  std::string max_memory;             // "16GiB", bytes; "" = 90% of available memory
   int64_t threads = 0;                // CPU threads (0 = LibTorch's default)
   bool json = false;                  // one JSON object per completion
 };
@@ -57,8 +59,8 @@ int run_generate(const GenerateCommandArgs& a) {
     prompts.push_back(tokenizer.encode(text, /*add_special_tokens=*/true));
     if (prompts.back().empty()) throw Error("generate: a prompt encodes to no tokens");
   }
-  rollout::EngineOptions eo;
-  eo.max_batch_rows = a.max_batch_rows;
+  rollout::EngineOptions eo = a.engine;
+  if (!a.max_memory.empty()) eo.max_memory_bytes = parse_byte_size(a.max_memory, "generate: --max-memory");
   rollout::Engine engine(model, eo, [&tokenizer](const std::vector<int32_t>& ids) {
     return tokenizer.decode(ids, /*skip_special_tokens=*/true);
   });
@@ -102,7 +104,12 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed,-s", s.seed)->capture_default_str();
   cmd->add_option("--device,-d", a->device, "auto | cpu | cuda[:i]")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "auto | float32 | bfloat16")->capture_default_str();
-  cmd->add_option("--max-batch-rows", a->max_batch_rows, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--max-batch-rows", a->engine.max_batch_rows, "sequences decoded together")->capture_default_str();
+  cmd->add_option("--max-model-len", a->engine.max_model_len,
+                  "window for prompt + completion (0 = the model's max_position_embeddings)")
+      ->capture_default_str();
+  cmd->add_option("--max-memory", a->max_memory,
+                  "KV cache + logits budget, e.g. 16GiB (default: 90% of available memory)");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = LibTorch default)")->capture_default_str();
   cmd->add_flag("--json", a->json, "one JSON object per completion (text, token_ids, logprobs, ...)");
   cmd->callback([a] { exit_code() = run_generate(*a); });

@@ -1,6 +1,7 @@
 // pipelines/prompt_data: the template renders every {prompt}, a row without the prompt field
 // (or with a non-string one) is an error naming the file and the line, and rows(position,
-// count) is the dataset in stream_indices order (pipelines/schedule), epoch after epoch.
+// count) is the dataset in stream_indices order (pipelines/schedule), epoch after epoch;
+// prompts over max_prompt_length are truncated on the left, refused or dropped.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -9,6 +10,7 @@
 
 #include "pipelines/prompt_data.h"
 #include "pipelines/schedule.h"
+#include "src/bpe_trainer.h"
 #include "src/error.h"
 #include "tests/test_util.h"
 
@@ -20,9 +22,37 @@ void write_lines(const std::string& path, const std::vector<std::string>& lines)
   for (const std::string& l : lines) out << l << "\n";
 }
 
+// A byte-level BPE that knows no merges past single characters: one token per character of
+// "abc " text (the lengths below count characters).
+const Tokenizer& chars() {
+  static const Tokenizer tok = [] {
+    BpeTrainerOptions t;
+    t.vocab_size = 260;
+    return train_bpe({"a b c"}, t);
+  }();
+  return tok;
+}
+
+PromptOptions prompts(const std::string& path, const std::string& field = "prompt",
+                      const std::string& templ = "{prompt}") {
+  PromptOptions o;
+  o.data = path;
+  o.prompt_field = field;
+  o.prompt_template = templ;
+  return o;
+}
+
+std::string error_of(const PromptOptions& o) {
+  try {
+    PromptData(o, 1, chars());
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 std::string error_of(const std::string& path, const std::string& field) {
   try {
-    PromptData(path, field, "{prompt}", 1);
+    PromptData(prompts(path, field), 1, chars());
   } catch (const Error& e) {
     return e.what();
   }
@@ -32,14 +62,46 @@ std::string error_of(const std::string& path, const std::string& field) {
 TEST(PromptData, RendersEveryPromptPlaceholder) {
   testing::TempDir tmp;
   write_lines(tmp / "d.jsonl", {R"({"question": "2+3", "answer": "5"})", R"({"question": "{prompt}?"})"});
-  const PromptData data(tmp / "d.jsonl", "question", "Q: {prompt}\nAgain: {prompt}\nA:", 0);
+  const PromptData data(prompts(tmp / "d.jsonl", "question", "Q: {prompt}\nAgain: {prompt}\nA:"), 0, chars());
   ASSERT_EQ(data.size(), 2u);
   EXPECT_EQ(data.render({{"question", "2+3"}}), "Q: 2+3\nAgain: 2+3\nA:");
   // A prompt that itself contains "{prompt}" is inserted once per placeholder, not expanded.
   EXPECT_EQ(data.render({{"question", "{prompt}?"}}), "Q: {prompt}?\nAgain: {prompt}?\nA:");
   // A template without the placeholder is used as is.
-  const PromptData plain(tmp / "d.jsonl", "question", "fixed", 0);
+  const PromptData plain(prompts(tmp / "d.jsonl", "question", "fixed"), 0, chars());
   EXPECT_EQ(plain.render({{"question", "2+3"}}), "fixed");
+}
+
+TEST(PromptData, MaxPromptLengthTruncatesLeftRefusesOrDrops) {
+  testing::TempDir tmp;
+  const std::string path = tmp / "d.jsonl";
+  write_lines(path, {R"({"prompt": "a b"})", R"({"prompt": "a b c a b c"})", R"({"prompt": "c"})"});
+  PromptOptions o = prompts(path);
+  o.max_prompt_length = 5;
+  // left (TRL's side): every row kept, the long one keeps its last 5 tokens.
+  const PromptData left(o, 0, chars());
+  ASSERT_EQ(left.size(), 3u);
+  const Json long_row = {{"prompt", "a b c a b c"}};
+  const std::vector<int32_t> all = chars().encode("a b c a b c");
+  ASSERT_EQ(all.size(), 11u);
+  EXPECT_EQ(left.encode(long_row, chars()), std::vector<int32_t>(all.end() - 5, all.end()));
+  EXPECT_EQ(left.encode({{"prompt", "a b"}}, chars()), chars().encode("a b"));
+  // error: the stage stops at load, naming the file, the line and both lengths.
+  o.truncation = Truncation::error;
+  const std::string e = error_of(o);
+  EXPECT_EQ(e.rfind(path + ":2:", 0), 0u) << e;
+  EXPECT_NE(e.find("11 tokens, over max_prompt_length 5"), std::string::npos) << e;
+  // drop: the row is left out.
+  o.truncation = Truncation::drop;
+  const PromptData dropped(o, 0, chars());
+  EXPECT_EQ(dropped.size(), 2u);
+  o.max_prompt_length = 0;  // no limit
+  EXPECT_EQ(PromptData(o, 0, chars()).encode(long_row, chars()), all);
+  // Every prompt too long: nothing left to train on.
+  o.max_prompt_length = 0;
+  write_lines(path, {R"({"prompt": "a b c a b c"})"});
+  o.max_prompt_length = 3;
+  EXPECT_NE(error_of(o).find("all 1 prompts are longer than max_prompt_length 3"), std::string::npos) << error_of(o);
 }
 
 TEST(PromptData, MissingPromptFieldNamesFileAndLine) {
@@ -67,7 +129,7 @@ TEST(PromptData, RowsFollowTheStreamOrder) {
   }
   write_lines(tmp / "d.jsonl", lines);
   const uint64_t seed = 17;
-  const PromptData data(tmp / "d.jsonl", "question", "{prompt}", seed);
+  const PromptData data(prompts(tmp / "d.jsonl", "question"), seed, chars());
   // Positions [3, 15): across the epoch boundaries at 5 and 10.
   const std::vector<const Json*> rows = data.rows(3, 12);
   const std::vector<int64_t> order = stream_indices(seed, 3, 12, 5);
@@ -77,7 +139,7 @@ TEST(PromptData, RowsFollowTheStreamOrder) {
     EXPECT_EQ(data.render(*rows[i]), std::string("q").append(std::to_string(order[i])));
   }
   // Another seed, another order (the same rows).
-  const PromptData other(tmp / "d.jsonl", "question", "{prompt}", seed + 1);
+  const PromptData other(prompts(tmp / "d.jsonl", "question"), seed + 1, chars());
   std::vector<int64_t> a, b;
   for (const Json* r : data.rows(0, 5)) a.push_back(r->at("id").get<int64_t>());
   for (const Json* r : other.rows(0, 5)) b.push_back(r->at("id").get<int64_t>());

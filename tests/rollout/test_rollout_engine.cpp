@@ -144,6 +144,53 @@ TEST(RolloutEngine, TheModelWindowBoundsPromptsAndCompletions) {
   }
 }
 
+// max_model_len narrows the window below max_position_embeddings (vLLM's name). The memory
+// budget (issue 12, case 2: generation was killed by the OOM killer at 23.4 GB): when R slots
+// would not fit, fewer decode together and the tokens are the same; a request of which not
+// even one row fits is an error naming both sizes, before anything is allocated.
+TEST(RolloutEngine, MaxModelLenAndTheMemoryBudget) {
+  const policy::ModelConfig c = tiny("qwen3_moe");
+  auto model = policy::create_model(c, /*seed=*/11);
+  SamplingOptions o;
+  o.max_new_tokens = 12;
+  o.ignore_eos = true;
+  const auto prompts = random_prompts(4, 5, 3, 6);
+  EngineOptions windowed;
+  windowed.max_model_len = 10;
+  for (const Rollout& row : Engine(model, windowed).generate(prompts, 2, o).rows) {
+    EXPECT_EQ(row.prompt_ids.size() + row.completion_ids.size(), 10u);
+  }
+  try {
+    Engine(model, windowed).generate({std::vector<int32_t>(10, 3)}, 1, o);
+    FAIL() << "a prompt as long as max_model_len was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("prompt 0 has 10 tokens, the model's window (max_model_len) is 10"),
+              std::string::npos)
+        << e.what();
+  }
+
+  const Rollouts all = Engine(model).generate(prompts, 2, o);  // 8 rows in 8 slots
+  ASSERT_EQ(all.cache.rows, 8);
+  // Per slot: its cache positions, and the [V] fp32 logits with the sampler's copies (4).
+  const int64_t per_row = all.cache.capacity * all.cache.bytes_per_token + 4 * c.vocab_size * 4;
+  EngineOptions tight;
+  tight.max_memory_bytes = 3 * per_row + 1;
+  const Rollouts three = Engine(model, tight).generate(prompts, 2, o);
+  EXPECT_EQ(three.cache.rows, 3);
+  ASSERT_EQ(three.rows.size(), all.rows.size());
+  for (size_t i = 0; i < all.rows.size(); ++i) {
+    expect_same_row(three.rows[i], all.rows[i], 1e-5, "row " + std::to_string(i));
+  }
+  tight.max_memory_bytes = per_row - 1;
+  try {
+    Engine(model, tight).generate(prompts, 2, o);
+    FAIL() << "a request over the memory budget was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("of KV cache and logits, over the memory budget of"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(RolloutEngine, RowAloneEqualsRowAmong63Others) {
   for (const std::string type : {"qwen3_moe", "deepseek_v3"}) {
     auto model = tiny_model(type);
