@@ -614,8 +614,6 @@ class Comparer {
       if (!in_set) return false;
       bool in_rel = true;
       for (size_t i = 0; i < rel.ops.size(); ++i) {
-        Env env;
-        C a, b;
         auto side = [&](const NodePtr& n) -> std::optional<C> {
           if (middle && n == *middle) return C(t);
           Env e2;

@@ -312,7 +312,7 @@ bool is_const_node(const Node& n) {
 
 class Parser {
  public:
-  Parser(std::vector<Tok> toks, bool plain) : toks_(std::move(toks)), plain_(plain) {}
+  explicit Parser(std::vector<Tok> toks) : toks_(std::move(toks)) {}
 
   NodePtr parse_top() {
     NodePtr n = parse_list(/*in_brackets=*/false);
@@ -974,7 +974,6 @@ class Parser {
   size_t pos_ = 0;
   int depth_ = 0;
   int abs_depth_ = 0;
-  bool plain_ = false;
 };
 
 // Plain-text numbers: "1,000.99", "1 000", decimal comma "1,22" / "0,111".
@@ -1049,7 +1048,7 @@ NodePtr parse_math(std::string_view text, const ParseOptions& options) {
   }
   std::vector<Tok> toks;
   if (!tokenize(s, toks)) return nullptr;
-  Parser p(std::move(toks), options.plain_text);
+  Parser p(std::move(toks));
   return p.parse_top();
 }
 
