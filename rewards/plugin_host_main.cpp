@@ -76,18 +76,27 @@ void on_stuck(int) {
   f.send(wire::Kind::stuck);
 }
 
-// The crash handler must run even when the plug-in overflowed its stack: each scoring thread
-// gets an alternate signal stack (sigaltstack is per thread).
-void use_alt_stack() {
-  thread_local std::vector<char> alt(1 << 16);
-  stack_t ss{};
-  ss.ss_sp = alt.data();
-  ss.ss_size = alt.size();
-  sigaltstack(&ss, nullptr);
-}
+// The crash handler must run even when the plug-in overflowed its stack: while a thread
+// scores it has an alternate signal stack (sigaltstack is per thread), and the previous one
+// (a sanitizer runtime may own it) is put back before the memory goes or the thread ends.
+class AltSignalStack {
+ public:
+  AltSignalStack() : memory_(1 << 16) {
+    stack_t ss{};
+    ss.ss_sp = memory_.data();
+    ss.ss_size = memory_.size();
+    sigaltstack(&ss, &previous_);
+  }
+  ~AltSignalStack() { sigaltstack(&previous_, nullptr); }
+  AltSignalStack(const AltSignalStack&) = delete;
+  AltSignalStack& operator=(const AltSignalStack&) = delete;
+
+ private:
+  std::vector<char> memory_;
+  stack_t previous_{};
+};
 
 void install_handlers() {
-  use_alt_stack();
   struct sigaction sa {};
   sa.sa_handler = on_crash;
   sa.sa_flags = SA_ONSTACK;
@@ -110,7 +119,7 @@ std::vector<RewardResult> score_rows(const PluginLibrary& lib, const std::vector
   for (int t = 0; t < threads; ++t) g_in_flight[t] = -1;
   g_threads = threads;
   auto work = [&](int t) {
-    use_alt_stack();
+    const AltSignalStack alt;
     for (size_t i; (i = next.fetch_add(1)) < rows.size();) {
       t_row = static_cast<int64_t>(i);
       g_in_flight[t] = t_row;
@@ -140,6 +149,7 @@ std::string results_frame(const std::vector<RewardResult>& results) {
 }  // namespace
 
 int main() {
+  const AltSignalStack alt;
   install_handlers();
   std::string buffer, payload;
   wire::Kind kind{};
