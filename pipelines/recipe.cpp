@@ -189,8 +189,8 @@ Json apply_overrides(Json recipe, const std::vector<std::string>& sets) {
     Json value;
     try {
       value = Json::parse(text);
-    } catch (const Json::parse_error&) {
-      value = text;  // bare words are strings: --set zero.loss_type=grpo
+    } catch (const Json::exception&) {  // parse errors and numbers out of range (1e999)
+      value = text;                     // bare words are strings: --set zero.loss_type=grpo
     }
     bool found = false;
     for (Json& st : recipe["stages"]) {

@@ -25,6 +25,10 @@ Json parse_json_text(const std::string& text, const std::string& where) {
     const auto pos = msg.find("syntax error");
     throw Error(where + ":" + std::to_string(line) + ":" + std::to_string(col) +
                 ": invalid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos)));
+  } catch (const Json::exception& e) {  // a number out of range (1e999), found by fuzz_model_config
+    const std::string msg = e.what();
+    const auto pos = msg.find("] ");
+    throw Error(where + ": invalid JSON: " + (pos == std::string::npos ? msg : msg.substr(pos + 2)));
   }
 }
 

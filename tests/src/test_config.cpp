@@ -62,5 +62,17 @@ TEST(Config, SyntaxErrorNamesLine) {
   }
 }
 
+// Found by fuzz_model_config (tests/fuzz/regressions): a number beyond double's range is not a
+// syntax error but nlohmann's out_of_range, which escaped as an internal error.
+TEST(Config, NumberOutOfRangeIsAUserError) {
+  try {
+    parse_json_text("{\"hidden_size\": 1e999}", "config.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("config.json: invalid JSON: number overflow parsing '1e999'", 0), 0u)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace r1kit
