@@ -20,6 +20,7 @@
 #include "src/config.h"
 #include "src/error.h"
 #include "src/files.h"
+#include "src/thread_pool.h"
 
 namespace r1kit::rewards {
 namespace {
@@ -73,6 +74,12 @@ void PluginHost::start() {
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
     throw Error(fmt::format("reward plugin {}: socketpair failed: {}", path_, std::strerror(errno)));
   }
+  // A batch of long completions in one go where the kernel allows (capped by wmem_max).
+  for (int fd : sv) {
+    const int bytes = 4 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+  }
   char* const argv[] = {const_cast<char*>(kHostName), nullptr};
   const pid_t parent = getpid();
   const pid_t pid = fork();
@@ -107,7 +114,7 @@ void PluginHost::start() {
   hello.str(options_json_);
   wire::Kind kind{};
   std::string payload;
-  if (!wire::write_all(fd_, hello.frame(wire::Kind::hello)) ||
+  if (!hello.send(fd_, wire::Kind::hello) ||
       wire::read_frame(fd_, buffer_, after(60), kind, payload) != wire::ReadStatus::frame ||
       kind != wire::Kind::ready) {
     stop();
@@ -133,46 +140,83 @@ void PluginHost::stop() {
   pid_ = -1;
 }
 
-std::vector<RewardResult> PluginHost::score_batch(const std::vector<RewardInput>& batch, int threads,
+namespace {
+
+// Rows [begin, end) of `batch` as one batch frame's payload, encoded on the caller's pool (the
+// fields' JSON text is most of the work, as in-process) and joined in order.
+wire::Writer encode_rows(const std::vector<RewardInput>& batch, size_t begin, size_t end, int threads,
+                         ThreadPool* pool) {
+  std::vector<std::string> rows(end - begin);
+  auto encode = [&](size_t k) {
+    const RewardInput& in = batch[begin + k];
+    const std::string fields = in.fields ? in.fields->dump(-1, ' ', false, Json::error_handler_t::replace) : "{}";
+    wire::Writer w;
+    w.reserve(in.prompt.size() + in.completion.size() + fields.size() + 3 * (sizeof(int64_t) + 1));
+    w.cstr(in.prompt);
+    w.cstr(in.completion);
+    w.cstr(fields);
+    rows[k] = w.take();
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(rows.size(), encode);
+  } else {
+    for (size_t k = 0; k < rows.size(); ++k) encode(k);
+  }
+  size_t bytes = 2 * sizeof(uint32_t);
+  for (const std::string& row : rows) bytes += row.size();
+  wire::Writer req;
+  req.reserve(bytes);
+  req.u32(static_cast<uint32_t>(threads));
+  req.u32(static_cast<uint32_t>(rows.size()));
+  for (const std::string& row : rows) req.append(row);
+  return req;
+}
+
+}  // namespace
+
+std::vector<RewardResult> PluginHost::score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool,
                                                   double timeout_s) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (batch.empty()) return {};
+  const size_t n = batch.size();
+  if (n == 0) return {};
   if (pid_ < 0) start();  // the previous host was stopped at a timeout
-  threads = std::max(1, threads);
-  wire::Writer req;
-  req.u32(static_cast<uint32_t>(threads));
-  req.u32(static_cast<uint32_t>(batch.size()));
-  for (const RewardInput& in : batch) {
-    req.str(in.prompt);
-    req.str(in.completion);
-    req.str(in.fields ? in.fields->dump(-1, ' ', false, Json::error_handler_t::replace) : "{}");
-  }
+  const int threads = pool != nullptr ? std::max(1, pool->size()) : 1;
+  // Up to 4 chunks sent back to back: the host scores one while the next is encoded here.
+  // (Their results, at most 4 x rows x 280 bytes, always fit the socket's buffer, so neither
+  // side can block the other.)
+  const size_t chunk = std::max<size_t>(32, (n + 3) / 4);
   // Each thread scores at most ceil(rows / threads) rows, each within timeout_s.
-  const double budget_s = timeout_s * std::ceil(static_cast<double>(batch.size()) / threads);
-  wire::Kind kind{};
-  std::string payload;
-  wire::ReadStatus status = wire::ReadStatus::closed;
-  if (wire::write_all(fd_, req.frame(wire::Kind::batch))) {
-    status = wire::read_frame(fd_, buffer_, after(budget_s), kind, payload);
+  const double budget_s = timeout_s * std::ceil(static_cast<double>(n) / threads);
+  Clock::time_point deadline = Clock::time_point::max();
+  for (size_t begin = 0; begin < n; begin += chunk) {
+    if (!encode_rows(batch, begin, std::min(n, begin + chunk), threads, pool).send(fd_, wire::Kind::batch)) break;
+    if (begin == 0) deadline = after(budget_s);
   }
-  if (status == wire::ReadStatus::timeout) return timed_out(batch.size(), budget_s);
-  if (status == wire::ReadStatus::frame && kind == wire::Kind::crash) {
-    wire::Reader in(payload);
-    const int sig = in.i32();
-    crashed(batch, sig, in.i64());
-  }
-  if (status != wire::ReadStatus::frame || kind != wire::Kind::results) crashed(batch, 0, -1);
-
-  wire::Reader in(payload);
+  // Results chunk by chunk, in order; a crash or a stuck report names a row of the chunk being
+  // scored, which starts at out.size().
   std::vector<RewardResult> out;
-  out.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const uint32_t code = in.u32();
-    const double value = in.f64();
-    std::string why = in.str();
-    out.push_back(code == 0   ? RewardResult::make(value, std::move(why))
-                  : code == 1 ? RewardResult::skip(std::move(why))
-                              : RewardResult::error(std::move(why)));
+  out.reserve(n);
+  while (out.size() < n) {
+    wire::Kind kind{};
+    std::string payload;
+    const wire::ReadStatus status = wire::read_frame(fd_, buffer_, deadline, kind, payload);
+    if (status == wire::ReadStatus::timeout) return timed_out(std::move(out), n, budget_s);
+    if (status == wire::ReadStatus::frame && kind == wire::Kind::crash) {
+      wire::Reader in(payload);
+      const int sig = in.i32();
+      const int64_t row = in.i64();
+      crashed(batch, sig, row < 0 ? row : static_cast<int64_t>(out.size()) + row);
+    }
+    if (status != wire::ReadStatus::frame || kind != wire::Kind::results) crashed(batch, 0, -1);
+    wire::Reader in(payload);
+    for (size_t k = 0, rows = std::min(chunk, n - out.size()); k < rows; ++k) {
+      const uint32_t code = in.u32();
+      const double value = in.f64();
+      std::string why = in.str();
+      out.push_back(code == 0   ? RewardResult::make(value, std::move(why))
+                    : code == 1 ? RewardResult::skip(std::move(why))
+                                : RewardResult::error(std::move(why)));
+    }
   }
   return out;
 }
@@ -197,8 +241,9 @@ void PluginHost::crashed(const std::vector<RewardInput>& batch, int signal, int6
   throw Error(fmt::format("reward plugin {}: {}{}", path_, how, where));
 }
 
-// Past the batch's budget: ask the host which rows it is stuck on, then kill it.
-std::vector<RewardResult> PluginHost::timed_out(size_t rows, double budget_s) {
+// Past the batch's budget: ask the host which rows it is stuck on, then kill it. The rows
+// scored so far (`done`) keep their results; the others score as timeouts.
+std::vector<RewardResult> PluginHost::timed_out(std::vector<RewardResult> done, size_t rows, double budget_s) {
   std::vector<int64_t> stuck;
   kill(pid_, SIGUSR1);
   wire::Kind kind{};
@@ -206,19 +251,18 @@ std::vector<RewardResult> PluginHost::timed_out(size_t rows, double budget_s) {
   while (wire::read_frame(fd_, buffer_, after(0.5), kind, payload) == wire::ReadStatus::frame) {
     if (kind != wire::Kind::stuck) continue;  // a late results frame
     wire::Reader in(payload);
-    for (uint32_t n = in.u32(); n > 0; --n) stuck.push_back(in.i64());
+    for (uint32_t n = in.u32(); n > 0; --n) stuck.push_back(static_cast<int64_t>(done.size()) + in.i64());
     break;
   }
   stop();
-  std::vector<RewardResult> out;
   const std::string which = stuck.empty() ? "" : fmt::format(", stuck on row(s) {}", fmt::join(stuck, ", "));
-  for (size_t i = 0; i < rows; ++i) {
+  for (size_t i = done.size(); i < rows; ++i) {
     const bool on_it = std::find(stuck.begin(), stuck.end(), static_cast<int64_t>(i)) != stuck.end();
-    out.push_back(RewardResult::timeout(
+    done.push_back(RewardResult::timeout(
         on_it ? fmt::format("timeout: the plug-in was still scoring this row after {:g}s", budget_s)
               : fmt::format("timeout: not scored (the plug-in host was stopped after {:g}s{})", budget_s, which)));
   }
-  return out;
+  return done;
 }
 
 }  // namespace r1kit::rewards

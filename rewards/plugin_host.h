@@ -1,8 +1,8 @@
 // A reward plug-in run in its own process (`isolate: true`, the default for the `plugin`
 // reward): r1kit starts the r1kit-plugin-host program (beside the r1kit executable, or
 // $R1KIT_PLUGIN_HOST), which loads the library with the same C ABI and scores whole batches
-// sent over a socket (plugin_wire.h) on as many threads as the caller's pool, so the cost is
-// one round trip per batch.
+// sent over a socket (plugin_wire.h) on as many threads as the caller's pool: a batch goes as
+// up to 4 chunks back to back, so the host scores one while r1kit encodes the next.
 //
 // What isolation buys: a plug-in that segfaults or aborts kills only the host, and
 // score_batch throws an Error naming the plug-in, the row, the completion and the signal (the
@@ -35,15 +35,15 @@ class PluginHost {
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
 
-  // The rows' results in order (not yet checked for finite values). Serialised: one batch
-  // at a time per host.
-  std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, int threads, double timeout_s);
+  // The rows' results in order (not yet checked for finite values), scored in the host on as
+  // many threads as `pool` has (1 without). Serialised: one batch at a time per host.
+  std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool, double timeout_s);
 
  private:
   void start();
   void stop();
   [[noreturn]] void crashed(const std::vector<RewardInput>& batch, int signal, int64_t row);
-  std::vector<RewardResult> timed_out(size_t rows, double budget_s);
+  std::vector<RewardResult> timed_out(std::vector<RewardResult> done, size_t rows, double budget_s);
 
   std::string path_, options_json_;
   std::mutex mu_;

@@ -8,15 +8,16 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 #include "rewards/plugin_library.h"
 #include "rewards/plugin_wire.h"
 #include "src/error.h"
+#include "src/thread_pool.h"
 
 namespace {
 
@@ -26,7 +27,8 @@ constexpr int kSocket = 3;
 constexpr int kMaxThreads = 256;
 
 // The row each scoring thread is on (-1: none): read by the signal handlers, so plain
-// lock-free atomics and a thread_local index, nothing that allocates.
+// lock-free atomics and thread_locals, nothing that allocates. A thread takes its slot the
+// first time it scores.
 std::atomic<int64_t> g_in_flight[kMaxThreads];
 std::atomic<int> g_threads{0};
 thread_local int64_t t_row = -1;
@@ -67,7 +69,7 @@ void on_stuck(int) {
   SignalFrame f;
   uint32_t count = 0;
   int64_t rows[kMaxThreads];
-  for (int t = 0; t < g_threads.load(); ++t) {
+  for (int t = 0; t < std::min(g_threads.load(), kMaxThreads); ++t) {
     const int64_t row = g_in_flight[t].load();
     if (row >= 0) rows[count++] = row;
   }
@@ -76,9 +78,10 @@ void on_stuck(int) {
   f.send(wire::Kind::stuck);
 }
 
-// The crash handler must run even when the plug-in overflowed its stack: while a thread
-// scores it has an alternate signal stack (sigaltstack is per thread), and the previous one
-// (a sanitizer runtime may own it) is put back before the memory goes or the thread ends.
+// The crash handler must run even when the plug-in overflowed its stack: every scoring thread
+// has an alternate signal stack (sigaltstack is per thread). thread_local, so that it is put
+// back (a sanitizer runtime may own the previous one) before the thread's memory goes:
+// C++ thread_local destructors run before the runtime's own thread-exit handlers.
 class AltSignalStack {
  public:
   AltSignalStack() : memory_(1 << 16) {
@@ -96,6 +99,13 @@ class AltSignalStack {
   stack_t previous_{};
 };
 
+// This thread's in-flight slot, with its alternate signal stack in place.
+std::atomic<int64_t>& thread_slot() {
+  thread_local const AltSignalStack alt;
+  thread_local std::atomic<int64_t>& slot = g_in_flight[std::min(g_threads.fetch_add(1), kMaxThreads - 1)];
+  return slot;
+}
+
 void install_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_crash;
@@ -107,35 +117,27 @@ void install_handlers() {
 }
 
 struct Row {
-  std::string prompt, completion, fields;
+  const char* prompt;
+  const char* completion;
+  const char* fields;
 };
 
-// Scores the rows on `threads` threads, each taking the next row; every thread records the
-// row it is on for the handlers.
-std::vector<RewardResult> score_rows(const PluginLibrary& lib, const std::vector<Row>& rows, int threads) {
+// Scores the rows on `pool` (the caller's thread count), each thread taking the next row and
+// recording it for the handlers. Rows point into the received frame: nothing is copied.
+std::vector<RewardResult> score_rows(const PluginLibrary& lib, const std::vector<Row>& rows, r1kit::ThreadPool& pool) {
   std::vector<RewardResult> out(rows.size());
-  std::atomic<size_t> next{0};
-  threads = std::max(1, std::min({threads, kMaxThreads, static_cast<int>(rows.size())}));
-  for (int t = 0; t < threads; ++t) g_in_flight[t] = -1;
-  g_threads = threads;
-  auto work = [&](int t) {
-    const AltSignalStack alt;
-    for (size_t i; (i = next.fetch_add(1)) < rows.size();) {
-      t_row = static_cast<int64_t>(i);
-      g_in_flight[t] = t_row;
-      out[i] = lib.score(rows[i].prompt.c_str(), rows[i].completion.c_str(), rows[i].fields.c_str());
-      g_in_flight[t] = -1;
-      t_row = -1;
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work, t);
-  work(0);
-  for (auto& th : pool) th.join();
+  pool.parallel_for(rows.size(), [&](size_t i) {
+    std::atomic<int64_t>& slot = thread_slot();
+    t_row = static_cast<int64_t>(i);
+    slot = t_row;
+    out[i] = lib.score(rows[i].prompt, rows[i].completion, rows[i].fields);
+    slot = -1;
+    t_row = -1;
+  });
   return out;
 }
 
-std::string results_frame(const std::vector<RewardResult>& results) {
+bool send_results(const std::vector<RewardResult>& results) {
   wire::Writer w;
   for (const RewardResult& r : results) {
     const uint32_t status = r.failure == RewardResult::Failure::error ? 2 : r.value ? 0 : 1;
@@ -143,13 +145,14 @@ std::string results_frame(const std::vector<RewardResult>& results) {
     w.f64(r.value.value_or(0.0));
     w.str(r.why);
   }
-  return w.frame(wire::Kind::results);
+  return w.send(kSocket, wire::Kind::results);
 }
 
 }  // namespace
 
 int main() {
-  const AltSignalStack alt;
+  for (auto& row : g_in_flight) row = -1;  // before any thread takes a slot
+  thread_slot();                           // the main thread scores too: its alternate stack before any handler
   install_handlers();
   std::string buffer, payload;
   wire::Kind kind{};
@@ -170,15 +173,17 @@ int main() {
       ready.u32(0);
       ready.str(e.what());
     }
-    if (!wire::write_all(kSocket, ready.frame(wire::Kind::ready)) || !lib) return 0;
+    if (!ready.send(kSocket, wire::Kind::ready) || !lib) return 0;
   }
+  std::unique_ptr<r1kit::ThreadPool> pool;  // sized by the first batch; again when r1kit's pool changes
   while (wire::read_frame(kSocket, buffer, forever, kind, payload) == wire::ReadStatus::frame) {
     if (kind != wire::Kind::batch) return 2;
     wire::Reader in(payload);
-    const int threads = static_cast<int>(in.u32());
+    const int threads = std::clamp(static_cast<int>(in.u32()), 1, kMaxThreads);
     std::vector<Row> rows(in.u32());
-    for (Row& row : rows) row = {in.str(), in.str(), in.str()};
-    if (!wire::write_all(kSocket, results_frame(score_rows(*lib, rows, threads)))) return 0;
+    for (Row& row : rows) row = {in.cstr(), in.cstr(), in.cstr()};
+    if (!pool || pool->size() != threads) pool = std::make_unique<r1kit::ThreadPool>(threads);
+    if (!send_results(score_rows(*lib, rows, *pool))) return 0;
   }
   return 0;  // r1kit closed the socket
 }

@@ -37,8 +37,7 @@ class IsolatedPlugin : public Reward {
 
   // One round trip for the whole batch, scored in the host on as many threads as `pool`.
   std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const override {
-    const int threads = pool != nullptr ? static_cast<int>(pool->size()) : 1;
-    std::vector<RewardResult> out = host_.score_batch(batch, threads, timeout_s());
+    std::vector<RewardResult> out = host_.score_batch(batch, pool, timeout_s());
     for (RewardResult& r : out) r = checked_value(std::move(r));
     return out;
   }

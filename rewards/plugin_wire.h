@@ -6,10 +6,12 @@
 //
 //   hello    r1kit -> host  str library path, str options JSON
 //   ready    host -> r1kit  u32 ok, str error (create failed, missing symbol, ...)
-//   batch    r1kit -> host  u32 threads, u32 rows, rows x (str prompt, str completion, str fields JSON)
+//   batch    r1kit -> host  u32 threads, u32 rows, rows x (cstr prompt, cstr completion, cstr fields JSON)
 //   results  host -> r1kit  rows x (u32 status: 0 value, 1 skip, 2 error; f64 value; str why)
 //   crash    host -> r1kit  i32 signal, i64 row   (from the host's signal handler, then it dies)
 //   stuck    host -> r1kit  u32 n, n x i64 row    (answer to SIGUSR1: the rows being scored)
+// A cstr is a str followed by a NUL byte, so the host hands the plug-in pointers into the
+// received frame without copying a row.
 #pragma once
 #include <chrono>
 #include <cstdint>
@@ -21,7 +23,7 @@ namespace r1kit::rewards::wire {
 enum class Kind : uint32_t { hello = 1, ready, batch, results, crash, stuck };
 constexpr size_t kHeaderBytes = sizeof(uint32_t) + sizeof(uint64_t);
 
-// Builds one frame: the fields in order, then frame() prepends the header.
+// Builds one frame's payload, the fields in order; send() writes it behind its header.
 class Writer {
  public:
   void u32(uint32_t v) { put(&v, sizeof v); }
@@ -32,7 +34,16 @@ class Writer {
     i64(static_cast<int64_t>(s.size()));
     put(s.data(), s.size());
   }
-  std::string frame(Kind kind) const;
+  void cstr(std::string_view s) {
+    str(s);
+    payload_.push_back('\0');
+  }
+  // Fields another Writer encoded (rows built in parallel, joined in order).
+  void append(std::string_view encoded) { put(encoded.data(), encoded.size()); }
+  std::string take() { return std::move(payload_); }
+  void reserve(size_t bytes) { payload_.reserve(bytes); }
+  // Sends the header and the payload as one frame; false when the other end is gone.
+  bool send(int fd, Kind kind) const;
 
  private:
   void put(const void* p, size_t n) { payload_.append(static_cast<const char*>(p), n); }
@@ -48,6 +59,8 @@ class Reader {
   int64_t i64() { return get<int64_t>(); }
   double f64() { return get<double>(); }
   std::string str();
+  // A cstr's text, pointing into the payload (which must outlive it).
+  const char* cstr();
 
  private:
   template <class T>
@@ -60,9 +73,9 @@ class Reader {
   std::string_view rest_;
 };
 
-// Writes all of `bytes` to `fd` (retrying on EINTR and short writes). False when the other
-// end is gone (no SIGPIPE: sockets are written with MSG_NOSIGNAL).
-bool write_all(int fd, std::string_view bytes);
+// Writes all of `bytes` to `fd` (retrying on EINTR and short writes); `more`: more follows
+// at once (MSG_MORE). False when the other end is gone (no SIGPIPE: MSG_NOSIGNAL).
+bool write_all(int fd, std::string_view bytes, bool more = false);
 
 // Reads one whole frame from `fd`, waiting until `deadline`. `buffer` keeps bytes read past
 // the frame for the next call.

@@ -147,6 +147,11 @@ TEST(PluginIsolation, CrashIsAnErrorNamingPluginRowAndSignal) {
     EXPECT_NE(m.find(signal), std::string::npos) << m;
     EXPECT_NE(m.find("row 4 of the batch"), std::string::npos) << m;
     EXPECT_NE(m.find("this one is BAD"), std::string::npos) << m;
+    // A batch sent as several chunks names the row of the whole batch.
+    Scorer again = misbehaving(mode, true);
+    Batch big(200, 173);
+    const std::string m2 = message_of([&] { again.score_batch(big.inputs, &pool); });
+    EXPECT_NE(m2.find("row 173 of the batch"), std::string::npos) << m2;
     // The host is gone, r1kit is not: a new Scorer works in this very process.
     Scorer fine = misbehaving(mode, true);
     EXPECT_EQ(*one(fine, "all good", Json::object()).value, 0.5);
@@ -202,4 +207,14 @@ TEST(PluginIsolation, HangIsStoppedAtTheBudgetNamingTheRowAndTheHostRestarts) {
   EXPECT_NE(results[0].why.find("stuck on row(s) 2"), std::string::npos) << results[0].why;
   // The next call starts a new host.
   EXPECT_EQ(*one(s, "fine now", Json::object()).value, 0.5);
+  // Several chunks: those scored before the stuck one keep their results (budget 0.02 s x 100).
+  Scorer quick = misbehaving("hang", true, 0.02);
+  Batch big(200, 173);
+  const auto partial = quick.score_batch(big.inputs, &pool);
+  ASSERT_EQ(partial.size(), 200u);
+  EXPECT_EQ(*partial[0].value, 0.5);
+  EXPECT_TRUE(partial[0].timed_out_rewards.empty());
+  EXPECT_EQ(partial[173].timed_out_rewards, std::vector<std::string>{"plugin"});
+  EXPECT_NE(partial[173].why.find("still scoring this row"), std::string::npos) << partial[173].why;
+  EXPECT_NE(partial[199].why.find("stuck on row(s) 173"), std::string::npos) << partial[199].why;
 }
