@@ -262,6 +262,13 @@ Tokenizer Tokenizer::from_json(const Json& root, const std::string& file) {
       t.vocab_[it.key()] = id;
       max_id = std::max(max_id, id);
     }
+    // Ids index tables (here, the embedding rows): they are dense in every real tokenizer,
+    // and one stray huge id must not ask for gigabytes (found by fuzz_tokenizer).
+    const int64_t entries = static_cast<int64_t>(vocab->size());
+    if (max_id >= 2 * entries + 1024) {
+      throw Error(m.path("vocab") + ": id " + std::to_string(max_id) + " is far past its " + std::to_string(entries) +
+                  " entries (token ids are dense, 0 .. size - 1)");
+    }
     t.vocab_r_.assign(static_cast<size_t>(max_id + 1), std::string());
     for (const auto& [token, id] : t.vocab_) {
       t.vocab_r_[id] = token;

@@ -335,6 +335,11 @@ TEST_F(TokenizerErrors, NameFileAndKey) {
   j["surprise"] = 1;
   EXPECT_NE(load_error(j).find("surprise: unknown key"), std::string::npos);
 
+  // One stray huge id asked for a 26 GB table (found by fuzz_tokenizer).
+  j = tiny_json({});
+  j["model"]["vocab"]["huge"] = 2000000000;
+  EXPECT_NE(load_error(j).find("model.vocab: id 2000000000 is far past its"), std::string::npos) << load_error(j);
+
   j = tiny_json({});
   j["model"]["type"] = "WordPiece";
   EXPECT_NE(load_error(j).find("model.type"), std::string::npos);
