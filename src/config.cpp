@@ -1,7 +1,10 @@
 // JsonFields: see config.h.
 #include "src/config.h"
 
+#include <cfloat>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 #include <sstream>
 
@@ -87,10 +90,17 @@ void JsonFields::convert(const std::string& key, const Json& v, bool& out) const
 }
 
 void JsonFields::convert(const std::string& key, const Json& v, int64_t& out) const {
-  if (v.is_number_integer()) {
+  // Out-of-range values are errors, not wrapped or undefined conversions (found by
+  // fuzz_model_config: max_position_embeddings 2.5e48).
+  constexpr double kTwo63 = 9223372036854775808.0;
+  if (v.is_number_unsigned() && v.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    fail(key, "is out of range, got " + v.dump());
+  } else if (v.is_number_integer()) {
     out = v.get<int64_t>();
   } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
-    out = static_cast<int64_t>(v.get<double>());  // 1e3 and 1000.0 are integers to a human
+    const double d = v.get<double>();
+    if (!(d >= -kTwo63 && d < kTwo63)) fail(key, "is out of range, got " + v.dump());
+    out = static_cast<int64_t>(d);  // 1e3 and 1000.0 are integers to a human
   } else {
     fail(key, "must be an integer, got " + (v.is_number() ? v.dump() : std::string(v.type_name())));
   }
@@ -106,6 +116,7 @@ void JsonFields::convert(const std::string& key, const Json& v, uint64_t& out) c
 void JsonFields::convert(const std::string& key, const Json& v, int& out) const {
   int64_t wide = 0;
   convert(key, v, wide);
+  if (wide < INT_MIN || wide > INT_MAX) fail(key, "is out of range, got " + std::to_string(wide));
   out = static_cast<int>(wide);
 }
 
@@ -117,6 +128,7 @@ void JsonFields::convert(const std::string& key, const Json& v, double& out) con
 void JsonFields::convert(const std::string& key, const Json& v, float& out) const {
   double wide = 0;
   convert(key, v, wide);
+  if (std::fabs(wide) > FLT_MAX) fail(key, "is out of range, got " + v.dump());
   out = static_cast<float>(wide);
 }
 

@@ -53,6 +53,21 @@ TEST(Config, WrongTypeNamesKey) {
   EXPECT_THROW(parse(Json::parse(R"({"ids": [1, "a"]})")), Error);
 }
 
+// Found by fuzz_model_config: a whole-valued float past int64 (2.5e48) was converted with
+// undefined behaviour, and values past int's range wrapped silently.
+TEST(Config, IntegersOutOfRangeAreErrors) {
+  for (const char* text : {R"({"steps": 2.5e48})", R"({"steps": 3000000000})", R"({"steps": 18446744073709551615})",
+                           R"({"ids": [1, -1e300]})"}) {
+    try {
+      parse(Json::parse(text));
+      FAIL() << text << " accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("is out of range, got"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(parse(Json::parse(R"({"steps": 1e3})")).steps, 1000);
+}
+
 TEST(Config, SyntaxErrorNamesLine) {
   try {
     parse_json_text("{\n  \"a\": 1,\n  \"b\": ]\n}", "cfg.json");
