@@ -3,8 +3,8 @@
 // (library path, options), then batches; it answers `ready`, then `results` per batch. A
 // crash of the plug-in reaches the signal handler, which sends `crash` (the signal and the
 // row the crashing thread was scoring) and dies of the same signal; SIGUSR1 (r1kit's timeout)
-// answers `stuck` with the rows in flight. Plug-in output on stdout goes to stderr (fd 1 is
-// not the socket). Not a user-facing command.
+// answers `stuck` with the rows in flight (from a thread of its own, see report_stuck_rows). Plug-in output on stdout
+// goes to stderr (fd 1 is not the socket). Not a user-facing command.
 #include <signal.h>
 #include <unistd.h>
 
@@ -12,6 +12,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "rewards/plugin_library.h"
@@ -26,16 +28,16 @@ using namespace r1kit::rewards;
 constexpr int kSocket = 3;
 constexpr int kMaxThreads = 256;
 
-// The row each scoring thread is on (-1: none): read by the signal handlers, so plain
-// lock-free atomics and thread_locals, nothing that allocates. A thread takes its slot the
+// The row each scoring thread is on (-1: none): read by the crash handler and the stuck
+// reporter, so plain lock-free atomics and thread_locals, nothing that allocates. A thread takes its slot the
 // first time it scores.
 std::atomic<int64_t> g_in_flight[kMaxThreads];
 std::atomic<int> g_threads{0};
 thread_local int64_t t_row = -1;
 
-// Async-signal-safe frame assembly: a fixed buffer, memcpy, write.
+// The crash frame, assembled async-signal-safely: a fixed buffer, memcpy, write.
 struct SignalFrame {
-  char bytes[wire::kHeaderBytes + 8 + 8 * kMaxThreads];
+  char bytes[wire::kHeaderBytes + sizeof(int32_t) + sizeof(int64_t)];
   size_t n = wire::kHeaderBytes;
   void put(const void* p, size_t k) {
     std::memcpy(bytes + n, p, k);
@@ -63,19 +65,6 @@ void on_crash(int sig) {
   f.send(wire::Kind::crash);
   signal(sig, SIG_DFL);
   raise(sig);
-}
-
-void on_stuck(int) {
-  SignalFrame f;
-  uint32_t count = 0;
-  int64_t rows[kMaxThreads];
-  for (int t = 0; t < std::min(g_threads.load(), kMaxThreads); ++t) {
-    const int64_t row = g_in_flight[t].load();
-    if (row >= 0) rows[count++] = row;
-  }
-  f.put(&count, sizeof count);
-  f.put(rows, count * sizeof(int64_t));
-  f.send(wire::Kind::stuck);
 }
 
 // The crash handler must run even when the plug-in overflowed its stack: every scoring thread
@@ -106,14 +95,40 @@ std::atomic<int64_t>& thread_slot() {
   return slot;
 }
 
+// One frame at a time on the socket: results (the main thread) and stuck reports.
+std::mutex g_write;
+
+// SIGUSR1 (r1kit's timeout) is blocked in every thread and taken here with sigwait, so the
+// `stuck` answer is written under the same lock as results and never lands inside one.
+void report_stuck_rows() {
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  while (true) {
+    int sig = 0;
+    if (sigwait(&usr1, &sig) != 0) continue;
+    wire::Writer w;
+    std::vector<int64_t> rows;
+    for (int t = 0; t < std::min(g_threads.load(), kMaxThreads); ++t) {
+      if (const int64_t row = g_in_flight[t].load(); row >= 0) rows.push_back(row);
+    }
+    w.u32(static_cast<uint32_t>(rows.size()));
+    for (int64_t row : rows) w.i64(row);
+    const std::lock_guard<std::mutex> lock(g_write);
+    w.send(kSocket, wire::Kind::stuck);
+  }
+}
+
 void install_handlers() {
   struct sigaction sa {};
   sa.sa_handler = on_crash;
   sa.sa_flags = SA_ONSTACK;
   for (int sig : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGSYS, SIGTRAP}) sigaction(sig, &sa, nullptr);
-  sa.sa_handler = on_stuck;
-  sa.sa_flags = SA_RESTART;
-  sigaction(SIGUSR1, &sa, nullptr);
+  sigset_t usr1;  // blocked here, so in every thread started from now on
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, nullptr);
+  std::thread(report_stuck_rows).detach();
 }
 
 struct Row {
@@ -145,6 +160,7 @@ bool send_results(const std::vector<RewardResult>& results) {
     w.f64(r.value.value_or(0.0));
     w.str(r.why);
   }
+  const std::lock_guard<std::mutex> lock(g_write);
   return w.send(kSocket, wire::Kind::results);
 }
 

@@ -95,6 +95,7 @@ ReadStatus read_frame(int fd, std::string& buffer, std::chrono::steady_clock::ti
   uint64_t n;
   std::memcpy(&k, buffer.data(), sizeof k);
   std::memcpy(&n, buffer.data() + sizeof k, sizeof n);
+  if (n > kMaxFrameBytes) return ReadStatus::closed;  // not a frame of ours: the stream is broken
   // The payload straight into its own string: no intermediate copy of a large batch.
   payload.resize(n);
   size_t have = std::min<size_t>(n, buffer.size() - kHeaderBytes);

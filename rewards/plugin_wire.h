@@ -22,6 +22,7 @@ namespace r1kit::rewards::wire {
 
 enum class Kind : uint32_t { hello = 1, ready, batch, results, crash, stuck };
 constexpr size_t kHeaderBytes = sizeof(uint32_t) + sizeof(uint64_t);
+constexpr uint64_t kMaxFrameBytes = uint64_t{1} << 34;  // 16 GiB: a larger length means a broken stream
 
 // Builds one frame's payload, the fields in order; send() writes it behind its header.
 class Writer {
