@@ -16,6 +16,7 @@
 #include "src/atomic_file.h"
 #include "src/distributed.h"
 #include "src/files.h"
+#include "src/hf_tokenizer_files.h"
 #include "src/logging.h"
 #include "src/tokenizer.h"
 
@@ -47,6 +48,15 @@ std::vector<std::pair<int64_t, std::string>> complete_checkpoints(const std::str
 }  // namespace
 
 namespace {
+
+// What transformers' tokenizer needs beside tokenizer.json, from the model's config.
+HfTokenizerInfo hf_tokenizer_info(const policy::ModelConfig& c) {
+  HfTokenizerInfo info;
+  info.eos_token_ids.assign(c.eos_token_ids.begin(), c.eos_token_ids.end());
+  info.bos_token_id = static_cast<int32_t>(c.bos_token_id);
+  info.model_max_length = c.max_position_embeddings;
+  return info;
+}
 
 // Every file of a checkpoint directory (but trainer_state.json, which holds this) with its
 // size and checksum: what a resume verifies before trusting the checkpoint.
@@ -95,7 +105,7 @@ void write_checkpoint_files(const std::string& tmp, const policy::CausalLM& mode
                             const policy::CausalLM* reference) {
   fs::create_directories(tmp);
   policy::save_pretrained(model, tmp);
-  tokenizer.save((fs::path(tmp) / "tokenizer.json").string());
+  save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), tmp);
   if (reference != nullptr) policy::save_pretrained(*reference, (fs::path(tmp) / "reference").string());
   {
     // Serialised in memory, then written through AtomicFile: LibTorch's own file writer
@@ -211,7 +221,7 @@ void save_final_model(DistributedContext& dist, const policy::CausalLM& model, c
                       const std::string& dir) {
   if (dist.is_main()) {
     policy::save_pretrained(model, dir);
-    tokenizer.save((fs::path(dir) / "tokenizer.json").string());
+    save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), dir);
   }
   dist.barrier("model saved");
 }

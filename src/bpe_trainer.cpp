@@ -166,7 +166,7 @@ Tokenizer train_bpe(const std::vector<std::string>& texts, const BpeTrainerOptio
                          {"lstrip", false},
                          {"rstrip", false},
                          {"normalized", false},
-                         {"special", true}});
+                         {"special", !Tokenizer::is_task_tag(options.special_tokens[k])}});
   }
   const Json root = {
       {"version", "1.0"},

@@ -16,10 +16,12 @@
 namespace r1kit {
 
 struct BpeTrainerOptions {
-  int vocab_size = 1024;                    // all ids: 256 bytes + merges + special tokens
-  int min_frequency = 2;                    // a pair seen fewer times is never merged
-  std::vector<std::string> special_tokens;  // e.g. "<|endoftext|>", "<think>"; ids last
-  std::string pre_tokenizer = "qwen2";      // "gpt2", "qwen2", "llama3" or "deepseek_v3"
+  int vocab_size = 1024;  // all ids: 256 bytes + merges + special tokens
+  int min_frequency = 2;  // a pair seen fewer times is never merged
+  // Added tokens, ids last: control tokens ("<|endoftext|>") are special; R1's task tags
+  // ("<think>", Tokenizer::is_task_tag) are added tokens that are not special, as in DeepSeek-R1.
+  std::vector<std::string> special_tokens;
+  std::string pre_tokenizer = "qwen2";  // "gpt2", "qwen2", "llama3" or "deepseek_v3"
 };
 
 // Throws r1kit::Error for a vocab_size that cannot hold the bytes and the special tokens, or

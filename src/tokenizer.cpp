@@ -423,6 +423,22 @@ int Tokenizer::add_special_tokens(const std::vector<std::string>& tokens) {
   return added;
 }
 
+bool Tokenizer::is_task_tag(std::string_view content) {
+  return content == "<think>" || content == "</think>" || content == "<answer>" || content == "</answer>";
+}
+
+int Tokenizer::unmark_task_tags() {
+  int changed = 0;
+  for (AddedToken& a : added_) {
+    if (a.special && is_task_tag(a.content)) {
+      a.special = false;
+      ++changed;
+    }
+  }
+  if (changed > 0) refresh();
+  return changed;
+}
+
 void Tokenizer::refresh() {
   auto raw = std::make_shared<AddedMatcher>();
   auto normalized = std::make_shared<AddedMatcher>();

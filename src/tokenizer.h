@@ -53,6 +53,14 @@ class Tokenizer {
   // were not already there with the same settings.
   int add_special_tokens(const std::vector<std::string>& tokens);
 
+  // R1's reasoning and answer tags: <think>, </think>, <answer>, </answer>. DeepSeek-R1's own
+  // tokenizer keeps them as added tokens that are NOT special, so that decoding with
+  // skip_special_tokens (TRL, vLLM) keeps them for the rewards that check them.
+  static bool is_task_tag(std::string_view content);
+  // Marks every task tag among the added tokens non-special (matching is unchanged: added
+  // tokens are split out either way). Returns how many changed.
+  int unmark_task_tags();
+
  private:
   // Lets maps keyed by std::string be searched with a string_view, without a copy.
   struct StringHash {

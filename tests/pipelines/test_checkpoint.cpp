@@ -21,6 +21,7 @@
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "src/device.h"
+#include "src/distributed.h"
 #include "src/files.h"
 #include "src/tokenizer.h"
 #include "tests/test_util.h"
@@ -248,6 +249,35 @@ TEST_F(Checkpoint, LoadRestoresWeightsOptimizerAndStateBitwise) {
   }
   const auto a = saved.model->parameters(), b = loaded.model->parameters();
   for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(a[i].equal(b[i])) << "parameter " << i << " after the next step";
+}
+
+// Issue 14's export defects: a model directory a stage writes must work in transformers' own
+// tokenizer unchanged: eos and pad set (TRL pads with pad_token), and R1's tags kept when a
+// completion is decoded with skip_special_tokens=True (TRL, vLLM), even when the tokenizer it
+// started from had marked them special.
+TEST(HfExport, AutoTokenizerHasEosAndPadAndKeepsTheTags) {
+  const fs::path dir = testing::scratch_dir("hf_export");
+  testing::save_tiny_policy(dir / "src");
+  Tokenizer tokenizer = Tokenizer::load((dir / "src").string());
+  tokenizer.add_special_tokens({"<think>", "</think>", "<answer>", "</answer>"});  // an older export
+  auto model = policy::load_pretrained((dir / "src").string(), resolve_device("cpu"));
+  save_final_model(distributed(), *model, tokenizer, (dir / "out").string());
+  for (const char* file : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json",
+                           "generation_config.json", "model.safetensors"}) {
+    EXPECT_TRUE(fs::exists(dir / "out" / file)) << file;
+  }
+  ASSERT_EQ(testing::run_python("tests/parity/hf_export_check.py '" + (dir / "out").string() + "' '" +
+                                (dir / "check.json").string() + "'"),
+            0);
+  const Json seen = read_json_file((dir / "check.json").string());
+  // transformers 5 loads tokenizer_class PreTrainedTokenizerFast as its TokenizersBackend.
+  EXPECT_TRUE(seen["class"] == "PreTrainedTokenizerFast" || seen["class"] == "TokenizersBackend") << seen["class"];
+  EXPECT_EQ(seen["eos_token"], "<|endoftext|>");
+  EXPECT_EQ(seen["eos_token_id"], model->config().eos_token_ids.front());
+  EXPECT_EQ(seen["pad_token"], "<|endoftext|>");
+  EXPECT_EQ(seen["model_max_length"], model->config().max_position_embeddings);
+  EXPECT_EQ(seen["decoded_skip_special"], "<think>\n1+1 is 2\n</think>\n<answer>2</answer>");
+  EXPECT_EQ(seen["think_is_special"], false);
 }
 
 }  // namespace

@@ -359,8 +359,13 @@ TEST(BpeTrainer, SmallVocabIsDeterministicAndLossless) {
   const Tokenizer t = train_bpe(small_corpus(), opt);
   EXPECT_EQ(t.vocab_size(), 280);  // 256 bytes + 21 merges + 3 special tokens
   EXPECT_EQ(t.token_to_id("<|endoftext|>"), 277);
-  EXPECT_TRUE(t.is_special(279));
+  EXPECT_TRUE(t.is_special(277));
   EXPECT_FALSE(t.is_special(276));
+  // R1's task tags are added tokens but not special (DeepSeek-R1 does the same): decoding with
+  // skip_special_tokens keeps them for the rewards.
+  EXPECT_EQ(t.token_to_id("</think>"), 279);
+  EXPECT_FALSE(t.is_special(279));
+  EXPECT_EQ(t.decode(t.encode("<think>ok</think>"), /*skip_special_tokens=*/true), "<think>ok</think>");
   EXPECT_EQ(t.to_json(), train_bpe(small_corpus(), opt).to_json());
   // Frequent words became single tokens; special tokens never took part in merges.
   EXPECT_EQ(t.encode("the").size(), 1u);
