@@ -17,6 +17,7 @@
 #include <random>
 
 #include "bench/peer_runner.h"
+#include "pipelines/checkpoint.h"
 #include "pipelines/grpo/trainer.h"
 #include "policy/pretrained.h"
 #include "src/bpe_trainer.h"
@@ -46,20 +47,16 @@ std::vector<std::string> make_prompts(int64_t rows) {
   return out;
 }
 
-// A 512-token byte-level BPE trained on the prompts. The four tags are added tokens that are
-// NOT special, as in Qwen3's own tokenizer.json: TRL decodes completions with
-// skip_special_tokens=True, which would erase special tags before the rewards see them.
+// A 512-token byte-level BPE trained on the prompts. The trainer keeps the four tags as added
+// tokens that are NOT special (as in Qwen3's and DeepSeek-R1's tokenizers): TRL decodes
+// completions with skip_special_tokens=True, which would erase special tags before the rewards.
 Tokenizer make_tokenizer(const std::vector<std::string>& prompts) {
   BpeTrainerOptions o;
   o.vocab_size = 512;
   o.special_tokens = {kEos, "<think>", "</think>", "<answer>", "</answer>"};
   std::vector<std::string> corpus = prompts;
   corpus.push_back("<think> 12 + 30 = 42 </think> <answer> 42 </answer>");
-  Json j = train_bpe(corpus, o).to_json();
-  for (Json& added : j.at("added_tokens")) {
-    if (added.at("content") != kEos) added["special"] = false;
-  }
-  return Tokenizer::from_json(j, "bench train tokenizer");
+  return train_bpe(corpus, o);
 }
 
 // The task's tiny qwen3_moe: D 64, L 2, H 4 / Hkv 2 (Dh 16), E 8 experts top-2.
@@ -176,14 +173,7 @@ int64_t write_inputs(const std::string& dir, const std::string& model_dir, const
   const Tokenizer tok = make_tokenizer(prompts);
   const policy::ModelConfig config = make_config(tok);
   auto model = policy::create_model(config, /*seed=*/1);
-  policy::save_pretrained(*model, model_dir);
-  tok.save(model_dir + "/tokenizer.json");
-  // AutoTokenizer reads eos/pad from here; tokenizer.json alone leaves them unset.
-  const Json tok_config = {{"tokenizer_class", "PreTrainedTokenizerFast"},
-                           {"eos_token", kEos},
-                           {"pad_token", kEos},
-                           {"model_max_length", config.max_position_embeddings}};
-  std::ofstream(model_dir + "/tokenizer_config.json") << tok_config.dump(2) << "\n";
+  pipelines::save_model_directory(*model, tok, model_dir);  // what a stage exports
   std::ofstream jsonl(data);
   for (const std::string& p : prompts) jsonl << Json{{"prompt", p}}.dump() << "\n";
   if (!jsonl) throw Error("bench train: cannot write " + data + " in " + dir);

@@ -104,8 +104,7 @@ void write_checkpoint_files(const std::string& tmp, const policy::CausalLM& mode
                             const torch::optim::Optimizer& optimizer, const TrainerState& state,
                             const policy::CausalLM* reference) {
   fs::create_directories(tmp);
-  policy::save_pretrained(model, tmp);
-  save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), tmp);
+  save_model_directory(model, tokenizer, tmp);
   if (reference != nullptr) policy::save_pretrained(*reference, (fs::path(tmp) / "reference").string());
   {
     // Serialised in memory, then written through AtomicFile: LibTorch's own file writer
@@ -217,11 +216,15 @@ void save_checkpoint_synced(DistributedContext& dist, const std::string& root, c
   dist.barrier("checkpoint saved");
 }
 
+void save_model_directory(const policy::CausalLM& model, const Tokenizer& tokenizer, const std::string& dir) {
+  policy::save_pretrained(model, dir);
+  save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), dir);
+}
+
 void save_final_model(DistributedContext& dist, const policy::CausalLM& model, const Tokenizer& tokenizer,
                       const std::string& dir) {
   if (dist.is_main()) {
-    policy::save_pretrained(model, dir);
-    save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), dir);
+    save_model_directory(model, tokenizer, dir);
   }
   dist.barrier("model saved");
 }

@@ -35,6 +35,11 @@ struct TrainerState {
   Json extra = Json::object();
 };
 
+// A Hugging Face model directory that transformers, TRL, vLLM and PEFT load unchanged: the
+// weights, config.json, generation_config.json (every eos id), tokenizer.json,
+// tokenizer_config.json and special_tokens_map.json (src/hf_tokenizer_files.h).
+void save_model_directory(const policy::CausalLM& model, const Tokenizer& tokenizer, const std::string& dir);
+
 // Writes root/step-<state.step>/ atomically, with every file's size and checksum in its
 // trainer_state.json; keeps the newest `keep` checkpoints. A write that fails (a full disk,
 // EFBIG, EIO) throws an r1kit::Error naming the file and the reason after removing the

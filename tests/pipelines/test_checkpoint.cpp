@@ -252,9 +252,9 @@ TEST_F(Checkpoint, LoadRestoresWeightsOptimizerAndStateBitwise) {
 }
 
 // Issue 14's export defects: a model directory a stage writes must work in transformers' own
-// tokenizer unchanged: eos and pad set (TRL pads with pad_token), and R1's tags kept when a
-// completion is decoded with skip_special_tokens=True (TRL, vLLM), even when the tokenizer it
-// started from had marked them special.
+// tokenizer and in TRL unchanged: eos and pad set (TRL pads with pad_token), and R1's tags kept
+// when a completion is decoded with skip_special_tokens=True (TRL, vLLM), even when the
+// tokenizer it started from had marked them special.
 TEST(HfExport, AutoTokenizerHasEosAndPadAndKeepsTheTags) {
   const fs::path dir = testing::scratch_dir("hf_export");
   testing::save_tiny_policy(dir / "src");
@@ -278,6 +278,18 @@ TEST(HfExport, AutoTokenizerHasEosAndPadAndKeepsTheTags) {
   EXPECT_EQ(seen["model_max_length"], model->config().max_position_embeddings);
   EXPECT_EQ(seen["decoded_skip_special"], "<think>\n1+1 is 2\n</think>\n<answer>2</answer>");
   EXPECT_EQ(seen["think_is_special"], false);
+
+  // One TRL GRPOTrainer step on the directory as it is (TRL is in .venv): it loads, pads, and a
+  // reward that needs the tags sees them in the decoded completions (with special tags it read
+  // 0 on every completion and nothing was learned).
+  ASSERT_EQ(testing::run_python("tests/parity/trl_export_check.py '" + (dir / "out").string() + "' '" +
+                                (dir / "trl.json").string() + "'"),
+            0);
+  const Json trl = read_json_file((dir / "trl.json").string());
+  ASSERT_EQ(trl["rewards"].size(), 16u);
+  double total = 0;
+  for (const Json& r : trl["rewards"]) total += r.get<double>();
+  EXPECT_GT(total, 0.0) << "no completion kept a tag: " << trl["completions"].dump();
 }
 
 }  // namespace
