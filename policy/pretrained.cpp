@@ -3,11 +3,14 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include "src/atomic_file.h"
+#include "src/config.h"
+#include "src/error.h"
 #include "src/logging.h"
 #include "src/safetensors.h"
 #include "src/tensor_io.h"
@@ -117,8 +120,34 @@ void load_weights(CausalLM& model, const std::string& dir) {
   if (ignored > 5) log::warn("{}: {} more tensors not used by the model", dir, ignored - 5);
 }
 
+namespace {
+
+// generation_config.json's eos_token_id (an id or a list: Llama-3.1 and Qwen2.5 Instruct stop
+// on more ids than config.json names) joins the model's stop ids, after config.json's.
+void add_generation_eos_ids(ModelConfig& config, const std::string& dir) {
+  const std::string path = (fs::path(dir) / "generation_config.json").string();
+  if (!fs::exists(path)) return;
+  const Json gen = read_json_file(path);
+  if (!gen.is_object() || !gen.contains("eos_token_id") || gen["eos_token_id"].is_null()) return;
+  const Json& eos = gen["eos_token_id"];
+  std::vector<Json> ids = eos.is_array() ? std::vector<Json>(eos.begin(), eos.end()) : std::vector<Json>{eos};
+  for (const Json& id : ids) {
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= config.vocab_size) {
+      throw Error(path + ": eos_token_id " + id.dump() + " is not a token id of the model (vocab_size " +
+                  std::to_string(config.vocab_size) + ")");
+    }
+    const int64_t v = id.get<int64_t>();
+    if (std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), v) == config.eos_token_ids.end()) {
+      config.eos_token_ids.push_back(v);
+    }
+  }
+}
+
+}  // namespace
+
 std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceChoice& device) {
-  const ModelConfig config = load_model_config((fs::path(dir) / "config.json").string());
+  ModelConfig config = load_model_config((fs::path(dir) / "config.json").string());
+  add_generation_eos_ids(config, dir);
   auto model = std::make_shared<CausalLM>(config);  // random init is overwritten below
   load_weights(*model, dir);
   model->to(device.device, device.dtype);

@@ -292,5 +292,25 @@ TEST(HfExport, AutoTokenizerHasEosAndPadAndKeepsTheTags) {
   EXPECT_GT(total, 0.0) << "no completion kept a tag: " << trl["completions"].dump();
 }
 
+// Issue 14, stop tokens: generation_config.json may name more eos ids than config.json
+// (Llama-3.1 and Qwen2.5 Instruct: a list); every one of them stops generation.
+TEST(HfImport, GenerationConfigEosIdsJoinTheStopIds) {
+  const fs::path dir = testing::scratch_dir("hf_import_eos");
+  testing::save_tiny_policy(dir);
+  const int64_t eos = policy::load_pretrained(dir.string(), resolve_device("cpu"))->config().eos_token_ids.at(0);
+  std::ofstream((dir / "generation_config.json").string()) << Json{{"eos_token_id", {7, eos, 9}}}.dump();
+  auto model = policy::load_pretrained(dir.string(), resolve_device("cpu"));
+  EXPECT_EQ(model->config().eos_token_ids, (std::vector<int64_t>{eos, 7, 9}));
+  std::ofstream((dir / "generation_config.json").string()) << Json{{"eos_token_id", 100000}}.dump();
+  try {
+    policy::load_pretrained(dir.string(), resolve_device("cpu"));
+    FAIL() << "an eos id outside the vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("generation_config.json: eos_token_id 100000 is not a token id"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace r1kit::pipelines
