@@ -26,7 +26,8 @@ void save_hf_tokenizer(Tokenizer tokenizer, const HfTokenizerInfo& info, const s
   const std::string config_path = (fs::path(dir) / "tokenizer_config.json").string();
   Json config = Json::object();
   Json decoder = Json::object();  // {"<id>": {content, lstrip, normalized, rstrip, single_word, special}}
-  for (const Json& a : tokenizer.to_json()["added_tokens"]) {
+  const Json tokenizer_json = tokenizer.to_json();  // named: a range-for over a temporary's member dangles
+  for (const Json& a : tokenizer_json["added_tokens"]) {
     decoder[std::to_string(a["id"].get<int64_t>())] = {{"content", a["content"]},         {"lstrip", a["lstrip"]},
                                                        {"normalized", a["normalized"]},   {"rstrip", a["rstrip"]},
                                                        {"single_word", a["single_word"]}, {"special", a["special"]}};
