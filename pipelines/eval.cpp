@@ -153,8 +153,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     auto model = policy::load_pretrained(m.dir, device);
     model->eval();
     rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine);
-    const ScoredGroups g =
-        sample_groups(engine, tokenizer, data, scorer, pool, my_rows, my_seeds, n, o.generation.sampling);
+    const rollout::SamplingOptions sampling = o.generation.sampling_for(m.dir, ctx.stage_name + ": " + m.name);
+    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, my_rows, my_seeds, n, sampling);
 
     // This rank's counts over its prompts; summed over ranks they are the one-rank totals
     // (counts and rewards in multiples of 1/2^k: exact in float64 in any order).
@@ -215,7 +215,7 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
               {"mean_completion_tokens", tokens / total},
               {"n", B},
               {"samples_per_prompt", n},
-              {"temperature", o.generation.sampling.temperature},
+              {"temperature", sampling.temperature},
               {"params", model->num_parameters()},
               {"active_params", model->num_active_parameters()}};
     if (o.maj_k > 1) {

@@ -1,10 +1,13 @@
 // The option pieces' read functions (see options.h).
 #include "pipelines/options.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "rewards/scorer.h"
 #include "src/byte_size.h"
+#include "src/logging.h"
 
 namespace r1kit::pipelines {
 
@@ -26,7 +29,39 @@ void read_prompt_options(JsonFields& f, PromptOptions& o) {
   require_non_negative(f, "max_prompt_length", o.max_prompt_length);
 }
 
+namespace {
+constexpr const char* kSamplingKeys[] = {"temperature", "top_p", "top_k", "min_p", "repetition_penalty"};
+}  // namespace
+
+rollout::SamplingOptions GenerationOptions::sampling_for(const std::string& model_dir, const std::string& stage) const {
+  rollout::SamplingOptions s = sampling;
+  const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
+  if (!std::filesystem::exists(path)) return s;
+  const Json gen = read_json_file(path);
+  if (!gen.is_object()) return s;
+  JsonFields f(gen, path);
+  f.ignore_all();  // every other key of the file is transformers' business
+  auto take = [&](const char* key, auto& field) {
+    const Json* v = f.raw(key);
+    const bool recipe_set =
+        std::find(recipe_sampling_keys.begin(), recipe_sampling_keys.end(), key) != recipe_sampling_keys.end();
+    if (v == nullptr || v->is_null() || recipe_set) return;
+    f.get(key, field);
+    log::info("{}: {} {} from {} (the recipe sets none)", stage, key, v->dump(), path);
+  };
+  take("temperature", s.temperature);
+  take("top_p", s.top_p);
+  take("top_k", s.top_k);
+  take("min_p", s.min_p);
+  take("repetition_penalty", s.repetition_penalty);
+  if (const rollout::SamplingOptionError e = rollout::check(s); !e.key.empty()) f.fail(e.key, e.what);
+  return s;
+}
+
 void read_generation_options(JsonFields& f, GenerationOptions& o, const char* length_key) {
+  for (const char* key : kSamplingKeys) {
+    if (f.has(key)) o.recipe_sampling_keys.push_back(key);
+  }
   rollout::SamplingOptions& s = o.sampling;
   f.get("temperature", s.temperature);
   f.get("top_p", s.top_p);

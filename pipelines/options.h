@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pipelines/schedule.h"
 #include "rollout/engine.h"
@@ -45,10 +46,19 @@ void read_prompt_options(JsonFields& f, PromptOptions& o);
 // max_model_len, max_memory).
 struct GenerationOptions {
   rollout::SamplingOptions sampling;
+  // The sampling keys the recipe set (temperature, top_p, top_k, min_p, repetition_penalty);
+  // for the others a model's generation_config.json gives the value when it has one.
+  std::vector<std::string> recipe_sampling_keys;
   // The engine: generation_batch_rows (slots decoded together), max_model_len (the window for
   // prompt + completion; 0 = max_position_embeddings) and max_memory ("16GiB" or bytes; the
   // KV cache + logits budget, default 90% of available memory).
   rollout::EngineOptions engine;
+
+  // `sampling` with the defaults of MODEL_DIR/generation_config.json for the keys the recipe
+  // did not set (transformers' meaning; do_sample is not read: a stage that samples samples).
+  // Each value taken is logged naming `stage` and the file; a value out of range is an error
+  // naming the file and key.
+  rollout::SamplingOptions sampling_for(const std::string& model_dir, const std::string& stage) const;
 };
 void read_generation_options(JsonFields& f, GenerationOptions& o, const char* length_key);
 

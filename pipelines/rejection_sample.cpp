@@ -98,6 +98,7 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
   const rewards::Scorer& scorer = *o.rewards.scorer;
   ThreadPool pool(0);
   rollout::Engine engine = make_engine(model, tokenizer, o.generation.engine);
+  const rollout::SamplingOptions sampling = o.generation.sampling_for(o.model, ctx.stage_name);
 
   const int64_t size = static_cast<int64_t>(data.size());
   // Each prompt at most once (a second epoch would repeat prompts under new seeds).
@@ -124,7 +125,7 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
       seeds.push_back(rollout::prompt_seed(o.seed, start + b));
       index.push_back(start + b);
     }
-    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, N, o.generation.sampling);
+    const ScoredGroups g = sample_groups(engine, tokenizer, data, scorer, pool, rows, seeds, N, sampling);
     SampleCounts mine;  // this rank's
     std::vector<Json> records;
     for (int64_t b = 0; b < static_cast<int64_t>(rows.size()); ++b) {

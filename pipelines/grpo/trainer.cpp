@@ -151,6 +151,7 @@ struct GrpoRun {
   std::shared_ptr<policy::CausalLM> reference;  // only when the KL term is on
   PromptData data;
   const rewards::Scorer& scorer;
+  rollout::SamplingOptions sampling;  // the recipe's, with the model's generation_config.json defaults
   ThreadPool pool{0};
   Shard shard;                           // this rank's prompts of each batch
   std::optional<JsonlAppender> samples;  // RUN/<stage>/samples.jsonl, rank 0
@@ -223,7 +224,7 @@ StepRollout rollout_step(GrpoRun& run, rollout::Engine& engine, TrainerState& st
           rollout::prompt_seed(o.seed * 1000003ULL + static_cast<uint64_t>(step), out.drawn + shard.begin + b));
     }
     const ScoredGroups round =
-        sample_groups(engine, run.tokenizer, run.data, run.scorer, run.pool, rows, seeds, G, o.generation.sampling);
+        sample_groups(engine, run.tokenizer, run.data, run.scorer, run.pool, rows, seeds, G, run.sampling);
     seconds_rollout += round.seconds_rollout;
     out.seconds_reward += round.seconds_reward;
     out.counts.generated_tokens += static_cast<double>(round.rollouts.generated_tokens);
@@ -283,10 +284,10 @@ TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, co
   const int64_t T = padded_length_over_ranks(batch_length(r.groups.rollouts));
   const TrainBatch batch = make_batch(r.groups.rollouts, o.mask_truncated_completions, run.device.device, T);
   const int64_t micro = o.per_device_train_batch_size;
-  const double temperature = o.generation.sampling.temperature;
+  const double temperature = run.sampling.temperature;
   // The sampler's logprobs equal the policy's at the same temperature unless the
   // distribution was truncated; only then is a separate old-policy forward needed.
-  const rollout::SamplingOptions& s = o.generation.sampling;
+  const rollout::SamplingOptions& s = run.sampling;
   const bool truncated_sampling = s.top_k > 0 || s.top_p < 1 || s.min_p > 0 || s.repetition_penalty != 1;
   const at::Tensor logprobs_old =
       truncated_sampling && N_local > 0 ? score_batch(policy, batch, micro, temperature) : batch.logprobs_roll;
@@ -466,7 +467,12 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
               policy::load_pretrained(o.model, device),
               nullptr,
               std::move(data),
-              *o.rewards.scorer};
+              *o.rewards.scorer,
+              o.generation.sampling_for(o.model, ctx.stage_name)};
+  if (!(run.sampling.temperature > 0)) {  // GRPO needs spread within a group; checked for the recipe at parse
+    throw Error(ctx.stage_name + ": " + o.model + "/generation_config.json sets temperature " +
+                std::to_string(run.sampling.temperature) + "; GRPO samples: set temperature > 0 in the recipe");
+  }
   if (o.loss.beta > 0) run.reference = policy::copy_model(*run.policy);
   run.shard = prompt_shard(o.prompts_per_step, dist);
   Training training(*run.policy, o.optimizer, o.checkpoints, o.max_steps, ctx, run.reference.get());

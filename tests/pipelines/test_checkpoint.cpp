@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "pipelines/checkpoint.h"
+#include "pipelines/options.h"
 #include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "src/device.h"
@@ -309,6 +310,31 @@ TEST(HfImport, GenerationConfigEosIdsJoinTheStopIds) {
     EXPECT_NE(std::string(e.what()).find("generation_config.json: eos_token_id 100000 is not a token id"),
               std::string::npos)
         << e.what();
+  }
+}
+
+// Issue 14: a model's generation_config.json gives the sampling defaults for the keys a recipe
+// does not set (Qwen3 ships temperature 0.6, top_p 0.95, top_k 20); a recipe's key wins.
+TEST(HfImport, GenerationConfigSamplingDefaultsWhereTheRecipeSetsNone) {
+  const fs::path dir = testing::scratch_dir("hf_import_sampling");
+  std::ofstream((dir / "generation_config.json").string())
+      << Json{{"temperature", 0.6}, {"top_p", 0.95}, {"top_k", 20}, {"do_sample", true}}.dump();
+  GenerationOptions o;
+  const Json recipe = {{"temperature", 0.9}};
+  JsonFields f(recipe, "recipe.json: stages[0]");
+  read_generation_options(f, o, "max_new_tokens");
+  const rollout::SamplingOptions s = o.sampling_for(dir.string(), "eval");
+  EXPECT_EQ(s.temperature, 0.9);  // the recipe's
+  EXPECT_EQ(s.top_p, 0.95);
+  EXPECT_EQ(s.top_k, 20);
+  EXPECT_EQ(s.min_p, 0.0);  // in neither: r1kit's default
+  EXPECT_EQ(GenerationOptions{}.sampling_for((dir / "none").string(), "eval").temperature, 1.0);  // no file
+  std::ofstream((dir / "generation_config.json").string()) << Json{{"top_p", 2.0}}.dump();
+  try {
+    o.sampling_for(dir.string(), "eval");
+    FAIL() << "top_p 2 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("generation_config.json.top_p"), std::string::npos) << e.what();
   }
 }
 
