@@ -39,8 +39,7 @@ rollout::SamplingOptions GenerationOptions::sampling_for(const std::string& mode
   if (!std::filesystem::exists(path)) return s;
   const Json gen = read_json_file(path);
   if (!gen.is_object()) return s;
-  JsonFields f(gen, path);
-  f.ignore_all();  // every other key of the file is transformers' business
+  JsonFields f(gen, path);  // never finish()ed: the file's other keys are transformers' business
   auto take = [&](const char* key, auto& field) {
     const Json* v = f.raw(key);
     const bool recipe_set =

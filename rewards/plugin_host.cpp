@@ -149,7 +149,7 @@ wire::Writer encode_rows(const std::vector<RewardInput>& batch, size_t begin, si
   std::vector<std::string> rows(end - begin);
   auto encode = [&](size_t k) {
     const RewardInput& in = batch[begin + k];
-    const std::string fields = in.fields ? in.fields->dump(-1, ' ', false, Json::error_handler_t::replace) : "{}";
+    const std::string fields = in.fields_json();
     wire::Writer w;
     w.reserve(in.prompt.size() + in.completion.size() + fields.size() + 3 * (sizeof(int64_t) + 1));
     w.cstr(in.prompt);

@@ -35,7 +35,7 @@ class PluginHost {
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
 
-  // The rows' results in order (not yet checked for finite values), scored in the host on as
+  // The rows' results in order (not yet checked for finite values: the Scorer does that), scored in the host on as
   // many threads as `pool` has (1 without). Serialised: one batch at a time per host.
   std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool, double timeout_s);
 

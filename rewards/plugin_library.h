@@ -23,7 +23,7 @@ class PluginLibrary {
 
   // One row through r1kit_reward_score (thread-safe if the plug-in is, as the ABI requires):
   // its value, a skip, or an error result when the plug-in returns non-zero. Not yet checked
-  // for finite values (Reward::score_with_timeout does that).
+  // for finite values (the Scorer does that).
   RewardResult score(const char* prompt, const char* completion, const char* fields_json) const;
   const std::string& path() const { return path_; }
 

@@ -11,18 +11,13 @@
 namespace r1kit::rewards {
 namespace {
 
-// The fields a plug-in reads, as JSON text (invalid UTF-8 in a row is replaced, never thrown).
-std::string fields_text(const RewardInput& in) {
-  return in.fields ? in.fields->dump(-1, ' ', false, Json::error_handler_t::replace) : "{}";
-}
-
 class InProcessPlugin : public Reward {
  public:
   InProcessPlugin(const std::string& path, const Json& options) : lib_(path, options.dump()) {}
 
   RewardResult score(const RewardInput& in) const override {
     const std::string prompt(in.prompt), completion(in.completion);
-    return lib_.score(prompt.c_str(), completion.c_str(), fields_text(in).c_str());
+    return lib_.score(prompt.c_str(), completion.c_str(), in.fields_json().c_str());
   }
 
  private:
@@ -37,9 +32,7 @@ class IsolatedPlugin : public Reward {
 
   // One round trip for the whole batch, scored in the host on as many threads as `pool`.
   std::vector<RewardResult> score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const override {
-    std::vector<RewardResult> out = host_.score_batch(batch, pool, timeout_s());
-    for (RewardResult& r : out) r = checked_value(std::move(r));
-    return out;
+    return host_.score_batch(batch, pool, timeout_s());
   }
 
  private:

@@ -4,8 +4,6 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <cmath>
-
 #include "src/error.h"
 #include "src/thread_pool.h"
 
@@ -49,6 +47,8 @@ std::string RewardInput::field_string(const std::string& key) const {
   return "";
 }
 
+std::string RewardInput::fields_json() const { return fields != nullptr ? dump_text(*fields) : "{}"; }
+
 std::vector<RewardResult> Reward::score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const {
   std::vector<RewardResult> out(batch.size());
   auto one = [&](size_t i) { out[i] = score_with_timeout(batch[i]); };
@@ -58,14 +58,6 @@ std::vector<RewardResult> Reward::score_batch(const std::vector<RewardInput>& ba
     for (size_t i = 0; i < batch.size(); ++i) one(i);
   }
   return out;
-}
-
-RewardResult checked_value(RewardResult r) {
-  if (r.value && !std::isfinite(*r.value)) return RewardResult::error(fmt::format("returned {} ({})", *r.value, r.why));
-  for (const auto& [name, v] : r.parts) {
-    if (!std::isfinite(v)) return RewardResult::error(fmt::format("returned part '{}' = {} ({})", name, v, r.why));
-  }
-  return r;
 }
 
 RewardResult Reward::score_with_timeout(const RewardInput& in) const {
@@ -78,7 +70,7 @@ RewardResult Reward::score_with_timeout(const RewardInput& in) const {
     double took = std::chrono::duration<double>(Clock::now() - start).count();
     return RewardResult::timeout(fmt::format("timeout: took {:.1f}s, budget {}s", took, timeout_s_));
   }
-  return checked_value(std::move(r));
+  return r;
 }
 
 RewardRegistry& RewardRegistry::instance() {

@@ -39,6 +39,9 @@ struct RewardInput {
   // Field lookup helpers (nullptr / "" when absent or not a string).
   const Json* field(const std::string& key) const;
   std::string field_string(const std::string& key) const;
+  // The whole row as one line of JSON ("{}" without one; bytes that are not UTF-8 replaced):
+  // what a plug-in reads.
+  std::string fields_json() const;
 };
 
 struct RewardResult {
@@ -86,8 +89,7 @@ class Reward {
   virtual RewardResult score(const RewardInput& in) const = 0;
   // score() with this reward's deadline set (now + timeout_s()); a result that arrives
   // after the deadline is replaced by 0 with why "timeout" (a reward that cannot stop
-  // itself still cannot make a step wait past its budget unnoticed), and a non-finite value
-  // by an error (a NaN must not become a silent skip or poison the advantages).
+  // itself still cannot make a step wait past its budget unnoticed).
   RewardResult score_with_timeout(const RewardInput& in) const;
   // Whole batch; the default runs score_with_timeout row by row on `pool` (or inline).
   // Rewards with a per-call cost (an external process) override it to send one request.
@@ -99,9 +101,6 @@ class Reward {
  private:
   double timeout_s_ = 10.0;
 };
-
-// `r`, or an error result when its value or a part is not finite (NaN, inf).
-RewardResult checked_value(RewardResult r);
 
 // Builds a reward from its options; the factory reads its own keys from `options` (a
 // JsonFields over the recipe entry, so unknown keys are reported by the caller's finish()).

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -13,6 +14,21 @@
 #include "src/pretokenizer.h"
 
 namespace r1kit::rewards {
+
+namespace {
+
+// `r`, or an error result when its value or a part is not finite (NaN, inf): a NaN must not
+// become a silent skip or poison the advantages. Applied here, where every reward's result
+// passes (in-process, isolated plug-ins and process rewards, one row or a batch).
+RewardResult checked_value(RewardResult r) {
+  if (r.value && !std::isfinite(*r.value)) return RewardResult::error(fmt::format("returned {} ({})", *r.value, r.why));
+  for (const auto& [name, v] : r.parts) {
+    if (!std::isfinite(v)) return RewardResult::error(fmt::format("returned part '{}' = {} ({})", name, v, r.why));
+  }
+  return r;
+}
+
+}  // namespace
 
 struct FailureWarnings {
   static constexpr int64_t kShownInFull = 5;
@@ -175,7 +191,7 @@ std::string Scorer::too_many_failures(const RewardTally& tally, double rows, dou
 
 RewardResult Scorer::score(const RewardInput& in) const {
   std::vector<RewardResult> results;
-  for (const auto& e : entries_) results.push_back(e.reward->score_with_timeout(in));
+  for (const auto& e : entries_) results.push_back(checked_value(e.reward->score_with_timeout(in)));
   std::vector<const RewardResult*> ptrs;
   for (const auto& r : results) ptrs.push_back(&r);
   return combine(ptrs, in.completion);
@@ -183,7 +199,10 @@ RewardResult Scorer::score(const RewardInput& in) const {
 
 std::vector<RewardResult> Scorer::score_batch(const std::vector<RewardInput>& batch, ThreadPool* pool) const {
   std::vector<std::vector<RewardResult>> per_reward;
-  for (const auto& e : entries_) per_reward.push_back(e.reward->score_batch(batch, pool));
+  for (const auto& e : entries_) {
+    per_reward.push_back(e.reward->score_batch(batch, pool));
+    for (RewardResult& r : per_reward.back()) r = checked_value(std::move(r));
+  }
   std::vector<RewardResult> out;
   out.reserve(batch.size());
   for (size_t row = 0; row < batch.size(); ++row) {

@@ -21,12 +21,14 @@ void save_hf_tokenizer(Tokenizer tokenizer, const HfTokenizerInfo& info, const s
   namespace fs = std::filesystem;
   fs::create_directories(dir);
   tokenizer.unmark_task_tags();
-  tokenizer.save((fs::path(dir) / "tokenizer.json").string());
+  // Built once (a large vocabulary makes it the costly part), written as Tokenizer::save
+  // writes it, and read for added_tokens_decoder below.
+  const Json tokenizer_json = tokenizer.to_json();
+  write_file_atomic((fs::path(dir) / "tokenizer.json").string(), tokenizer_json.dump(2) + "\n");
 
   const std::string config_path = (fs::path(dir) / "tokenizer_config.json").string();
   Json config = Json::object();
   Json decoder = Json::object();  // {"<id>": {content, lstrip, normalized, rstrip, single_word, special}}
-  const Json tokenizer_json = tokenizer.to_json();  // named: a range-for over a temporary's member dangles
   for (const Json& a : tokenizer_json["added_tokens"]) {
     decoder[std::to_string(a["id"].get<int64_t>())] = {{"content", a["content"]},         {"lstrip", a["lstrip"]},
                                                        {"normalized", a["normalized"]},   {"rstrip", a["rstrip"]},
