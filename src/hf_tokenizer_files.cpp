@@ -45,7 +45,10 @@ void save_hf_tokenizer(Tokenizer tokenizer, const HfTokenizerInfo& info, const s
   config["bos_token"] = map.value("bos_token", Json());
   config["clean_up_tokenization_spaces"] = false;
   if (info.model_max_length > 0) config["model_max_length"] = info.model_max_length;
-  if (!info.chat_template.empty()) config["chat_template"] = info.chat_template;
+  // The template the tokenizer was loaded with travels with it unless the caller gives one.
+  const std::string& chat_template =
+      !info.chat_template.empty() ? info.chat_template : tokenizer.chat_config().chat_template;
+  if (!chat_template.empty()) config["chat_template"] = chat_template;
   config["tokenizer_class"] = "PreTrainedTokenizerFast";
   write_file_atomic(config_path, config.dump(2) + "\n");
   write_file_atomic((fs::path(dir) / "special_tokens_map.json").string(), map.dump(2) + "\n");

@@ -17,7 +17,7 @@ struct HfTokenizerInfo {
   std::vector<int32_t> eos_token_ids;  // the first is eos_token, and the pad token (TRL pads with it)
   int32_t bos_token_id = -1;           // -1: none
   int64_t model_max_length = 0;        // the model's window; 0: not written
-  std::string chat_template;           // "": none
+  std::string chat_template;           // "": the tokenizer's own (Tokenizer::chat_config), if any
 };
 
 // Writes the three files into `dir` (created), each atomically. Throws r1kit::Error naming

@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <queue>
 #include <shared_mutex>
@@ -200,12 +202,69 @@ void parse_post_processor(const Json& j, const std::string& where, std::vector<s
 
 }  // namespace
 
+namespace {
+
+// tokenizer_config.json's token fields are a string or an AddedToken object {"content": ...}.
+std::string token_content(const Json& j) {
+  if (j.is_string()) return j.get<std::string>();
+  if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
+  return "";
+}
+
+// The chat part of tokenizer_config.json, and chat_template.jinja (transformers 5 writes the
+// template there; it wins over the JSON key, as in transformers).
+Tokenizer::ChatConfig read_chat_config(const std::filesystem::path& dir) {
+  Tokenizer::ChatConfig chat;
+  const auto config_path = dir / "tokenizer_config.json";
+  if (std::filesystem::exists(config_path)) {
+    const std::string file = config_path.string();
+    const Json config = read_json_file(file);
+    if (!config.is_object()) throw Error(file + ": expected a JSON object");
+    for (const char* key : {"bos_token", "eos_token", "unk_token", "pad_token"}) {
+      if (config.contains(key) && !token_content(config[key]).empty()) {
+        chat.special_tokens.emplace_back(key, token_content(config[key]));
+      }
+    }
+    if (config.contains("chat_template") && !config["chat_template"].is_null()) {
+      const Json& t = config["chat_template"];
+      if (t.is_string()) {
+        chat.chat_template = t.get<std::string>();
+      } else if (t.is_array()) {
+        // Named templates [{"name": "default", "template": ...}, {"name": "tool_use", ...}]:
+        // transformers renders "default" unless asked otherwise.
+        for (const Json& named : t) {
+          if (named.is_object() && named.value("name", "") == "default" && named.contains("template") &&
+              named["template"].is_string()) {
+            chat.chat_template = named["template"].get<std::string>();
+          }
+        }
+        if (chat.chat_template.empty()) throw Error(file + ": chat_template: no template named \"default\"");
+      } else {
+        throw Error(file + ": chat_template: expected a string or a list of named templates");
+      }
+      chat.source = file;
+    }
+  }
+  const auto jinja_path = dir / "chat_template.jinja";
+  if (std::filesystem::exists(jinja_path)) {
+    std::ifstream in(jinja_path, std::ios::binary);
+    if (!in) throw Error(jinja_path.string() + ": cannot open file");
+    chat.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    chat.source = jinja_path.string();
+  }
+  return chat;
+}
+
+}  // namespace
+
 Tokenizer Tokenizer::load(const std::string& path) {
   std::string file = path;
   if (std::filesystem::is_directory(path)) {
     file = (std::filesystem::path(path) / "tokenizer.json").string();
   }
-  return from_json(read_json_file(file), file);
+  Tokenizer t = from_json(read_json_file(file), file);
+  t.chat_ = read_chat_config(std::filesystem::path(file).parent_path());
+  return t;
 }
 
 Tokenizer Tokenizer::from_json(const Json& root, const std::string& file) {
@@ -641,6 +700,11 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     }
   }
   return ids;
+}
+
+std::string_view Tokenizer::token_bytes(int32_t id) const {
+  if (id < 0 || static_cast<size_t>(id) >= known_.size() || !known_[id]) return {};
+  return decoded_[id];
 }
 
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {

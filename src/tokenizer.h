@@ -48,6 +48,22 @@ class Tokenizer {
   // "" for an id that no token has.
   std::string id_to_token(int32_t id) const;
   bool is_special(int32_t id) const;
+  // The raw bytes the ByteLevel decoder makes of one token ("" for an unknown id): a text's
+  // tokens' bytes concatenate to the text when no normalizer changed it, which gives each
+  // token its byte range (assistant masks).
+  std::string_view token_bytes(int32_t id) const;
+
+  // What tokenizer_config.json (or chat_template.jinja) beside tokenizer.json says about chat,
+  // read by load() and written back by save_hf_tokenizer: the Jinja chat template ("" none),
+  // the file it came from (for errors), and the special tokens transformers passes to the
+  // template by name (bos_token, eos_token, unk_token, pad_token).
+  struct ChatConfig {
+    std::string chat_template;
+    std::string source;
+    std::vector<std::pair<std::string, std::string>> special_tokens;
+  };
+  const ChatConfig& chat_config() const { return chat_; }
+  void set_chat_config(ChatConfig chat) { chat_ = std::move(chat); }
   // Adds special tokens (not normalized, no strip) as the library does: a token already in the
   // vocab keeps its id and becomes special, a new one gets the next free id. Returns how many
   // were not already there with the same settings.
@@ -120,6 +136,7 @@ class Tokenizer {
   Json post_processor_json_, decoder_json_, padding_json_;
 
   std::vector<std::string> decoded_;  // id -> the bytes the ByteLevel decoder makes of it
+  ChatConfig chat_;
   std::vector<uint8_t> known_, special_;
   // Word -> ids. Shared by copies: it depends only on the model, which never changes.
   std::shared_ptr<WordCache> cache_;
