@@ -1,6 +1,8 @@
 // ChatTemplate (see chat_template.h).
 #include "src/chat_template.h"
 
+#include "src/jinja_builtins.h"
+
 namespace r1kit {
 
 Conversation conversation_from_row(const nlohmann::ordered_json& row, const std::string& messages_key,
@@ -35,10 +37,8 @@ bool is_conversational(const Json& value) {
   return true;
 }
 
-ChatTemplate::ChatTemplate(const Tokenizer& tokenizer, const std::string& model)
-    : tokenizer_(tokenizer),
-      template_([&] {
-        const auto& chat = tokenizer.chat_config();
+ChatTemplate::ChatTemplate(const Tokenizer::ChatConfig& chat, const std::string& model)
+    : template_([&] {
         if (chat.chat_template.empty()) {
           throw Error(model +
                       ": the tokenizer has no chat template (no chat_template in tokenizer_config.json, no "
@@ -46,7 +46,7 @@ ChatTemplate::ChatTemplate(const Tokenizer& tokenizer, const std::string& model)
         }
         return jinja::Template::parse(chat.chat_template, chat.source.empty() ? model : chat.source);
       }()) {
-  for (const auto& [k, v] : tokenizer.chat_config().special_tokens) special_tokens_.emplace_back(k, jinja::Value(v));
+  for (const auto& [k, v] : chat.special_tokens) special_tokens_.emplace_back(k, jinja::Value(v));
 }
 
 jinja::Template::Output ChatTemplate::render(const Conversation& c, bool add_generation_prompt) const {
@@ -61,35 +61,53 @@ jinja::Template::Output ChatTemplate::render(const Conversation& c, bool add_gen
   return template_.render(vars);
 }
 
-std::vector<int32_t> ChatTemplate::encode(const Conversation& c, bool add_generation_prompt) const {
-  return tokenizer_.encode(render_text(c, add_generation_prompt), /*add_special_tokens=*/false);
+std::vector<int32_t> ChatTemplate::encode(const Tokenizer& tokenizer, const Conversation& c,
+                                          bool add_generation_prompt) const {
+  return tokenizer.encode(render_text(c, add_generation_prompt), /*add_special_tokens=*/false);
 }
 
 namespace {
 
-// Each token's [begin, end) byte range in `text`, from the tokens' own bytes; an error when
-// they do not spell the text (a normalizer changed it).
-std::vector<std::pair<size_t, size_t>> token_ranges(const Tokenizer& tok, const std::vector<int32_t>& ids,
-                                                    const std::string& text, const std::string& where) {
-  std::vector<std::pair<size_t, size_t>> ranges;
-  ranges.reserve(ids.size());
+// The text's ids, with 1 for each token that overlaps one of `spans` (transformers marks the
+// tokens from the one holding a span's first character to the one holding its last). The
+// tokens' bytes spell the normalized text (NFC for Qwen2), so each span's ends are mapped
+// there: the normalized length of the text before them.
+ChatTemplate::Masked masked(const Tokenizer& tokenizer, const std::string& text,
+                            const std::vector<std::pair<size_t, size_t>>& spans, const std::string& where) {
+  ChatTemplate::Masked out;
+  out.ids = tokenizer.encode(text, /*add_special_tokens=*/false);
+  out.assistant.assign(out.ids.size(), 0);
+  const std::string normalized = tokenizer.normalize(text);
+  std::vector<std::pair<size_t, size_t>> ranges;  // per token: [begin, end) in `normalized`
+  ranges.reserve(out.ids.size());
   size_t at = 0;
-  for (int32_t id : ids) {
-    std::string_view bytes = tok.token_bytes(id);
-    if (text.compare(at, bytes.size(), bytes) != 0) {
-      throw Error(where +
-                  ": the tokenizer's tokens do not spell the rendered conversation byte for byte (its normalizer "
-                  "changes the text), so the assistant tokens cannot be located");
+  for (int32_t id : out.ids) {
+    const std::string_view bytes = tokenizer.token_bytes(id);
+    if (normalized.compare(at, bytes.size(), bytes) != 0) {
+      throw Error(where + ": the tokens do not spell the rendered conversation byte for byte, so the assistant "
+                          "tokens cannot be located");
     }
     ranges.emplace_back(at, at + bytes.size());
     at += bytes.size();
   }
-  return ranges;
+  const bool identity = normalized == text;
+  auto to_normalized = [&](size_t offset) {
+    return identity ? offset : tokenizer.normalize(std::string_view(text).substr(0, offset)).size();
+  };
+  for (const auto& [span_begin, span_end] : spans) {
+    const size_t begin = to_normalized(span_begin), end = to_normalized(span_end);
+    if (begin >= end) continue;
+    for (size_t t = 0; t < ranges.size(); ++t) {
+      if (ranges[t].first < end && ranges[t].second > begin) out.assistant[t] = 1;
+    }
+  }
+  return out;
 }
 
 }  // namespace
 
-ChatTemplate::Masked ChatTemplate::encode_with_assistant_mask(const Conversation& c, const std::string& where) const {
+ChatTemplate::Masked ChatTemplate::encode_with_assistant_mask(const Tokenizer& tokenizer, const Conversation& c,
+                                                              const std::string& where) const {
   jinja::Template::Output full = render(c, /*add_generation_prompt=*/false);
   std::vector<std::pair<size_t, size_t>> spans = full.generation_spans;
   if (!template_.has_generation_blocks()) {
@@ -112,19 +130,22 @@ ChatTemplate::Masked ChatTemplate::encode_with_assistant_mask(const Conversation
       spans.emplace_back(prompt.size(), turn.size());
     }
   }
-  Masked out;
-  out.ids = tokenizer_.encode(full.text, /*add_special_tokens=*/false);
-  out.assistant.assign(out.ids.size(), 0);
-  const auto ranges = token_ranges(tokenizer_, out.ids, full.text, where);
-  // A token is an assistant token when it overlaps a span (transformers marks the tokens from
-  // the one holding the span's first character to the one holding its last).
-  for (const auto& [begin, end] : spans) {
-    if (begin >= end) continue;
-    for (size_t t = 0; t < ranges.size(); ++t) {
-      if (ranges[t].first < end && ranges[t].second > begin) out.assistant[t] = 1;
-    }
+  return masked(tokenizer, full.text, spans, where);
+}
+
+ChatTemplate::Masked ChatTemplate::encode_completion(const Tokenizer& tokenizer, const Conversation& prompt,
+                                                     const jinja::Value& completion, const std::string& where) const {
+  const std::string head = render_text(prompt, /*add_generation_prompt=*/true);
+  Conversation whole = prompt;
+  whole.messages = jinja::Value(prompt.messages.list());
+  for (const jinja::Value& m : jinja::iterate(completion)) whole.messages.list().push_back(m);
+  const std::string text = render_text(whole, /*add_generation_prompt=*/false);
+  if (text.compare(0, head.size(), head) != 0) {
+    throw Error(where + ": the chat template (" + template_.name() +
+                ") does not render the prompt as the start of prompt + completion, so the completion's tokens "
+                "cannot be found");
   }
-  return out;
+  return masked(tokenizer, text, {{head.size(), text.size()}}, where);
 }
 
 }  // namespace r1kit

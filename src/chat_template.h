@@ -37,27 +37,31 @@ bool is_conversational(const Json& value);
 
 class ChatTemplate {
  public:
-  // The tokenizer's chat template (Tokenizer::chat_config). Throws r1kit::Error naming
-  // `model` when it has none, or naming the template's file, line and column when it does
-  // not parse.
-  ChatTemplate(const Tokenizer& tokenizer, const std::string& model);
+  // A tokenizer's chat template (Tokenizer::chat_config). Throws r1kit::Error naming `model`
+  // when it has none, or naming the template's file, line and column when it does not parse.
+  ChatTemplate(const Tokenizer::ChatConfig& chat, const std::string& model);
 
   // The conversation's text, and the byte spans of its {% generation %} blocks.
   jinja::Template::Output render(const Conversation& c, bool add_generation_prompt) const;
   std::string render_text(const Conversation& c, bool add_generation_prompt) const {
     return render(c, add_generation_prompt).text;
   }
-  std::vector<int32_t> encode(const Conversation& c, bool add_generation_prompt) const;
+  // The rendered text's ids (the template wrote the special tokens: none are added).
+  std::vector<int32_t> encode(const Tokenizer& tokenizer, const Conversation& c, bool add_generation_prompt) const;
 
   struct Masked {
     std::vector<int32_t> ids;
     std::vector<uint8_t> assistant;  // per id: 1 inside an assistant turn
   };
   // The whole conversation's ids and its assistant mask. Errors name `where`.
-  Masked encode_with_assistant_mask(const Conversation& c, const std::string& where) const;
+  Masked encode_with_assistant_mask(const Tokenizer& tokenizer, const Conversation& c, const std::string& where) const;
+  // Prompt + completion as TRL's conversational prompt-completion rows: the prompt rendered
+  // with the generation prompt, the whole with the completion's messages; mask = the tokens
+  // after the prompt. An error names `where` when the prompt is not a prefix of the whole.
+  Masked encode_completion(const Tokenizer& tokenizer, const Conversation& prompt, const jinja::Value& completion,
+                           const std::string& where) const;
 
  private:
-  const Tokenizer& tokenizer_;
   jinja::Template template_;
   jinja::Dict special_tokens_;
 };

@@ -626,9 +626,9 @@ bool is_test(const std::string& name) { return tests().count(name) != 0; }
 Value apply_filter(const std::string& name, const Value& subject, Args& args) {
   auto it = filters().find(name);
   if (it == filters().end()) throw Error("unknown filter '" + name + "'");
-  if (subject.is_undefined() && name != "default" && name != "d" && name != "length" && name != "count" &&
-      name != "string" && name != "list" && name != "items" && name != "safe" && name != "join" && name != "first" &&
-      name != "last") {
+  // Jinja's Undefined prints as "" and iterates as empty, so most filters take it; these
+  // need a value.
+  if (subject.is_undefined() && (name == "tojson" || name == "abs" || name == "round" || name == "dictsort")) {
     throw Error((subject.as_string().empty() ? std::string("value") : subject.as_string()) + " is undefined (filter '" +
                 name + "')");
   }

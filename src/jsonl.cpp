@@ -51,13 +51,14 @@ void JsonlReader::open(const std::string& path) {
   if (!in_) throw Error(path + ": cannot open file: " + std::strerror(errno));
 }
 
-bool JsonlReader::next(Json& row) {
+template <class J>
+bool JsonlReader::next_row(J& row) {
   while (std::getline(in_, text_)) {
     ++line_;
     if (is_blank(text_)) continue;
     const std::string where = path_ + ":" + std::to_string(line_);
     try {
-      row = Json::parse(text_);
+      row = J::parse(text_);
     } catch (const Json::parse_error& e) {
       // One line, so the byte offset is the column.
       throw Error(where + ": invalid JSON: " + short_message(e.what()) + " (column " + std::to_string(e.byte) + ")");
@@ -73,6 +74,9 @@ bool JsonlReader::next(Json& row) {
   return false;
 }
 
+bool JsonlReader::next(Json& row) { return next_row(row); }
+bool JsonlReader::next(nlohmann::ordered_json& row) { return next_row(row); }
+
 std::vector<Json> read_jsonl(const std::string& path) {
   JsonlReader reader(path);
   std::vector<Json> rows;
@@ -83,6 +87,13 @@ std::vector<Json> read_jsonl(const std::string& path) {
 
 void JsonlWriter::write(const Json& row) {
   file_.write(dump_row(row, file_.path() + ": row " + std::to_string(rows_)));
+  ++rows_;
+}
+
+void JsonlWriter::write(const nlohmann::ordered_json& row) {
+  const std::string where = file_.path() + ": row " + std::to_string(rows_);
+  if (!row.is_object()) throw Error(where + ": expected a JSON object, got " + row.type_name());
+  file_.write(row.dump(-1, ' ', /*ensure_ascii=*/false, nlohmann::ordered_json::error_handler_t::replace) + "\n");
   ++rows_;
 }
 

@@ -26,11 +26,17 @@ class JsonlReader {
   // Next non-blank row into `row`; false at end of file. A line that is not valid JSON, or
   // not an object, throws r1kit::Error "PATH:LINE: ...".
   bool next(Json& row);
+  // The same, keeping the keys in the order of the line (chat rows: a tool schema prints as
+  // the user wrote it).
+  bool next(nlohmann::ordered_json& row);
   // 1-based line number of the row last returned by next() (0 before the first).
   size_t line() const { return line_; }
   const std::string& path() const { return path_; }
 
  private:
+  template <class J>
+  bool next_row(J& row);
+
   std::string path_;
   std::ifstream in_;
   std::string text_;  // the current line, reused between calls
@@ -45,6 +51,7 @@ class JsonlWriter {
   explicit JsonlWriter(const std::string& path) : file_(path) {}
   // `row` must be a JSON object (so the file reads back with JsonlReader).
   void write(const Json& row);
+  void write(const nlohmann::ordered_json& row);  // keys in their order
   // Makes the file visible at `path`; without it the previous file stays.
   void commit() { file_.commit(); }
   size_t rows() const { return rows_; }

@@ -707,6 +707,10 @@ std::string_view Tokenizer::token_bytes(int32_t id) const {
   return decoded_[id];
 }
 
+std::string Tokenizer::normalize(std::string_view text) const {
+  return normalizer_.is_identity() ? std::string(text) : normalizer_.normalize(text);
+}
+
 std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
   std::string bytes;
   for (const int32_t id : ids) {

@@ -49,9 +49,12 @@ class Tokenizer {
   std::string id_to_token(int32_t id) const;
   bool is_special(int32_t id) const;
   // The raw bytes the ByteLevel decoder makes of one token ("" for an unknown id): a text's
-  // tokens' bytes concatenate to the text when no normalizer changed it, which gives each
-  // token its byte range (assistant masks).
+  // tokens' bytes concatenate to the normalized text, which gives each token its byte range
+  // (assistant masks).
   std::string_view token_bytes(int32_t id) const;
+  // The tokenizer.json normalizer applied to `text` (NFC for Qwen2; the text when none): what
+  // a text's tokens' bytes spell.
+  std::string normalize(std::string_view text) const;
 
   // What tokenizer_config.json (or chat_template.jinja) beside tokenizer.json says about chat,
   // read by load() and written back by save_hf_tokenizer: the Jinja chat template ("" none),

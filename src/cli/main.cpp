@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   r1kit::cli::add_reward_command(app);
   r1kit::cli::add_bench_command(app);
   r1kit::cli::add_generate_command(app);
+  r1kit::cli::add_tokenize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -79,6 +79,8 @@ CASES = [
     ("str_methods", "{{ '  x  '.strip() }}|{{ 'xxaxx'.strip('x') }}|{{ '  x'.lstrip() }}|{{ 'x  '.rstrip() }}|{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a b c'.split(' ', 1) }}|{{ 'a b c'.rsplit(' ', 1) }}|{{ 'abc'.startswith('ab') }}{{ 'abc'.endswith(('x', 'c')) }}|{{ 'aXa'.replace('a', 'b') }}|{{ 'hello'.find('l') }}{{ 'héllo'.find('l') }}{{ 'x'.find('z') }}|{{ 'a-b'.upper() }}|{{ ', '.join(['x', 'y']) }}|{{ 'l1\\nl2'.splitlines() }}|{{ 'abab'.count('ab') }}", {}),
     ("think_split", "{% set c = m.content %}{% if '</think>' in c %}{% set r = c.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}{% set c = c.split('</think>')[-1].lstrip('\\n') %}[{{ r }}]{% endif %}[{{ c }}]", {"m": MSGS[2]}),
     ("unicode_slicing", "{{ s[0] }}|{{ s[1:3] }}|{{ s | length }}|{{ s[-1] }}|{{ s.split(' ')[1] }}", {"s": "你好 世界 e\u0301"}),
+    ("undefined_filters", "[{{ m.nope | trim }}][{{ m.nope | upper }}][{{ m.nope | length }}][{{ m.nope | join(',') }}][{{ m.nope | list }}][{{ m.nope | default('d') }}]", {"m": {}}),
+    ("undefined_tojson", "{{ m.nope | tojson }}", {"m": {}}),
     # errors
     ("raise", "{% if messages[0].role != 'user' %}{{ raise_exception('Conversation roles must alternate') }}{% endif %}ok", {"messages": MSGS}),
     ("undefined_attr_error", "{{ nothing.attr }}", {}),

@@ -1,0 +1,30 @@
+// read_dataset (see dataset_rows.h).
+#include "src/dataset_rows.h"
+
+#include "src/jsonl.h"
+#include "src/parquet_rows.h"
+
+namespace r1kit {
+
+bool is_parquet_path(const std::string& path) {
+  const std::string ext = ".parquet";
+  return path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
+}
+
+std::vector<DatasetRow> read_dataset(const std::string& path) {
+  std::vector<DatasetRow> rows;
+  if (is_parquet_path(path)) {
+    auto table = read_parquet_rows(path);
+    rows.reserve(table.size());
+    for (size_t i = 0; i < table.size(); ++i) {
+      rows.push_back({std::move(table[i]), path + ": row " + std::to_string(i + 1)});
+    }
+    return rows;
+  }
+  JsonlReader reader(path);
+  nlohmann::ordered_json row;
+  while (reader.next(row)) rows.push_back({std::move(row), path + ":" + std::to_string(reader.line())});
+  return rows;
+}
+
+}  // namespace r1kit

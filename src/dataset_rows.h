@@ -1,0 +1,24 @@
+// Dataset files as rows, whatever their format: JSONL (one object per line) or Parquet (a
+// `.parquet` file, columns as fields; src/parquet_rows.h). Rows keep their keys in the order
+// written (a chat template's tojson of a tool schema prints it as the user wrote it); each
+// row carries where it came from for errors ("train.jsonl:12", "train.parquet: row 12").
+// Does not: stream (a Parquet file is read whole; so is a JSONL file here), read Hub dataset
+// directories of several files, or decompress.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace r1kit {
+
+struct DatasetRow {
+  nlohmann::ordered_json fields;
+  std::string where;
+};
+
+// Every row of `path`. Errors name the file and line / row.
+std::vector<DatasetRow> read_dataset(const std::string& path);
+
+bool is_parquet_path(const std::string& path);
+
+}  // namespace r1kit
