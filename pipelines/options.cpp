@@ -24,6 +24,10 @@ void read_prompt_options(JsonFields& f, PromptOptions& o) {
   f.get("prompt_field", o.prompt_field);
   f.get("prompt_template", o.prompt_template);
   if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
+  if (const Json* kw = f.raw("chat_template_kwargs"); kw != nullptr && !kw->is_null()) {
+    if (!kw->is_object()) f.fail("chat_template_kwargs", "must be an object, e.g. {\"enable_thinking\": false}");
+    o.chat_template_kwargs = *kw;
+  }
   f.get("max_prompt_length", o.max_prompt_length);
   f.get("truncation", o.truncation, kTruncationNames);
   require_non_negative(f, "max_prompt_length", o.max_prompt_length);

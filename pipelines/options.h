@@ -30,10 +30,15 @@ enum class Truncation { left, error, drop };
 inline constexpr EnumName<Truncation> kTruncationNames[] = {
     {"left", Truncation::left}, {"error", Truncation::error}, {"drop", Truncation::drop}};
 
+// A row's prompt is text (TRL's "standard" format: prompt_template applies, e.g. for an
+// R1-Zero base model) or a list of {role, content} messages ("conversational": rendered with
+// the model's chat template and its generation prompt, with the row's `tools` and the
+// recipe's and the row's chat_template_kwargs, the row's keys winning).
 struct PromptOptions {
-  std::string data;                          // JSONL of prompts (required)
-  std::string prompt_field = "prompt";       // the row's question
-  std::string prompt_template = "{prompt}";  // {prompt} is replaced by the question
+  std::string data;                          // JSONL or Parquet of prompts (required)
+  std::string prompt_field = "prompt";       // the row's question: text or messages
+  std::string prompt_template = "{prompt}";  // text prompts: {prompt} is replaced by the question
+  Json chat_template_kwargs = Json::object();  // conversational prompts: extra template variables
   int64_t max_prompt_length = 0;             // tokens of the rendered prompt; 0 = no limit but the window
   Truncation truncation = Truncation::left;
 };

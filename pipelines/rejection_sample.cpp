@@ -152,14 +152,24 @@ StageResult run_rejection_sample(const RejectionSampleOptions& o, const StageCon
         Json parts = Json::object();
         for (const auto& [name, v] : g.scored[i].parts) parts[name] = v;
         mine.kept += 1;
-        records.push_back({{"prompt", g.prompt_texts[b]},
-                           {"completion", row.text},
-                           {"source_model", o.model},
+        Json record = {{"prompt", g.prompt_texts[b]}, {"completion", row.text}};
+        if (data.conversational()) {
+          // TRL's conversational prompt-completion row, which the sft / distill stages render
+          // with the student's own chat template.
+          const Json& source = *rows[b];
+          record = {{"prompt", source.at(o.prompts.prompt_field)},
+                    {"completion", Json::array({Json{{"role", "assistant"}, {"content", row.text}}})}};
+          for (const char* key : {"tools", "chat_template_kwargs"}) {
+            if (source.contains(key)) record[key] = source[key];
+          }
+        }
+        record.update(Json{{"source_model", o.model},
                            {"stage", ctx.stage_name},
                            {"prompt_index", index[b]},
                            {"sample_index", s},
                            {"rewards", parts},
                            {"source", *rows[b]}});
+        records.push_back(std::move(record));
       }
       mine.prompts_with_one += kept_here > 0;
     }

@@ -63,7 +63,7 @@ ScoredGroups sample_groups(rollout::Engine& engine, const Tokenizer& tokenizer, 
   ScoredGroups out;
   std::vector<std::vector<int32_t>> prompts;
   for (const Json* row : rows) {
-    out.prompt_texts.push_back(data.render(*row));
+    out.prompt_texts.push_back(data.render(*row, tokenizer));
     out.prompt_rows.push_back(row);
     prompts.push_back(data.encode(*row, tokenizer));
   }

@@ -16,6 +16,9 @@
 #include "policy/pretrained.h"
 #include "src/bpe_trainer.h"
 #include "src/distributed.h"
+#include "src/chat_template.h"
+#include "src/dataset_rows.h"
+#include "src/files.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
 #include "src/tokenizer.h"
@@ -25,28 +28,72 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Training examples as (tokens, loss mask) of at most seq_len + 1 tokens.
-struct Example {
-  std::vector<int32_t> tokens;
-  std::vector<float> mask;  // per target position (tokens[1:])
-};
+using Example = SftExample;
 
-std::vector<Example> make_examples(const std::vector<Json>& rows, const SftOptions& o, const Tokenizer& tok,
-                                   int32_t eos) {
+// A conversation's ids and per-target loss mask from its per-token assistant mask (the
+// target of position t is token t+1), cut to the window.
+Example conversation_example(const ChatTemplate::Masked& m, size_t window, bool assistant_only) {
+  Example e;
+  e.tokens = m.ids;
+  if (e.tokens.size() > window) e.tokens.resize(window);
+  for (size_t t = 0; t + 1 < e.tokens.size(); ++t) e.mask.push_back(!assistant_only || m.assistant[t + 1] ? 1.f : 0.f);
+  return e;
+}
+
+}  // namespace
+
+std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const SftOptions& o, const Tokenizer& tok,
+                                     int32_t eos) {
   std::vector<Example> out;
   const size_t window = static_cast<size_t>(o.seq_len) + 1;
   std::vector<int32_t> stream;  // {"text"} rows are packed: concatenated with EOS, cut in windows
-  for (const Json& row : rows) {
-    if (row.contains(o.text_field)) {
-      auto ids = tok.encode(row[o.text_field].get<std::string>());
+  std::optional<ChatTemplate> chat;  // parsed at the first conversational row
+  const jinja::Dict stage_kwargs = jinja::from_json(o.chat_template_kwargs).dict();
+  auto conversation = [&](const DatasetRow& row, const std::string& key) {
+    if (!chat) chat.emplace(tok.chat_config(), o.model.empty() ? o.tokenizer : o.model);
+    Conversation c = conversation_from_row(row.fields, key, row.where);
+    jinja::Dict kwargs = stage_kwargs;  // the stage's, then the row's (a row's key wins)
+    for (auto& kv : c.kwargs) kwargs.push_back(std::move(kv));
+    c.kwargs = std::move(kwargs);
+    return c;
+  };
+  for (const DatasetRow& row : rows) {
+    const nlohmann::ordered_json& f = row.fields;
+    if (auto it = f.find(o.messages_field); it != f.end() && it->is_array()) {
+      const Conversation c = conversation(row, o.messages_field);
+      out.push_back(conversation_example(chat->encode_with_assistant_mask(tok, c, row.where), window,
+                                         o.assistant_only_loss));
+      continue;
+    }
+    if (auto it = f.find(o.prompt_field); it != f.end() && it->is_array()) {
+      auto completion = f.find(o.completion_field);
+      if (completion == f.end() || !completion->is_array()) {
+        throw Error(row.where + ": a conversational '" + o.prompt_field + "' needs '" + o.completion_field +
+                    "' as a list of messages");
+      }
+      const Conversation c = conversation(row, o.prompt_field);
+      out.push_back(conversation_example(chat->encode_completion(tok, c, jinja::from_json(*completion), row.where),
+                                         window, /*assistant_only=*/true));
+      continue;
+    }
+    auto text = [&](const std::string& key) {
+      auto it = f.find(key);
+      if (it == f.end() || !it->is_string()) {
+        throw Error(row.where + ": expected '" + o.text_field + "', '" + o.messages_field + "', or '" +
+                    o.prompt_field + "' and '" + o.completion_field + "' (no string field '" + key + "')");
+      }
+      return it->get<std::string>();
+    };
+    if (f.contains(o.text_field)) {
+      auto ids = tok.encode(text(o.text_field));
       stream.insert(stream.end(), ids.begin(), ids.end());
       stream.push_back(eos);
       continue;
     }
     Example e;
-    e.tokens = tok.encode(row.at(o.prompt_field).get<std::string>());
+    e.tokens = tok.encode(text(o.prompt_field));
     const size_t prompt = e.tokens.size();
-    auto completion = tok.encode(row.at(o.completion_field).get<std::string>());
+    auto completion = tok.encode(text(o.completion_field));
     e.tokens.insert(e.tokens.end(), completion.begin(), completion.end());
     e.tokens.push_back(eos);
     if (e.tokens.size() > window) e.tokens.resize(window);
@@ -61,8 +108,6 @@ std::vector<Example> make_examples(const std::vector<Json>& rows, const SftOptio
   }
   return out;
 }
-
-}  // namespace
 
 namespace {
 
@@ -137,20 +182,43 @@ StepLoss sft_loss(policy::CausalLM& model, const SftBatch& b, const KdTeacher* t
   return {loss, dist.sum_over_ranks(kd.item<double>() * share, "kd")};
 }
 
-// The tokenizer: given, the model's, or trained here on the data's texts.
-Tokenizer load_or_train_tokenizer(const SftOptions& o, const std::vector<Json>& rows) {
-  if (!o.tokenizer.empty()) return Tokenizer::load(o.tokenizer);
-  if (!o.model.empty()) return Tokenizer::load(o.model);
-  std::vector<std::string> texts;
-  for (const Json& r : rows) {
-    for (const std::string* key : {&o.text_field, &o.prompt_field, &o.completion_field}) {
-      if (r.contains(*key) && r[*key].is_string()) texts.push_back(r[*key].get<std::string>());
+// The tokenizer: given, the model's, or trained here on the data's texts; with
+// chat_template_path, that template is its chat template.
+Tokenizer load_or_train_tokenizer(const SftOptions& o, const std::vector<DatasetRow>& rows) {
+  Tokenizer tok = [&] {
+    if (!o.tokenizer.empty()) return Tokenizer::load(o.tokenizer);
+    if (!o.model.empty()) return Tokenizer::load(o.model);
+    std::vector<std::string> texts;
+    for (const DatasetRow& r : rows) {
+      for (const std::string* key : {&o.text_field, &o.prompt_field, &o.completion_field}) {
+        auto it = r.fields.find(*key);
+        if (it != r.fields.end() && it->is_string()) texts.push_back(it->get<std::string>());
+      }
+      // A conversation's contents are text the tokenizer must cover too.
+      if (auto it = r.fields.find(o.messages_field); it != r.fields.end() && it->is_array()) {
+        for (const auto& m : *it) {
+          if (m.is_object() && m.contains("content") && m["content"].is_string()) {
+            texts.push_back(m["content"].get<std::string>());
+          }
+        }
+      }
     }
+    BpeTrainerOptions t;
+    t.vocab_size = static_cast<int>(o.tokenizer_vocab_size);
+    t.special_tokens = o.special_tokens;
+    return train_bpe(texts, t);
+  }();
+  if (!o.chat_template_path.empty()) {
+    Tokenizer::ChatConfig chat = tok.chat_config();
+    chat.chat_template = read_text_file(o.chat_template_path);
+    chat.source = o.chat_template_path;
+    const bool has_eos = std::any_of(chat.special_tokens.begin(), chat.special_tokens.end(),
+                                     [](const auto& kv) { return kv.first == "eos_token"; });
+    if (!has_eos && tok.token_to_id("<|endoftext|>")) chat.special_tokens.emplace_back("eos_token", "<|endoftext|>");
+    jinja::Template::parse(chat.chat_template, chat.source);  // a syntax error stops the stage here
+    tok.set_chat_config(std::move(chat));
   }
-  BpeTrainerOptions t;
-  t.vocab_size = static_cast<int>(o.tokenizer_vocab_size);
-  t.special_tokens = o.special_tokens;
-  return train_bpe(texts, t);
+  return tok;
 }
 
 // The model: loaded, or made from model_config with the tokenizer's vocabulary and the seed.
@@ -183,6 +251,13 @@ void read_sft_options(JsonFields& f, SftOptions& o, const StageSetting& setting)
   f.get("text_field", o.text_field);
   f.get("prompt_field", o.prompt_field);
   f.get("completion_field", o.completion_field);
+  f.get("messages_field", o.messages_field);
+  f.get("chat_template_path", o.chat_template_path);
+  f.get("assistant_only_loss", o.assistant_only_loss);
+  if (const Json* kw = f.raw("chat_template_kwargs"); kw != nullptr && !kw->is_null()) {
+    if (!kw->is_object()) f.fail("chat_template_kwargs", "must be an object, e.g. {\"enable_thinking\": false}");
+    o.chat_template_kwargs = *kw;
+  }
   f.get("seq_len", o.seq_len);
   f.get("batch_size", o.batch_size);
   f.get("max_steps", o.max_steps);
@@ -233,12 +308,12 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   DistributedContext& dist = distributed();
   const int64_t batch_local = o.batch_size / dist.world_size(), batch_begin = dist.rank() * batch_local;
   const DeviceChoice device = rank_device(o.device);
-  const std::vector<Json> rows = read_jsonl(o.data);
+  const std::vector<DatasetRow> rows = read_dataset(o.data);
   if (rows.empty()) throw Error(o.data + ": no rows");
   const Tokenizer tok = load_or_train_tokenizer(o, rows);
   const int32_t eos = tok.token_to_id("<|endoftext|>").value_or(0);
   const std::shared_ptr<policy::CausalLM> model = load_or_create_model(o, tok, eos, device, ctx.stage_name);
-  const std::vector<Example> examples = make_examples(rows, o, tok, eos);
+  const std::vector<Example> examples = sft_examples(rows, o, tok, eos);
   if (examples.empty()) throw Error(o.data + ": no example of at least seq_len+1 tokens");
 
   Training training(*model, o.optimizer, o.checkpoints, o.max_steps, ctx);

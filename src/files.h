@@ -21,6 +21,8 @@ std::vector<std::string> list_files_recursive(const std::string& dir);
 // "fnv1a64:<16 hex digits>" of a file's bytes: detects a truncated or damaged file (not an
 // adversary). Throws r1kit::Error naming the file when it cannot be read.
 std::string file_checksum(const std::string& path);
+// A whole file's bytes. Throws r1kit::Error "PATH: cannot open file" when it cannot be read.
+std::string read_text_file(const std::string& path);
 // The running program's path (/proc/self/exe); "" when it cannot be read.
 std::string executable_path();
 

@@ -7,14 +7,13 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <mutex>
 #include <queue>
 #include <shared_mutex>
 
 #include "src/atomic_file.h"
 #include "src/error.h"
+#include "src/files.h"
 
 namespace r1kit {
 
@@ -247,9 +246,7 @@ Tokenizer::ChatConfig read_chat_config(const std::filesystem::path& dir) {
   }
   const auto jinja_path = dir / "chat_template.jinja";
   if (std::filesystem::exists(jinja_path)) {
-    std::ifstream in(jinja_path, std::ios::binary);
-    if (!in) throw Error(jinja_path.string() + ": cannot open file");
-    chat.chat_template.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    chat.chat_template = read_text_file(jinja_path.string());
     chat.source = jinja_path.string();
   }
   return chat;

@@ -1,9 +1,12 @@
 """Synthetic arithmetic task for r1kit's tiny CPU recipes: "a+b*c" with a worked solution.
 
-  python3 examples/tasks/arithmetic.py OUT_DIR [--seed S] [--mistake-rate R]
+  python3 examples/tasks/arithmetic.py OUT_DIR [--seed S] [--mistake-rate R] [--chat]
 writes OUT_DIR/pretrain.jsonl ({"text"}: "Q: a+b*c= <think> steps </think> <answer> N </answer>"),
 OUT_DIR/rl.jsonl and OUT_DIR/eval.jsonl ({"prompt": "a+b*c", "answer": "N"}; a 1-9, b and c 2-6:
 225 questions, 25 held out for eval and never in the other two).
+With --chat the same questions and solutions in TRL's conversational format (for a chat
+model, examples/recipes/grpo_chat_tiny.json): pretrain.jsonl rows {"messages": [user "a+b*c",
+assistant "<think> ... </answer>"]}, rl / eval rows {"prompt": [user "a+b*c"], "answer"}.
 
 Like text from the web, the pretraining corpus holds the right method and a common wrong one:
 a fraction R (default 0.5) of its worked solutions evaluate left to right, (a+b)*c, which is
@@ -29,6 +32,7 @@ def main():
     out = sys.argv[1]
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
     mistake_rate = float(sys.argv[sys.argv.index("--mistake-rate") + 1]) if "--mistake-rate" in sys.argv else 0.5
+    chat = "--chat" in sys.argv
     rng = random.Random(seed)
     os.makedirs(out, exist_ok=True)
     questions = [(a, b, c) for a in range(1, 10) for b in range(2, 7) for c in range(2, 7)]
@@ -39,11 +43,18 @@ def main():
             a, b, c = train[i % len(train)] if i < len(train) else rng.choice(train)
             right, wrong = solutions(a, b, c)
             text = wrong if rng.random() < mistake_rate else right
-            f.write(json.dumps({"text": f"Q: {a}+{b}*{c}= {text}"}) + "\n")
+            if chat:
+                row = {"messages": [{"role": "user", "content": f"{a}+{b}*{c}"},
+                                    {"role": "assistant", "content": text}]}
+            else:
+                row = {"text": f"Q: {a}+{b}*{c}= {text}"}
+            f.write(json.dumps(row) + "\n")
     for name, qs in (("rl.jsonl", train), ("eval.jsonl", held_out)):
         with open(os.path.join(out, name), "w") as f:
             for a, b, c in qs:
-                f.write(json.dumps({"prompt": f"{a}+{b}*{c}", "answer": str(a + b * c)}) + "\n")
+                question = f"{a}+{b}*{c}"
+                prompt = [{"role": "user", "content": question}] if chat else question
+                f.write(json.dumps({"prompt": prompt, "answer": str(a + b * c)}) + "\n")
 
 
 if __name__ == "__main__":

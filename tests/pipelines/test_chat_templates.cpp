@@ -9,6 +9,11 @@
 #include <map>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include "pipelines/sft.h"
+#include "src/dataset_rows.h"
+#include "src/jsonl.h"
 #include "tests/test_util.h"
 
 namespace r1kit {
@@ -88,6 +93,40 @@ INSTANTIATE_TEST_SUITE_P(TrlTrainingTemplates, AssistantMaskParity,
                                            std::pair<std::string, std::string>{"deepseek_r1", "deepseekv3"},
                                            std::pair<std::string, std::string>{"deepseek_r1_distill_qwen",
                                                                                "deepseek_r1_distill"}));
+
+// The sft stage's loss mask on {"messages"} rows is TRL's assistant mask shifted to targets:
+// the loss at position t (predicting token t+1) counts exactly when token t+1 is an
+// assistant token of transformers' return_assistant_tokens_mask.
+TEST(SftAssistantOnlyLoss, MaskIsTrlsAssistantMask) {
+  TempDir tmp;
+  const Family f = make_family("qwen2_5_instruct");
+  const std::string templ =
+      std::string(R1KIT_SOURCE_DIR) + "/.venv/lib/python3.11/site-packages/trl/chat_templates/qwen2_5_training.jinja";
+  const std::string model = tmp / "training_model", expected = tmp / "masks.jsonl";
+  ASSERT_EQ(run_python(std::string(kScript) + " masks '" + f.dir + "' '" + templ + "' '" + f.conversations + "' '" +
+                       model + "' '" + expected + "'"),
+            0);
+  pipelines::SftOptions o;
+  o.model = model;
+  o.seq_len = 1 << 16;
+  const Tokenizer tok = Tokenizer::load(model);
+  const auto examples = pipelines::sft_examples(read_dataset(f.conversations), o, tok, /*eos=*/0);
+  const std::vector<Json> want = read_jsonl(expected);
+  ASSERT_EQ(examples.size(), want.size());
+  int64_t counted = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    const auto ids = want[i]["input_ids"].get<std::vector<int32_t>>();
+    const auto mask = want[i]["assistant_masks"].get<std::vector<int>>();
+    ASSERT_EQ(examples[i].tokens, ids) << "row " << i;
+    for (size_t t = 0; t + 1 < ids.size(); ++t) {
+      ASSERT_EQ(examples[i].mask[t], static_cast<float>(mask[t + 1])) << "row " << i << " target " << t;
+      counted += mask[t + 1];
+    }
+  }
+  EXPECT_GT(counted, 1000);
+  std::printf("sft assistant-only loss: %zu conversations, %lld loss tokens, all equal TRL's mask\n", want.size(),
+              static_cast<long long>(counted));
+}
 
 }  // namespace
 }  // namespace r1kit

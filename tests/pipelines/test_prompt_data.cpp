@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -64,12 +65,18 @@ TEST(PromptData, RendersEveryPromptPlaceholder) {
   write_lines(tmp / "d.jsonl", {R"({"question": "2+3", "answer": "5"})", R"({"question": "{prompt}?"})"});
   const PromptData data(prompts(tmp / "d.jsonl", "question", "Q: {prompt}\nAgain: {prompt}\nA:"), 0, chars());
   ASSERT_EQ(data.size(), 2u);
-  EXPECT_EQ(data.render({{"question", "2+3"}}), "Q: 2+3\nAgain: 2+3\nA:");
+  // The rendering of each question (rows come in the seeded order).
+  auto rendered = [&](const PromptData& d) {
+    std::map<std::string, std::string> out;
+    for (const Json* row : d.rows(0, 2)) out[(*row)["question"].get<std::string>()] = d.render(*row, chars());
+    return out;
+  };
+  EXPECT_EQ(rendered(data)["2+3"], "Q: 2+3\nAgain: 2+3\nA:");
   // A prompt that itself contains "{prompt}" is inserted once per placeholder, not expanded.
-  EXPECT_EQ(data.render({{"question", "{prompt}?"}}), "Q: {prompt}?\nAgain: {prompt}?\nA:");
+  EXPECT_EQ(rendered(data)["{prompt}?"], "Q: {prompt}?\nAgain: {prompt}?\nA:");
   // A template without the placeholder is used as is.
   const PromptData plain(prompts(tmp / "d.jsonl", "question", "fixed"), 0, chars());
-  EXPECT_EQ(plain.render({{"question", "2+3"}}), "fixed");
+  EXPECT_EQ(rendered(plain)["2+3"], "fixed");
 }
 
 TEST(PromptData, MaxPromptLengthTruncatesLeftRefusesOrDrops) {
@@ -81,11 +88,17 @@ TEST(PromptData, MaxPromptLengthTruncatesLeftRefusesOrDrops) {
   // left (TRL's side): every row kept, the long one keeps its last 5 tokens.
   const PromptData left(o, 0, chars());
   ASSERT_EQ(left.size(), 3u);
-  const Json long_row = {{"prompt", "a b c a b c"}};
+  // The dataset's row whose prompt is `text`.
+  auto row_of = [](const PromptData& d, const std::string& text) -> const Json& {
+    for (const Json* row : d.rows(0, static_cast<int64_t>(d.size()))) {
+      if ((*row)["prompt"] == text) return *row;
+    }
+    throw std::runtime_error("no row " + text);
+  };
   const std::vector<int32_t> all = chars().encode("a b c a b c");
   ASSERT_EQ(all.size(), 11u);
-  EXPECT_EQ(left.encode(long_row, chars()), std::vector<int32_t>(all.end() - 5, all.end()));
-  EXPECT_EQ(left.encode({{"prompt", "a b"}}, chars()), chars().encode("a b"));
+  EXPECT_EQ(left.encode(row_of(left, "a b c a b c"), chars()), std::vector<int32_t>(all.end() - 5, all.end()));
+  EXPECT_EQ(left.encode(row_of(left, "a b"), chars()), chars().encode("a b"));
   // error: the stage stops at load, naming the file, the line and both lengths.
   o.truncation = Truncation::error;
   const std::string e = error_of(o);
@@ -96,7 +109,8 @@ TEST(PromptData, MaxPromptLengthTruncatesLeftRefusesOrDrops) {
   const PromptData dropped(o, 0, chars());
   EXPECT_EQ(dropped.size(), 2u);
   o.max_prompt_length = 0;  // no limit
-  EXPECT_EQ(PromptData(o, 0, chars()).encode(long_row, chars()), all);
+  const PromptData unlimited(o, 0, chars());
+  EXPECT_EQ(unlimited.encode(row_of(unlimited, "a b c a b c"), chars()), all);
   // Every prompt too long: nothing left to train on.
   o.max_prompt_length = 0;
   write_lines(path, {R"({"prompt": "a b c a b c"})"});
@@ -136,7 +150,7 @@ TEST(PromptData, RowsFollowTheStreamOrder) {
   ASSERT_EQ(rows.size(), order.size());
   for (size_t i = 0; i < rows.size(); ++i) {
     EXPECT_EQ(rows[i]->at("id").get<int64_t>(), order[i]) << "position " << 3 + i;
-    EXPECT_EQ(data.render(*rows[i]), std::string("q").append(std::to_string(order[i])));
+    EXPECT_EQ(data.render(*rows[i], chars()), std::string("q").append(std::to_string(order[i])));
   }
   // Another seed, another order (the same rows).
   const PromptData other(prompts(tmp / "d.jsonl", "question"), seed + 1, chars());
@@ -145,6 +159,73 @@ TEST(PromptData, RowsFollowTheStreamOrder) {
   for (const Json* r : other.rows(0, 5)) b.push_back(r->at("id").get<int64_t>());
   EXPECT_NE(a, b);
   EXPECT_EQ(a, stream_indices(seed, 0, 5, 5));
+}
+
+}  // namespace
+}  // namespace r1kit::pipelines
+
+namespace r1kit::pipelines {
+namespace {
+
+// `chars()` with a small chat template that shows what it is given.
+Tokenizer chat_tokenizer() {
+  Tokenizer t = chars();
+  t.set_chat_config({"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+                     "{% if tools %}[{{ tools | length }} tools]{% endif %}x={{ x }} y={{ y }}"
+                     "{% if messages[0].role != 'user' %}{{ raise_exception('first message must be the user') }}{% endif %}"
+                     "{% if add_generation_prompt %}<assistant>{% endif %}",
+                     "t.jinja",
+                     {{"eos_token", "c"}}});
+  return t;
+}
+
+TEST(PromptData, ConversationalPromptsUseTheChatTemplate) {
+  testing::TempDir tmp;
+  write_lines(tmp / "d.jsonl",
+              {R"({"prompt": [{"role": "user", "content": "a b"}], "chat_template_kwargs": {"x": "row"}})",
+               R"({"prompt": [{"role": "user", "content": "c"}], "tools": [{"type": "function"}], "answer": "1"})"});
+  PromptOptions o = prompts(tmp / "d.jsonl");
+  o.chat_template_kwargs = {{"x", "recipe"}, {"y", "recipe"}};
+  const Tokenizer tok = chat_tokenizer();
+  const PromptData data(o, 0, tok);
+  EXPECT_TRUE(data.conversational());
+  std::map<std::string, std::string> rendered;
+  for (const Json* row : data.rows(0, 2)) rendered[(*row)["prompt"][0]["content"]] = data.render(*row, tok);
+  // The generation prompt is added; the row's kwargs win over the recipe's; tools reach it.
+  EXPECT_EQ(rendered["a b"], "<user>a bx=row y=recipe<assistant>");
+  EXPECT_EQ(rendered["c"], "<user>c[1 tools]x=recipe y=recipe<assistant>");
+  const Json& row = *data.rows(0, 1)[0];
+  EXPECT_EQ(data.encode(row, tok), tok.encode(data.render(row, tok)));
+}
+
+TEST(PromptData, ConversationalErrorsNameTheRow) {
+  testing::TempDir tmp;
+  const std::string path = tmp / "d.jsonl";
+  // A template that refuses the conversation: at load, naming the row.
+  write_lines(path, {R"({"prompt": [{"role": "user", "content": "a"}]})",
+                     R"({"prompt": [{"role": "assistant", "content": "a"}]})"});
+  std::string e;
+  try {
+    PromptData(prompts(path), 0, chat_tokenizer());
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_EQ(e.rfind(path + ":2: t.jinja:1:", 0), 0u) << e;
+  EXPECT_NE(e.find("first message must be the user"), std::string::npos) << e;
+  // A model without a chat template.
+  EXPECT_NE(error_of(prompts(path)).find(path + ":1: "), std::string::npos);
+  EXPECT_NE(error_of(prompts(path)).find("has no chat template"), std::string::npos) << error_of(prompts(path));
+  // Text and conversations mixed.
+  write_lines(path, {R"({"prompt": [{"role": "user", "content": "a"}]})", R"({"prompt": "b"})"});
+  try {
+    PromptData(prompts(path), 0, chat_tokenizer());
+  } catch (const Error& err) {
+    e = err.what();
+  }
+  EXPECT_EQ(e, path + ": 1 prompts are text and 1 are conversations; a dataset is one or the other");
+  // A message without a role.
+  write_lines(path, {R"({"prompt": [{"content": "a"}]})"});
+  EXPECT_EQ(error_of(prompts(path)), path + ":1: prompt[0] has no string 'role'");
 }
 
 }  // namespace
