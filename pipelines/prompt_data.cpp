@@ -26,7 +26,7 @@ PromptData::PromptData(const PromptOptions& options, uint64_t seed, const Tokeni
       for (auto& kv : conversation->kwargs) kwargs.push_back(std::move(kv));
       conversation->kwargs = std::move(kwargs);
     } else if (field == d.fields.end() || !field->is_string()) {
-      throw Error(d.where + ": no field '" + o_.prompt_field + "' holding text or a list of messages");
+      throw Error(missing_field_message(d, o_.prompt_field, " holding text or a list of messages"));
     } else {
       ++texts;
     }

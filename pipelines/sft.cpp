@@ -79,8 +79,9 @@ std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const 
     auto text = [&](const std::string& key) {
       auto it = f.find(key);
       if (it == f.end() || !it->is_string()) {
-        throw Error(row.where + ": expected '" + o.text_field + "', '" + o.messages_field + "', or '" +
-                    o.prompt_field + "' and '" + o.completion_field + "' (no string field '" + key + "')");
+        throw Error(missing_field_message(row, key, " (rows need '" + o.text_field + "', '" + o.messages_field +
+                                                        "', or '" + o.prompt_field + "' and '" + o.completion_field +
+                                                        "')"));
       }
       return it->get<std::string>();
     };

@@ -143,11 +143,42 @@ void add_generation_eos_ids(ModelConfig& config, const std::string& dir) {
   }
 }
 
+// The tokenizer's own eos_token (tokenizer_config.json) stops generation too: an instruct
+// model's turn ends with it (Qwen2.5-Instruct's "<|im_end|>", whose config.json names
+// "<|endoftext|>"). Its id is the tokenizer.json added token of that content.
+void add_tokenizer_eos_id(ModelConfig& config, const std::string& dir) {
+  const std::string config_path = (fs::path(dir) / "tokenizer_config.json").string();
+  const std::string tokenizer_path = (fs::path(dir) / "tokenizer.json").string();
+  if (!fs::exists(config_path) || !fs::exists(tokenizer_path)) return;
+  const Json tc = read_json_file(config_path);
+  if (!tc.is_object() || !tc.contains("eos_token")) return;
+  const Json& e = tc["eos_token"];
+  const std::string content = e.is_string() ? e.get<std::string>()
+                              : (e.is_object() && e.contains("content") && e["content"].is_string())
+                                  ? e["content"].get<std::string>()
+                                  : "";
+  if (content.empty()) return;
+  const Json tok = read_json_file(tokenizer_path);
+  if (!tok.is_object() || !tok.contains("added_tokens") || !tok["added_tokens"].is_array()) return;
+  for (const Json& a : tok["added_tokens"]) {
+    if (!a.is_object() || a.value("content", "") != content || !a.contains("id") || !a["id"].is_number_integer()) {
+      continue;
+    }
+    const int64_t id = a["id"].get<int64_t>();
+    if (id >= 0 && id < config.vocab_size &&
+        std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), id) == config.eos_token_ids.end()) {
+      config.eos_token_ids.push_back(id);
+    }
+    return;
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceChoice& device) {
   ModelConfig config = load_model_config((fs::path(dir) / "config.json").string());
   add_generation_eos_ids(config, dir);
+  add_tokenizer_eos_id(config, dir);
   auto model = std::make_shared<CausalLM>(config);  // random init is overwritten below
   load_weights(*model, dir);
   model->to(device.device, device.dtype);

@@ -29,14 +29,6 @@ Conversation conversation_from_row(const nlohmann::ordered_json& row, const std:
   return c;
 }
 
-bool is_conversational(const Json& value) {
-  if (!value.is_array() || value.empty()) return false;
-  for (const Json& m : value) {
-    if (!m.is_object() || !m.contains("role")) return false;
-  }
-  return true;
-}
-
 ChatTemplate::ChatTemplate(const Tokenizer::ChatConfig& chat, const std::string& model)
     : template_([&] {
         if (chat.chat_template.empty()) {

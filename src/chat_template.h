@@ -31,9 +31,6 @@ struct Conversation {
 // JSONL row parsed with key order kept. `where` ("data.jsonl:12") prefixes errors.
 Conversation conversation_from_row(const nlohmann::ordered_json& row, const std::string& messages_key,
                                    const std::string& where);
-// The same checks for a row parsed as Json (sorted keys: fine for roles and contents; tool
-// schemas are printed sorted).
-bool is_conversational(const Json& value);
 
 class ChatTemplate {
  public:

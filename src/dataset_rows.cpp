@@ -11,6 +11,16 @@ bool is_parquet_path(const std::string& path) {
   return path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
 }
 
+std::string missing_field_message(const DatasetRow& row, const std::string& field, const std::string& what) {
+  const size_t colon = row.where.find(": row ");
+  if (colon != std::string::npos && !row.fields.contains(field)) {
+    std::string columns;
+    for (auto it = row.fields.begin(); it != row.fields.end(); ++it) columns += (columns.empty() ? "" : ", ") + it.key();
+    return row.where.substr(0, colon) + ": no column '" + field + "'" + what + " (its columns: " + columns + ")";
+  }
+  return row.where + ": no field '" + field + "'" + what;
+}
+
 std::vector<DatasetRow> read_dataset(const std::string& path) {
   std::vector<DatasetRow> rows;
   if (is_parquet_path(path)) {

@@ -806,6 +806,9 @@ Dict builtin_globals() {
                      if (a.positional.size() > 2) step = a.positional[2].as_int();
                    }
                    if (step == 0) throw Error("range() arg 3 must not be zero");
+                   // Jinja's sandbox caps ranges (MAX_RANGE) so a template cannot ask for all memory.
+                   constexpr int64_t kMaxRange = 100000;
+                   if ((stop - start) / step > kMaxRange) throw Error("range() is too big (over 100000 items)");
                    List out;
                    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) out.emplace_back(i);
                    return out;

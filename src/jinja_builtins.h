@@ -6,10 +6,10 @@
 //   wordcount.
 // Tests: boolean, callable, defined, divisibleby, eq, equalto, escaped, even, false, float,
 //   ge, gt, in, integer, iterable, le, lower, lt, mapping, ne, none, number, odd, sameas,
-//   sequence, string, true, undefined, upper, ==, !=, <, <=, >, >=.
+//   sequence, string, true, undefined, upper.
 // Methods: str.{strip, lstrip, rstrip, split, rsplit, splitlines, startswith, endswith,
 //   upper, lower, title, capitalize, replace, find, rfind, count, join, isdigit, isspace,
-//   isalpha, isalnum, format is not}; dict.{items, keys, values, get}; list.{index, count}.
+//   isalpha, isalnum}; dict.{items, keys, values, get}; list.{index, count}.
 // Globals: raise_exception, strftime_now, range, namespace, dict.
 #pragma once
 #include <string>

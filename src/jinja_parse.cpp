@@ -145,6 +145,9 @@ class Lexer {
   char lex_tag(char closer, std::vector<Token>& tokens, Location tag_loc) {
     int depth = 0;
     while (true) {
+      // An expression's tree is at most as deep as its tag is long, and the renderer recurses
+      // over it: real templates' tags hold tens of tokens.
+      if (tokens.size() > kMaxTagTokens) fail(tag_loc, "a tag of more than 2048 tokens");
       while (pos_ < src_.size() && is_space(src_[pos_])) ++pos_;
       if (pos_ >= src_.size()) fail(tag_loc, std::string("tag is not closed (missing '") + closer + "}')");
       Location loc = location(pos_);
@@ -290,6 +293,7 @@ class Lexer {
     }
   }
 
+  static constexpr size_t kMaxTagTokens = 2048;
   std::string src_;
   const std::string& name_;
   size_t pos_ = 0;
@@ -362,6 +366,11 @@ class Parser {
   }
 
   Node parse_statement() {
+    if (++depth_ > kMaxDepth) fail(current().loc, "statements nested deeper than 100");
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     Token keyword = take();
     Node node;
     node.loc = keyword.loc;
@@ -563,6 +572,11 @@ class Parser {
 
   ExprPtr parse_not() {
     if (is_name("not")) {
+      if (++depth_ > kMaxDepth) fail(current().loc, "expressions nested deeper than 100");
+      struct Leave {
+        int& depth;
+        ~Leave() { --depth; }
+      } leave{depth_};
       auto e = make(Expr::Kind::kUnary, take().loc);
       e->name = "not";
       e->a = parse_not();
@@ -645,6 +659,13 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    // The parser and the renderer recurse once per nesting level: a limit keeps `((((...` an
+    // error instead of a stack overflow.
+    if (++depth_ > kMaxDepth) fail(current().loc, "expressions nested deeper than 100");
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     ExprPtr node;
     if (is_op("-") || is_op("+")) {
       Token op = take();
@@ -847,6 +868,8 @@ class Parser {
   size_t piece_ = 0;
   size_t token_ = 0;
   bool has_generation_ = false;
+  int depth_ = 0;
+  static constexpr int kMaxDepth = 100;
 };
 
 }  // namespace

@@ -23,6 +23,11 @@ using Scope = std::vector<std::shared_ptr<Frame>>;
 
 enum class Flow { kNormal, kBreak, kContinue };
 
+// Limits that keep a hostile template an error rather than a crash: nested macro calls (the
+// renderer recurses), and the size of `'x' * n`.
+constexpr int kMaxCallDepth = 200;
+constexpr uint64_t kMaxRepeat = uint64_t{1} << 28;
+
 class Renderer {
  public:
   Renderer(const Program& program, const Dict& variables) : program_(program) {
@@ -190,6 +195,12 @@ class Renderer {
   Value macro(const Node& node) {
     Scope closure = scope_;
     return Value::function(node.name, [this, &node, closure](Args& args) -> Value {
+      if (call_depth_ >= kMaxCallDepth) throw Error("macro calls nested deeper than 200 (a recursive macro?)");
+      struct DepthGuard {
+        int& depth;
+        explicit DepthGuard(int& d) : depth(++d) {}
+        ~DepthGuard() { --depth; }
+      } guard(call_depth_);
       auto frame = std::make_shared<Frame>();
       size_t next = 0;
       for (const auto& [param, def] : node.params) {
@@ -347,6 +358,10 @@ class Renderer {
       }
     }
     if (op == "*" && (a.is_string() || a.is_list()) && b.kind() == Value::Kind::kInt) {
+      const size_t unit = a.is_string() ? a.as_string().size() : a.list().size();
+      if (b.as_int() > 0 && unit > 0 && static_cast<uint64_t>(b.as_int()) > kMaxRepeat / unit) {
+        throw Error("repeating " + a.type_name() + " " + std::to_string(b.as_int()) + " times is too much");
+      }
       if (a.is_string()) {
         std::string out;
         for (int64_t i = 0; i < b.as_int(); ++i) out += a.as_string();
@@ -394,6 +409,7 @@ class Renderer {
   Scope scope_;
   std::string* out_ = nullptr;
   std::vector<std::pair<size_t, size_t>>* spans_ = nullptr;
+  int call_depth_ = 0;
 };
 
 }  // namespace

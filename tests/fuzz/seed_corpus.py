@@ -139,6 +139,28 @@ def safetensors_seeds(out):
     put(out, "fuzz_safetensors", "empty", file({}))
 
 
+def jinja_seeds(out):
+    """The published chat templates of tests/fixtures/chat_templates, TRL's training templates
+    when TRL is installed, and the renderer's own test cases."""
+    paths = [os.path.join(ROOT, "tests", "fixtures", "chat_templates", n)
+             for n in sorted(os.listdir(os.path.join(ROOT, "tests", "fixtures", "chat_templates")))
+             if n.endswith(".jinja")]
+    trl = os.path.join(ROOT, ".venv", "lib", "python3.11", "site-packages", "trl", "chat_templates")
+    if os.path.isdir(trl):
+        paths += [os.path.join(trl, n) for n in sorted(os.listdir(trl)) if n.endswith("_training.jinja")]
+    for path in paths:
+        with open(path, "rb") as f:
+            put(out, "fuzz_jinja", os.path.basename(path), f.read())
+    sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+    try:
+        import jinja_cases
+    except ImportError as e:  # transformers missing: the cases module imports it
+        print(f"seed_corpus: jinja cases skipped ({e})", file=sys.stderr)
+        return
+    for name, template, _ in jinja_cases.CASES:
+        put(out, "fuzz_jinja", "case_" + name, template)
+
+
 def regression_seeds(out):
     """Inputs the fuzzers found (tests/fuzz/regressions/<target>/), fixed since: kept as seeds."""
     d = os.path.join(ROOT, "tests", "fuzz", "regressions")
@@ -151,7 +173,7 @@ def regression_seeds(out):
 def main():
     out = sys.argv[1]
     for seeds in [math_seeds, text_seeds, jsonl_seeds, recipe_seeds, config_seeds, tokenizer_seeds, safetensors_seeds,
-                  regression_seeds]:
+                  jinja_seeds, regression_seeds]:
         seeds(out)
 
 

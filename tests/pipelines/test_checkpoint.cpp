@@ -313,6 +313,24 @@ TEST(HfImport, GenerationConfigEosIdsJoinTheStopIds) {
   }
 }
 
+// Issue 14: the tokenizer's eos_token (tokenizer_config.json) stops generation too, e.g. an
+// instruct model whose turns end with "<|im_end|>" while config.json names "<|endoftext|>".
+TEST(HfImport, TokenizerEosTokenJoinsTheStopIds) {
+  const fs::path dir = testing::scratch_dir("hf_import_tokenizer_eos");
+  testing::save_tiny_policy(dir);
+  const std::vector<int64_t> before =
+      policy::load_pretrained(dir.string(), resolve_device("cpu"))->config().eos_token_ids;
+  Json tok = read_json_file((dir / "tokenizer.json").string());
+  ASSERT_TRUE(tok.contains("added_tokens"));
+  tok["added_tokens"].push_back({{"id", 5}, {"content", "<|im_end|>"}, {"single_word", false}, {"lstrip", false},
+                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
+  std::ofstream((dir / "tokenizer.json").string()) << tok.dump();
+  std::ofstream((dir / "tokenizer_config.json").string()) << Json{{"eos_token", "<|im_end|>"}}.dump();
+  std::vector<int64_t> want = before;
+  if (std::find(want.begin(), want.end(), 5) == want.end()) want.push_back(5);
+  EXPECT_EQ(policy::load_pretrained(dir.string(), resolve_device("cpu"))->config().eos_token_ids, want);
+}
+
 // Issue 14: a model's generation_config.json gives the sampling defaults for the keys a recipe
 // does not set (Qwen3 ships temperature 0.6, top_p 0.95, top_k 20); a recipe's key wins.
 TEST(HfImport, GenerationConfigSamplingDefaultsWhereTheRecipeSetsNone) {

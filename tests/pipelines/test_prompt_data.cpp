@@ -13,6 +13,7 @@
 #include "pipelines/schedule.h"
 #include "src/bpe_trainer.h"
 #include "src/error.h"
+#include "src/parquet_rows.h"
 #include "tests/test_util.h"
 
 namespace r1kit::pipelines {
@@ -226,6 +227,30 @@ TEST(PromptData, ConversationalErrorsNameTheRow) {
   // A message without a role.
   write_lines(path, {R"({"prompt": [{"content": "a"}]})"});
   EXPECT_EQ(error_of(prompts(path)), path + ":1: prompt[0] has no string 'role'");
+}
+
+// Parquet prompts (pyarrow writes them) read as the same rows as JSONL, conversations
+// included; a missing column names the file and lists the columns.
+TEST(PromptData, ParquetPromptsEqualJsonl) {
+  if (!parquet_available()) GTEST_SKIP() << "built without Apache Arrow (no pyarrow in .venv at configure time)";
+  testing::TempDir tmp;
+  const std::string jsonl = tmp / "d.jsonl", parquet = tmp / "d.parquet";
+  write_lines(jsonl, {R"({"prompt": [{"role": "user", "content": "a b"}], "answer": "1"})",
+                      R"({"prompt": [{"role": "user", "content": "é"}, {"role": "assistant", "content": "c"}], "answer": "2"})"});
+  ASSERT_EQ(testing::run_python("-c \"import pyarrow.json as j, pyarrow.parquet as pq; pq.write_table(j.read_json('" +
+                                jsonl + "'), '" + parquet + "')\""),
+            0);
+  const Tokenizer tok = chat_tokenizer();
+  const PromptData from_jsonl(prompts(jsonl), 3, tok), from_parquet(prompts(parquet), 3, tok);
+  ASSERT_EQ(from_parquet.size(), 2u);
+  for (int64_t i = 0; i < 2; ++i) {
+    const Json& a = *from_jsonl.rows(i, 1)[0];
+    const Json& b = *from_parquet.rows(i, 1)[0];
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(from_jsonl.render(a, tok), from_parquet.render(b, tok));
+  }
+  EXPECT_EQ(error_of(prompts(parquet, "question")),
+            parquet + ": no column 'question' holding text or a list of messages (its columns: prompt, answer)");
 }
 
 }  // namespace
