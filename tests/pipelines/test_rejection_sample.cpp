@@ -9,6 +9,8 @@
 #include <map>
 
 #include "pipelines/recipe.h"
+#include "pipelines/sft.h"
+#include "src/dataset_rows.h"
 #include "src/jsonl.h"
 #include "tests/test_util.h"
 #include "tests/tiny_policy.h"
@@ -95,6 +97,56 @@ TEST(RejectionSample, FiltersThresholdsDedupeAndPerPromptCap) {
         }
       },
       Error);
+}
+
+// Conversational prompts (TRL's format) come out as conversational prompt-completion rows
+// that the sft stage trains on with the model's chat template (loss on the completion only).
+TEST(RejectionSample, ConversationalPromptsWriteConversationalRows) {
+  const fs::path dir = testing::scratch_dir("rejection_sample_chat");
+  testing::save_tiny_policy(dir / "model");
+  std::ofstream((dir / "model" / "tokenizer_config.json").string())
+      << Json{{"eos_token", "<|endoftext|>"},
+              {"chat_template",
+               "{% for m in messages %}{{ m.role }}:\n{{ m.content }}\n{% endfor %}"
+               "{% if add_generation_prompt %}assistant:\n{% endif %}"}}
+             .dump();
+  std::vector<Json> rows;
+  for (int i = 0; i < 3; ++i) {
+    rows.push_back({{"prompt", Json::array({Json{{"role", "user"}, {"content", std::to_string(i) + "+1"}}})},
+                    {"tools", Json::array({Json{{"type", "function"}}})},
+                    {"answer", std::to_string(i + 1)}});
+  }
+  write_jsonl_atomic((dir / "prompts.jsonl").string(), rows);
+  const std::vector<Json> out =
+      sample(dir, "chat", {{"min_rewards", {{"tag_count", 0.0}}}, {"drop_truncated", false}, {"temperature", 1.0}});
+  ASSERT_EQ(out.size(), 12u);
+  for (const Json& r : out) {
+    EXPECT_EQ(r["prompt"], r["source"]["prompt"]);
+    ASSERT_TRUE(r["completion"].is_array() && r["completion"].size() == 1u) << r.dump();
+    EXPECT_EQ(r["completion"][0]["role"], "assistant");
+    EXPECT_TRUE(r["completion"][0]["content"].is_string());
+    EXPECT_EQ(r["tools"], r["source"]["tools"]);
+  }
+  // sft on them: the loss covers exactly the completion's tokens.
+  write_jsonl_atomic((dir / "traces.jsonl").string(), out);
+  SftOptions o;
+  o.model = (dir / "model").string();
+  o.seq_len = 4096;
+  const Tokenizer tok = Tokenizer::load(o.model);
+  const auto examples = sft_examples(read_dataset((dir / "traces.jsonl").string()), o, tok, /*eos=*/0);
+  ASSERT_EQ(examples.size(), out.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string prompt = "user:\n" + out[i]["prompt"][0]["content"].get<std::string>() + "\nassistant:\n";
+    const std::string whole = prompt + out[i]["completion"][0]["content"].get<std::string>() + "\n";
+    ASSERT_EQ(examples[i].tokens, tok.encode(whole));
+    // A target counts when its token holds a byte of the completion.
+    size_t end = 0;
+    for (size_t t = 0; t + 1 < examples[i].tokens.size(); ++t) {
+      if (t == 0) end = tok.token_bytes(examples[i].tokens[0]).size();
+      end += tok.token_bytes(examples[i].tokens[t + 1]).size();
+      EXPECT_EQ(examples[i].mask[t], end > prompt.size() ? 1.f : 0.f) << "row " << i << " target " << t;
+    }
+  }
 }
 
 }  // namespace
