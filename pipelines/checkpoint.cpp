@@ -1,6 +1,8 @@
 // save_checkpoint / latest_checkpoint / load_checkpoint (see checkpoint.h).
 #include "pipelines/checkpoint.h"
 
+#include "policy/lora.h"
+
 #include <c10/util/Exception.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>
@@ -12,6 +14,7 @@
 #include <sstream>
 
 #include "policy/causal_lm.h"
+#include "policy/lora.h"
 #include "policy/pretrained.h"
 #include "src/atomic_file.h"
 #include "src/distributed.h"
@@ -164,7 +167,11 @@ std::optional<std::string> latest_checkpoint(const std::string& root) {
 TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, torch::optim::Optimizer& optimizer,
                              policy::CausalLM* reference) {
   try {
-    policy::load_weights(model, dir);
+    if (policy::has_lora(model)) {
+      policy::load_peft_adapter_values(model, dir);  // the frozen base is the stage's model as loaded
+    } else {
+      policy::load_weights(model, dir);
+    }
     if (reference != nullptr) {
       const std::string ref_dir = (fs::path(dir) / "reference").string();
       if (!fs::exists(ref_dir)) throw Error(dir + ": no reference/ model in this checkpoint (beta > 0 needs it)");
@@ -217,7 +224,12 @@ void save_checkpoint_synced(DistributedContext& dist, const std::string& root, c
 }
 
 void save_model_directory(const policy::CausalLM& model, const Tokenizer& tokenizer, const std::string& dir) {
-  policy::save_pretrained(model, dir);
+  if (policy::has_lora(model)) {
+    // LoRA: the adapters only, in PEFT's format, naming the base they were trained on.
+    policy::save_peft_adapter(model, dir, model.source_dir());
+  } else {
+    policy::save_pretrained(model, dir);
+  }
   save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), dir);
 }
 
@@ -231,6 +243,9 @@ void save_final_model(DistributedContext& dist, const policy::CausalLM& model, c
 
 std::vector<at::Tensor> replica_tensors(const policy::CausalLM& model) {
   std::vector<at::Tensor> out = model.parameters();
+  if (policy::has_lora(model)) {
+    for (const at::Tensor& t : policy::trainable_parameters(model)) out.push_back(t);
+  }
   for (const at::Tensor& b : model.buffers()) out.push_back(b);
   return out;
 }

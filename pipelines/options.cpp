@@ -1,10 +1,13 @@
 // The option pieces' read functions (see options.h).
 #include "pipelines/options.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 
+#include "policy/causal_lm.h"
 #include "rewards/scorer.h"
 #include "src/byte_size.h"
 #include "src/logging.h"
@@ -31,6 +34,52 @@ void read_prompt_options(JsonFields& f, PromptOptions& o) {
   f.get("max_prompt_length", o.max_prompt_length);
   f.get("truncation", o.truncation, kTruncationNames);
   require_non_negative(f, "max_prompt_length", o.max_prompt_length);
+}
+
+void read_lora_options(JsonFields& f, LoraStageOptions& o) {
+  f.get("lora_r", o.lora.r);
+  f.get("lora_alpha", o.lora.alpha);
+  f.get("lora_dropout", o.lora.dropout);
+  if (const Json* t = f.raw("lora_target_modules"); t != nullptr && !t->is_null()) {
+    if (t->is_string()) {
+      o.lora.target_modules = {t->get<std::string>()};
+    } else {
+      f.get("lora_target_modules", o.lora.target_modules);
+    }
+    if (o.lora.target_modules.empty()) f.fail("lora_target_modules", "is empty");
+  }
+  f.get("merge_adapter", o.merge_adapter);
+  require_non_negative(f, "lora_r", o.lora.r);
+  if (o.lora.alpha <= 0) f.fail("lora_alpha", "must be positive");
+  if (o.lora.dropout < 0 || o.lora.dropout >= 1) f.fail("lora_dropout", "must be in [0, 1)");
+}
+
+void prepare_lora(policy::CausalLM& model, const LoraStageOptions& o, uint64_t seed, const std::string& stage) {
+  const int64_t total = model.num_parameters();
+  if (policy::has_lora(model)) {
+    const policy::LoraOptions had = policy::lora_options(model);
+    if (o.lora.r == 0) {
+      policy::merge_lora(model);
+      log::info("{}: the model's LoRA adapters are merged; every weight trains", stage);
+      return;
+    }
+    if (had.r != o.lora.r) {
+      throw Error(fmt::format("{}: the model is a LoRA adapter of rank {}, the stage asks for lora_r {}", stage, had.r,
+                              o.lora.r));
+    }
+    log::info("{}: training the model's LoRA adapters further (r {}, {} modules)", stage, had.r,
+              had.target_modules.size());
+  } else if (o.lora.r > 0) {
+    if (model.source_dir().empty()) {
+      throw Error(stage + ": LoRA needs a base model directory to adapt (model), not a model made from model_config");
+    }
+    policy::add_lora(model, o.lora, seed);
+  } else {
+    return;
+  }
+  const int64_t trainable = policy::num_trainable_parameters(model);
+  log::info("{}: LoRA r {} alpha {}: {} trainable parameters ({:.2f}% of {})", stage, o.lora.r, o.lora.alpha, trainable,
+            100.0 * static_cast<double>(trainable) / static_cast<double>(total), total);
 }
 
 namespace {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "pipelines/schedule.h"
+#include "policy/lora.h"
 #include "rollout/engine.h"
 #include "rollout/sampler.h"
 #include "src/config.h"
@@ -43,6 +44,20 @@ struct PromptOptions {
   Truncation truncation = Truncation::left;
 };
 void read_prompt_options(JsonFields& f, PromptOptions& o);
+
+// LoRA (policy/lora.h), TRL's peft_config in a recipe: lora_r > 0 trains adapters on the
+// frozen model instead of its weights (lora_alpha, lora_dropout, lora_target_modules: PEFT's
+// module names or "all-linear"); the stage's model is then a PEFT adapter directory, or with
+// merge_adapter the merged plain model. A stage whose model is an adapter directory goes on
+// training those adapters (lora_r 0: merges them and trains every weight).
+struct LoraStageOptions {
+  policy::LoraOptions lora;
+  bool merge_adapter = false;
+};
+void read_lora_options(JsonFields& f, LoraStageOptions& o);
+// Adds the adapters to `model` (loaded from `model_dir`) or keeps / merges the ones it came
+// with, as `o` says; logs the trainable parameter count naming `stage`.
+void prepare_lora(policy::CausalLM& model, const LoraStageOptions& o, uint64_t seed, const std::string& stage);
 
 // Generation: the sampler's options plus the engine's batch. The completion-length cap is
 // `max_completion_length` in GRPO (TRL's name) and `max_new_tokens` in the other stages, so

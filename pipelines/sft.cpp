@@ -263,10 +263,12 @@ void read_sft_options(JsonFields& f, SftOptions& o, const StageSetting& setting)
   f.get("batch_size", o.batch_size);
   f.get("max_steps", o.max_steps);
   read_optimizer_options(f, o.optimizer);
+  read_lora_options(f, o.lora);
   read_checkpoint_options(f, o.checkpoints);
   f.get("seed", o.seed);
   f.get("device", o.device);
   if (o.model.empty() == o.model_config.is_null()) f.fail("model", "give exactly one of model and model_config");
+  if (o.lora.lora.r > 0 && o.model.empty()) f.fail("lora_r", "LoRA adapts a given model; a model made from model_config trains in full");
   if (!o.model_config.is_null()) {
     // Checked now, with the vocabulary the tokenizer will have, not after earlier stages ran.
     if (!o.model_config.is_object()) f.fail("model_config", "must be an object of config.json keys");
@@ -314,6 +316,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   const Tokenizer tok = load_or_train_tokenizer(o, rows);
   const int32_t eos = tok.token_to_id("<|endoftext|>").value_or(0);
   const std::shared_ptr<policy::CausalLM> model = load_or_create_model(o, tok, eos, device, ctx.stage_name);
+  prepare_lora(*model, o.lora, o.seed, ctx.stage_name);
   const std::vector<Example> examples = sft_examples(rows, o, tok, eos);
   if (examples.empty()) throw Error(o.data + ": no example of at least seq_len+1 tokens");
 
@@ -349,7 +352,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
     }
   }
   StageResult result;
-  result.model_dir = training.save_final(tok);
+  result.model_dir = training.save_final(tok, o.lora.merge_adapter);
   result.summary = {{"type", "sft"},
                     {"params", model->num_parameters()},
                     {"active_params", model->num_active_parameters()},

@@ -54,6 +54,7 @@ struct SftOptions {
   OptimizerOptions optimizer{
       .learning_rate = 1e-3, .lr_scheduler_type = ScheduleType::kCosine, .warmup_steps = 10, .min_lr_ratio = 0.1};
   CheckpointOptions checkpoints;
+  LoraStageOptions lora;  // lora_r > 0: adapters on the frozen `model`
   uint64_t seed = 0;
   std::string device = "auto";
 };

@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "policy/causal_lm.h"
+#include "policy/lora.h"
 #include "src/distributed.h"
 #include "src/logging.h"
 #include "src/metrics.h"
@@ -28,8 +29,9 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       checkpoint_root_((fs::path(context.run_dir) / "checkpoints" / context.stage_name).string()),
       replica_(replica_tensors(model)) {
   DistributedContext& dist = distributed();
-  optimizer_ =
-      std::make_unique<torch::optim::AdamW>(model.parameters(), torch::optim::AdamWOptions(optimizer.learning_rate)
+  // With LoRA only the adapters train: the frozen base has no gradients and no AdamW state.
+  optimizer_ = std::make_unique<torch::optim::AdamW>(policy::trainable_parameters(model),
+                                                     torch::optim::AdamWOptions(optimizer.learning_rate)
                                                                     .betas({optimizer.adam_beta1, optimizer.adam_beta2})
                                                                     .weight_decay(optimizer.weight_decay));
   if (context.resume) {
@@ -55,8 +57,9 @@ double Training::begin_step(int64_t step) {
 }
 
 double Training::step_optimizer() {
-  all_reduce_gradients(distributed(), model_.parameters());
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(model_.parameters(), options_.max_grad_norm);
+  const std::vector<at::Tensor> trained = policy::trainable_parameters(model_);
+  all_reduce_gradients(distributed(), trained);
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(trained, options_.max_grad_norm);
   if (std::isfinite(grad_norm)) {
     nonfinite_in_a_row_ = 0;
     optimizer_->step();
@@ -81,7 +84,12 @@ double Training::step_optimizer() {
 }
 
 void Training::check_finite(const std::string& what) const {
-  const std::string bad = model_.first_nonfinite_parameter();
+  std::string bad = model_.first_nonfinite_parameter();
+  if (bad.empty() && policy::has_lora(model_)) {
+    for (const at::Tensor& t : policy::trainable_parameters(model_)) {
+      if (!at::isfinite(t).all().item<bool>()) bad = "(a LoRA adapter)";
+    }
+  }
   if (!bad.empty()) {
     throw Error(fmt::format("{}: step {}: weight {} has non-finite values; {} not written", context_.stage_name,
                             state.step, bad, what));
@@ -106,9 +114,10 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
   }
 }
 
-std::string Training::save_final(const Tokenizer& tokenizer) {
+std::string Training::save_final(const Tokenizer& tokenizer, bool merge_adapter) {
   const std::string dir = stage_model_dir(context_.run_dir, context_.stage_name);
   check_finite("model");
+  if (merge_adapter && policy::has_lora(model_)) policy::merge_lora(model_);  // a plain HF model
   save_final_model(distributed(), model_, tokenizer, dir);
   return dir;
 }

@@ -29,7 +29,7 @@ namespace r1kit::pipelines {
 
 class Training {
  public:
-  // AdamW over `model`'s parameters; on context.resume, the newest complete checkpoint of the
+  // AdamW over `model`'s trainable parameters (its LoRA adapters when it has them); on context.resume, the newest complete checkpoint of the
   // stage is loaded into model, optimizer, state and `reference` (GRPO's KL reference, kept in
   // checkpoints when given). `max_steps` ends the schedule. Opens RUN/<stage>/ for metrics.
   Training(policy::CausalLM& model, const OptimizerOptions& optimizer, const CheckpointOptions& checkpoints,
@@ -54,8 +54,9 @@ class Training {
   // (an r1kit::Error names the tensor).
   void end_step(int64_t step, const std::map<std::string, double>& row, const Tokenizer& tokenizer,
                 int64_t replica_check_steps);
-  // The final model and tokenizer into RUN/models/<stage> (rank 0, then a barrier).
-  std::string save_final(const Tokenizer& tokenizer);
+  // The final model and tokenizer into RUN/models/<stage> (rank 0, then a barrier): with LoRA
+  // the PEFT adapter directory, or with `merge_adapter` the merged plain model.
+  std::string save_final(const Tokenizer& tokenizer, bool merge_adapter = false);
 
  private:
   policy::CausalLM& model_;

@@ -59,8 +59,13 @@ class CausalLM : public torch::nn::Module {
   // The HF name of the first parameter holding a NaN or an infinity ("" when all are finite):
   // a diverged model must not be saved, trained on or sampled from silently.
   std::string first_nonfinite_parameter() const;
+  // The HF directory the weights were loaded from ("" for a model made from a config): what
+  // a LoRA adapter trained on this model names as its base.
+  const std::string& source_dir() const { return source_dir_; }
+  void set_source_dir(std::string dir) { source_dir_ = std::move(dir); }
 
  private:
+  std::string source_dir_;
   ModelConfig config_;
   RopeTable rope_;
   std::shared_ptr<torch::nn::Module> model_;  // "model" prefix of HF names

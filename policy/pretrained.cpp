@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "policy/lora.h"
 #include "src/atomic_file.h"
 #include "src/config.h"
 #include "src/error.h"
@@ -176,6 +177,12 @@ void add_tokenizer_eos_id(ModelConfig& config, const std::string& dir) {
 }  // namespace
 
 std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceChoice& device) {
+  // A PEFT adapter directory: its base model with the adapters on (frozen base).
+  if (is_peft_adapter_dir(dir) && !fs::exists(fs::path(dir) / "config.json")) {
+    auto model = load_pretrained(peft_base_model(dir), device);
+    load_peft_adapter(*model, dir);
+    return model;
+  }
   ModelConfig config = load_model_config((fs::path(dir) / "config.json").string());
   add_generation_eos_ids(config, dir);
   add_tokenizer_eos_id(config, dir);
@@ -187,6 +194,7 @@ std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceCh
     if (ends_with(b.key(), "e_score_correction_bias")) b.value().set_data(b.value().to(at::kFloat));
   }
   model->tie_weights();
+  model->set_source_dir(fs::absolute(dir).lexically_normal().string());
   return model;
 }
 

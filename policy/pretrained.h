@@ -23,6 +23,8 @@ struct SaveOptions {
 
 // A model with fresh N(0, 0.02) weights (HF's initializer_range), seeded.
 std::shared_ptr<CausalLM> create_model(const ModelConfig& config, uint64_t seed);
+// `dir` is an HF model directory, or a PEFT adapter directory (adapter_config.json, no
+// config.json): then its base_model_name_or_path with the adapters on (policy/lora.h).
 std::shared_ptr<CausalLM> load_pretrained(const std::string& dir, const DeviceChoice& device);
 // Copies the directory's tensors into an existing model (shapes checked, names reported).
 void load_weights(CausalLM& model, const std::string& dir);

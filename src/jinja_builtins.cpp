@@ -248,7 +248,7 @@ Value string_method(const std::string& s, const std::string& name, Args& a) {
   if (name == "find") return code_point_index(s, s.find(need_string(arg(a, 0, "sub"), "find")));
   if (name == "rfind") return code_point_index(s, s.rfind(need_string(arg(a, 0, "sub"), "rfind")));
   if (name == "count") {
-    const std::string& sub = need_string(arg(a, 0, "sub"), "count");
+    const std::string sub = need_string(arg(a, 0, "sub"), "count");  // a copy: arg() returns a temporary
     if (sub.empty()) return static_cast<int64_t>(code_points(s).size()) + 1;
     int64_t n = 0;
     for (size_t pos = s.find(sub); pos != std::string::npos; pos = s.find(sub, pos + sub.size())) ++n;

@@ -261,8 +261,13 @@ class Lexer {
         case 'u':
         case 'U': {
           size_t n = e == 'x' ? 2 : e == 'u' ? 4 : 8;
-          if (pos_ + n > src_.size()) fail(loc, "truncated \\" + std::string(1, e) + " escape");
-          uint32_t cp = static_cast<uint32_t>(std::stoul(src_.substr(pos_, n), nullptr, 16));
+          uint32_t cp = 0;
+          for (size_t i = 0; i < n; ++i) {
+            const char h = pos_ + i < src_.size() ? src_[pos_ + i] : '\0';
+            if (!std::isxdigit(static_cast<unsigned char>(h))) fail(loc, "invalid \\" + std::string(1, e) + " escape");
+            cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+          }
+          if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail(loc, "escape is not a Unicode scalar value");
           pos_ += n;
           append_utf8(out, cp);
           break;

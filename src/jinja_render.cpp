@@ -193,7 +193,10 @@ class Renderer {
   }
 
   Value macro(const Node& node) {
-    Scope closure = scope_;
+    // The macro is stored in one of these frames: holding them strongly would be a cycle
+    // (frame -> macro -> frame) that leaks every frame a template with a macro renders. A
+    // macro never outlives the render, and its frames live as long as the render.
+    std::vector<std::weak_ptr<Frame>> closure(scope_.begin(), scope_.end());
     return Value::function(node.name, [this, &node, closure](Args& args) -> Value {
       if (call_depth_ >= kMaxCallDepth) throw Error("macro calls nested deeper than 200 (a recursive macro?)");
       struct DepthGuard {
@@ -220,7 +223,10 @@ class Renderer {
         set(*frame, param, std::move(v));
       }
       Scope saved = std::move(scope_);
-      scope_ = closure;
+      scope_.clear();
+      for (const auto& weak : closure) {
+        if (auto f = weak.lock()) scope_.push_back(std::move(f));
+      }
       scope_.push_back(frame);
       std::string text;
       try {

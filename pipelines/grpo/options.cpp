@@ -32,6 +32,7 @@ GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   f.get("ref_model_sync_steps", o.ref_model_sync_steps);
   f.get("mask_truncated_completions", o.mask_truncated_completions);
   read_optimizer_options(f, o.optimizer);
+  read_lora_options(f, o.lora);
   read_checkpoint_options(f, o.checkpoints);
   f.get("seed", o.seed);
   f.get("log_completions", o.log_completions);
@@ -52,6 +53,9 @@ GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   require_non_negative(f, "max_steps", o.max_steps);
   require_positive(f, "dynamic_sampling_max_rounds", o.dynamic_sampling_max_rounds);
   require_non_negative(f, "ref_model_sync_steps", o.ref_model_sync_steps);
+  if (o.lora.lora.r > 0 && o.ref_model_sync_steps > 0) {
+    f.fail("ref_model_sync_steps", "cannot reset the reference under LoRA (the reference is the frozen base)");
+  }
   require_non_negative(f, "log_completions", o.log_completions);
   if (!(o.generation.sampling.temperature > 0)) {
     f.fail("temperature",

@@ -43,6 +43,7 @@ struct GrpoOptions {
   // Optimizer (AdamW) and schedule: TRL's default learning rate; tiny CPU models want ~1e-4.
   OptimizerOptions optimizer{.learning_rate = 1e-6, .adam_beta2 = 0.99};
   CheckpointOptions checkpoints;
+  LoraStageOptions lora;  // lora_r > 0: adapters on a frozen policy; beta > 0 then needs no reference copy
   // Housekeeping.
   uint64_t seed = 0;
   int64_t log_completions = 2;  // completions per step written to samples.jsonl

@@ -25,6 +25,7 @@
 #include "pipelines/training.h"
 #include "policy/balancing.h"
 #include "policy/logprobs.h"
+#include "policy/lora.h"
 #include "policy/pretrained.h"
 #include "rewards/scorer.h"
 #include "rollout/engine.h"
@@ -293,6 +294,11 @@ TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, co
       truncated_sampling && N_local > 0 ? score_batch(policy, batch, micro, temperature) : batch.logprobs_roll;
   at::Tensor logprobs_ref;  // [N, T]
   if (run.reference && N_local > 0) logprobs_ref = score_batch(*run.reference, batch, micro, temperature);
+  if (!run.reference && o.loss.beta > 0 && N_local > 0) {
+    // LoRA: the reference is the frozen base, i.e. the policy with its adapters off.
+    policy::AdaptersDisabled base(policy);
+    logprobs_ref = score_batch(policy, batch, micro, temperature);
+  }
   st.seconds_reference = seconds_since(t_ref0);
 
   const auto t_train0 = Clock::now();
@@ -473,7 +479,10 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     throw Error(ctx.stage_name + ": " + o.model + "/generation_config.json sets temperature " +
                 std::to_string(run.sampling.temperature) + "; GRPO samples: set temperature > 0 in the recipe");
   }
-  if (o.loss.beta > 0) run.reference = policy::copy_model(*run.policy);
+  prepare_lora(*run.policy, o.lora, o.seed, ctx.stage_name);
+  // The KL reference: a copy of the initial policy, or with LoRA the same weights with the
+  // adapters switched off (no second model in memory).
+  if (o.loss.beta > 0 && !policy::has_lora(*run.policy)) run.reference = policy::copy_model(*run.policy);
   run.shard = prompt_shard(o.prompts_per_step, dist);
   Training training(*run.policy, o.optimizer, o.checkpoints, o.max_steps, ctx, run.reference.get());
   run.samples = open_samples(ctx, training.state.step);
@@ -513,7 +522,7 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   }
 
   StageResult result;
-  result.model_dir = training.save_final(run.tokenizer);
+  result.model_dir = training.save_final(run.tokenizer, o.lora.merge_adapter);
   result.summary = {{"type", "grpo"},
                     {"params", run.policy->num_parameters()},
                     {"active_params", run.policy->num_active_parameters()},

@@ -14,8 +14,14 @@ Linear::Linear(int64_t in, int64_t out, bool with_bias) {
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
-  if (cpu::packed_linear_applies(x, weight)) return cpu::packed_linear(x, packed_.update(weight), bias);
-  return at::linear(x, weight, bias);
+  at::Tensor y = cpu::packed_linear_applies(x, weight) ? cpu::packed_linear(x, packed_.update(weight), bias)
+                                                       : at::linear(x, weight, bias);  // [..., out]
+  if (!lora || !lora->enabled) return y;
+  // The adapter in its own dtype (fp32 beside a bf16 base), added in the output's.
+  at::Tensor h = x.to(lora->A.scalar_type());  // [..., in]
+  if (is_training() && lora->dropout > 0) h = at::dropout(h, lora->dropout, /*train=*/true);
+  const at::Tensor delta = at::linear(at::linear(h, lora->A), lora->B) * lora->scale;  // [..., out]
+  return y + delta.to(y.scalar_type());
 }
 
 }  // namespace r1kit::policy
