@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   r1kit::cli::add_bench_command(app);
   r1kit::cli::add_generate_command(app);
   r1kit::cli::add_tokenize_command(app);
+  r1kit::cli::add_merge_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

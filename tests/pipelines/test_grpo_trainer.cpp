@@ -255,9 +255,9 @@ TEST(GrpoDynamicSampling, DropsUniformGroupsAndDrawsMore) {
   }
 }
 
-TEST(GrpoResume, KilledRunResumesExactly) {
-  const fs::path dir = testing::scratch_dir("grpo_resume");
-  const std::string recipe = make_fixture(dir, 6);
+// Runs `recipe` uninterrupted in process, and in a child `r1kit run` SIGKILLed once its step-2
+// checkpoint exists then resumed: the final `weights` file, the metrics and the samples match.
+void expect_kill_and_resume_exact(const fs::path& dir, const std::string& recipe, const std::string& weights) {
   // The reference: 6 uninterrupted steps in this process.
   RunArgs straight;
   straight.recipe = recipe;
@@ -290,13 +290,38 @@ TEST(GrpoResume, KilledRunResumesExactly) {
   resumed.out = out;
   resumed.resume = true;
   ASSERT_EQ(run_recipe(resumed), 0);
-  EXPECT_EQ(slurp(dir / "straight" / "models" / "zero" / "model.safetensors"),
-            slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
+  ASSERT_TRUE(fs::exists(dir / "straight" / "models" / "zero" / weights)) << weights;
+  EXPECT_EQ(slurp(dir / "straight" / "models" / "zero" / weights), slurp(fs::path(out) / "models" / "zero" / weights))
       << "final weights differ after kill + resume";
   EXPECT_EQ(metric_rows(dir / "straight"), metric_rows(out));
   // Samples of the steps replayed after the checkpoint are not written twice.
   EXPECT_EQ(read_jsonl((dir / "straight" / "zero" / "samples.jsonl").string()),
             read_jsonl(out + "/zero/samples.jsonl"));
+}
+
+TEST(GrpoResume, KilledRunResumesExactly) {
+  const fs::path dir = testing::scratch_dir("grpo_resume");
+  expect_kill_and_resume_exact(dir, make_fixture(dir, 6), "model.safetensors");
+}
+
+// LoRA: the checkpoints hold the adapters and their AdamW state; the KL reference is the base
+// with the adapters off. Kill + resume ends with the same adapter, bitwise.
+TEST(GrpoResume, KilledLoraRunResumesExactly) {
+  const fs::path dir = testing::scratch_dir("grpo_resume_lora");
+  expect_kill_and_resume_exact(dir, make_fixture(dir, 6, {{"lora_r", 4}, {"lora_alpha", 8}, {"learning_rate", 1e-2}}),
+                               "adapter_model.safetensors");
+  EXPECT_FALSE(fs::exists(dir / "straight" / "models" / "zero" / "model.safetensors"));  // the adapter only
+  // `r1kit merge`: a plain model computing what base + adapter computes.
+  const std::string adapter = (dir / "straight" / "models" / "zero").string(), merged = (dir / "merged").string();
+  const auto o = testing::run_r1kit("merge --adapter '" + adapter + "' --out '" + merged + "'", (dir / "merge.err").string());
+  ASSERT_EQ(o.rc, 0) << o.err;
+  EXPECT_TRUE(fs::exists(fs::path(merged) / "model.safetensors"));
+  EXPECT_TRUE(fs::exists(fs::path(merged) / "tokenizer_config.json"));
+  at::NoGradGuard no_grad;
+  const at::Tensor tokens = at::arange(2, 12, at::kLong).unsqueeze(0);  // [1, 10]
+  auto with_adapter = policy::load_pretrained(adapter, resolve_device("cpu"));
+  auto plain = policy::load_pretrained(merged, resolve_device("cpu"));
+  EXPECT_LT((with_adapter->forward(tokens) - plain->forward(tokens)).abs().max().item<double>(), 1e-5);
 }
 
 // Issue 12, case 6: the newest checkpoint's optimizer.pt was cut short after it was written
