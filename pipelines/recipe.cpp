@@ -8,6 +8,7 @@
 
 #include "pipelines/report.h"
 #include "pipelines/stage.h"
+#include "policy/lora.h"
 #include "src/atomic_file.h"
 #include "src/distributed.h"
 #include "src/logging.h"
@@ -84,7 +85,17 @@ void check_input(const StageInput& in, const Planned& planned, const std::string
       break;
     case StageInput::Kind::kModelDir:
       if (!fs::is_directory(in.path, ec)) throw Error(at + " is not a directory");
-      if (!fs::exists(fs::path(in.path) / "config.json", ec)) throw Error(at + " has no config.json (not a model)");
+      if (fs::exists(fs::path(in.path) / "adapter_config.json", ec) && !fs::exists(fs::path(in.path) / "config.json", ec)) {
+        // A PEFT adapter directory: its base must be a model.
+        const std::string base = policy::peft_base_model(in.path);
+        if (!fs::exists(fs::path(base) / "config.json", ec)) {
+          throw Error(at + " is a LoRA adapter whose base " + base + " has no config.json (not a model)");
+        }
+        break;
+      }
+      if (!fs::exists(fs::path(in.path) / "config.json", ec)) {
+        throw Error(at + " has no config.json (not a model, nor a PEFT adapter directory)");
+      }
       break;
     case StageInput::Kind::kTokenizer:
       if (!fs::is_regular_file(in.path, ec) && !fs::is_regular_file(fs::path(in.path) / "tokenizer.json", ec)) {

@@ -317,11 +317,33 @@ TEST(GrpoResume, KilledLoraRunResumesExactly) {
   ASSERT_EQ(o.rc, 0) << o.err;
   EXPECT_TRUE(fs::exists(fs::path(merged) / "model.safetensors"));
   EXPECT_TRUE(fs::exists(fs::path(merged) / "tokenizer_config.json"));
-  at::NoGradGuard no_grad;
-  const at::Tensor tokens = at::arange(2, 12, at::kLong).unsqueeze(0);  // [1, 10]
-  auto with_adapter = policy::load_pretrained(adapter, resolve_device("cpu"));
-  auto plain = policy::load_pretrained(merged, resolve_device("cpu"));
-  EXPECT_LT((with_adapter->forward(tokens) - plain->forward(tokens)).abs().max().item<double>(), 1e-5);
+  {
+    at::NoGradGuard no_grad;
+    const at::Tensor tokens = at::arange(2, 12, at::kLong).unsqueeze(0);  // [1, 10]
+    auto with_adapter = policy::load_pretrained(adapter, resolve_device("cpu"));
+    auto plain = policy::load_pretrained(merged, resolve_device("cpu"));
+    EXPECT_LT((with_adapter->forward(tokens) - plain->forward(tokens)).abs().max().item<double>(), 1e-5);
+  }
+
+  // A stage can start from the adapter directory: with the same rank it trains those adapters
+  // further (its output is an adapter again), with lora_r 0 it merges them and trains every
+  // weight (its output is a plain model).
+  for (const int64_t r : {4, 0}) {
+    Json recipe = read_json_file((dir / "recipe.json").string());
+    Json& stage = recipe["stages"][0];
+    stage["model"] = adapter;
+    stage["lora_r"] = r;
+    stage["max_steps"] = 2;
+    const std::string path = (dir / ("from_adapter_" + std::to_string(r) + ".json")).string();
+    std::ofstream(path) << recipe.dump();
+    RunArgs args;
+    args.recipe = path;
+    args.out = (dir / ("from_adapter_" + std::to_string(r))).string();
+    ASSERT_EQ(run_recipe(args), 0);
+    const fs::path out_model = fs::path(args.out) / "models" / "zero";
+    EXPECT_EQ(fs::exists(out_model / "adapter_model.safetensors"), r > 0) << "lora_r " << r;
+    EXPECT_EQ(fs::exists(out_model / "model.safetensors"), r == 0) << "lora_r " << r;
+  }
 }
 
 // Issue 12, case 6: the newest checkpoint's optimizer.pt was cut short after it was written

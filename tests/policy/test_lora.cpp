@@ -130,6 +130,25 @@ TEST_P(LoraParity, R1kitAdapterInPeftAndPeftAdapterInR1kit) {
 
 INSTANTIATE_TEST_SUITE_P(Architectures, LoraParity, ::testing::Values("qwen3_moe", "deepseek_v3", "llama"));
 
+// A bf16 base with fp32 adapters (the memory-saving layout on a GPU): forward and backward
+// run, the adapters' gradients are fp32, the base has none.
+TEST(Lora, Bf16BaseWithFp32Adapters) {
+  auto model = create_model(testing::tiny_config("qwen3_moe"), 1);
+  model->to(at::kBFloat16);
+  LoraOptions o;
+  o.r = 4;
+  add_lora(*model, o, 0);
+  model->train();
+  const at::Tensor logits = model->forward(at::tensor(kIds, at::kLong).unsqueeze(0));  // [1, T, V]
+  EXPECT_EQ(logits.scalar_type(), at::kBFloat16);
+  logits.to(at::kFloat).sum().backward();
+  for (const at::Tensor& t : trainable_parameters(*model)) {
+    ASSERT_TRUE(t.grad().defined());
+    EXPECT_EQ(t.grad().scalar_type(), at::kFloat);
+  }
+  for (const at::Tensor& p : model->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
 TEST(Lora, TargetsAndErrors) {
   auto model = create_model(testing::tiny_config("qwen3_moe"), 1);
   LoraOptions o;
