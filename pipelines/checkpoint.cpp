@@ -1,8 +1,6 @@
 // save_checkpoint / latest_checkpoint / load_checkpoint (see checkpoint.h).
 #include "pipelines/checkpoint.h"
 
-#include "policy/lora.h"
-
 #include <c10/util/Exception.h>
 #include <torch/optim/optimizer.h>
 #include <torch/serialize.h>

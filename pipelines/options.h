@@ -36,11 +36,11 @@ inline constexpr EnumName<Truncation> kTruncationNames[] = {
 // the model's chat template and its generation prompt, with the row's `tools` and the
 // recipe's and the row's chat_template_kwargs, the row's keys winning).
 struct PromptOptions {
-  std::string data;                          // JSONL or Parquet of prompts (required)
-  std::string prompt_field = "prompt";       // the row's question: text or messages
-  std::string prompt_template = "{prompt}";  // text prompts: {prompt} is replaced by the question
+  std::string data;                            // JSONL or Parquet of prompts (required)
+  std::string prompt_field = "prompt";         // the row's question: text or messages
+  std::string prompt_template = "{prompt}";    // text prompts: {prompt} is replaced by the question
   Json chat_template_kwargs = Json::object();  // conversational prompts: extra template variables
-  int64_t max_prompt_length = 0;             // tokens of the rendered prompt; 0 = no limit but the window
+  int64_t max_prompt_length = 0;               // tokens of the rendered prompt; 0 = no limit but the window
   Truncation truncation = Truncation::left;
 };
 void read_prompt_options(JsonFields& f, PromptOptions& o);

@@ -49,7 +49,7 @@ class PromptData {
 
   std::vector<Json> rows_;
   std::vector<std::optional<Conversation>> conversations_;  // per row
-  std::vector<std::string> wheres_;                          // per row: "file:line"
+  std::vector<std::string> wheres_;                         // per row: "file:line"
   PromptOptions o_;
   uint64_t seed_;
   bool conversational_ = false;

@@ -85,7 +85,8 @@ void check_input(const StageInput& in, const Planned& planned, const std::string
       break;
     case StageInput::Kind::kModelDir:
       if (!fs::is_directory(in.path, ec)) throw Error(at + " is not a directory");
-      if (fs::exists(fs::path(in.path) / "adapter_config.json", ec) && !fs::exists(fs::path(in.path) / "config.json", ec)) {
+      if (fs::exists(fs::path(in.path) / "adapter_config.json", ec) &&
+          !fs::exists(fs::path(in.path) / "config.json", ec)) {
         // A PEFT adapter directory: its base must be a model.
         const std::string base = policy::peft_base_model(in.path);
         if (!fs::exists(fs::path(base) / "config.json", ec)) {

@@ -15,9 +15,9 @@
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
 #include "src/bpe_trainer.h"
-#include "src/distributed.h"
 #include "src/chat_template.h"
 #include "src/dataset_rows.h"
+#include "src/distributed.h"
 #include "src/files.h"
 #include "src/jsonl.h"
 #include "src/logging.h"
@@ -46,7 +46,7 @@ std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const 
                                      int32_t eos) {
   std::vector<Example> out;
   const size_t window = static_cast<size_t>(o.seq_len) + 1;
-  std::vector<int32_t> stream;  // {"text"} rows are packed: concatenated with EOS, cut in windows
+  std::vector<int32_t> stream;       // {"text"} rows are packed: concatenated with EOS, cut in windows
   std::optional<ChatTemplate> chat;  // parsed at the first conversational row
   const jinja::Dict stage_kwargs = jinja::from_json(o.chat_template_kwargs).dict();
   auto conversation = [&](const DatasetRow& row, const std::string& key) {
@@ -61,8 +61,8 @@ std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const 
     const nlohmann::ordered_json& f = row.fields;
     if (auto it = f.find(o.messages_field); it != f.end() && it->is_array()) {
       const Conversation c = conversation(row, o.messages_field);
-      out.push_back(conversation_example(chat->encode_with_assistant_mask(tok, c, row.where), window,
-                                         o.assistant_only_loss));
+      out.push_back(
+          conversation_example(chat->encode_with_assistant_mask(tok, c, row.where), window, o.assistant_only_loss));
       continue;
     }
     if (auto it = f.find(o.prompt_field); it != f.end() && it->is_array()) {
@@ -79,9 +79,9 @@ std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const 
     auto text = [&](const std::string& key) {
       auto it = f.find(key);
       if (it == f.end() || !it->is_string()) {
-        throw Error(missing_field_message(row, key, " (rows need '" + o.text_field + "', '" + o.messages_field +
-                                                        "', or '" + o.prompt_field + "' and '" + o.completion_field +
-                                                        "')"));
+        throw Error(missing_field_message(row, key,
+                                          " (rows need '" + o.text_field + "', '" + o.messages_field + "', or '" +
+                                              o.prompt_field + "' and '" + o.completion_field + "')"));
       }
       return it->get<std::string>();
     };
@@ -268,7 +268,8 @@ void read_sft_options(JsonFields& f, SftOptions& o, const StageSetting& setting)
   f.get("seed", o.seed);
   f.get("device", o.device);
   if (o.model.empty() == o.model_config.is_null()) f.fail("model", "give exactly one of model and model_config");
-  if (o.lora.lora.r > 0 && o.model.empty()) f.fail("lora_r", "LoRA adapts a given model; a model made from model_config trains in full");
+  if (o.lora.lora.r > 0 && o.model.empty())
+    f.fail("lora_r", "LoRA adapts a given model; a model made from model_config trains in full");
   if (!o.model_config.is_null()) {
     // Checked now, with the vocabulary the tokenizer will have, not after earlier stages ran.
     if (!o.model_config.is_object()) f.fail("model_config", "must be an object of config.json keys");

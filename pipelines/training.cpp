@@ -32,8 +32,8 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
   // With LoRA only the adapters train: the frozen base has no gradients and no AdamW state.
   optimizer_ = std::make_unique<torch::optim::AdamW>(policy::trainable_parameters(model),
                                                      torch::optim::AdamWOptions(optimizer.learning_rate)
-                                                                    .betas({optimizer.adam_beta1, optimizer.adam_beta2})
-                                                                    .weight_decay(optimizer.weight_decay));
+                                                         .betas({optimizer.adam_beta1, optimizer.adam_beta2})
+                                                         .weight_decay(optimizer.weight_decay));
   if (context.resume) {
     if (const auto chosen = agreed_latest_checkpoint(checkpoint_root_, dist)) {
       state = load_checkpoint(*chosen, model, *optimizer_, reference);

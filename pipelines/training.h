@@ -29,9 +29,9 @@ namespace r1kit::pipelines {
 
 class Training {
  public:
-  // AdamW over `model`'s trainable parameters (its LoRA adapters when it has them); on context.resume, the newest complete checkpoint of the
-  // stage is loaded into model, optimizer, state and `reference` (GRPO's KL reference, kept in
-  // checkpoints when given). `max_steps` ends the schedule. Opens RUN/<stage>/ for metrics.
+  // AdamW over `model`'s trainable parameters (its LoRA adapters when it has them); on context.resume, the newest
+  // complete checkpoint of the stage is loaded into model, optimizer, state and `reference` (GRPO's KL reference, kept
+  // in checkpoints when given). `max_steps` ends the schedule. Opens RUN/<stage>/ for metrics.
   Training(policy::CausalLM& model, const OptimizerOptions& optimizer, const CheckpointOptions& checkpoints,
            int64_t max_steps, const StageContext& context, policy::CausalLM* reference = nullptr);
   ~Training();

@@ -62,7 +62,7 @@ std::shared_ptr<LoraAdapter> new_adapter(const Linear& layer, const LoraOptions&
   const auto options = at::TensorOptions().dtype(at::kFloat).device(layer.weight.device());
   const double bound = 1.0 / std::sqrt(static_cast<double>(in));
   a->A = at::empty({o.r, in}, options).uniform_(-bound, bound).requires_grad_(true);  // [r, in]
-  a->B = at::zeros({out, o.r}, options).requires_grad_(true);                           // [out, r]
+  a->B = at::zeros({out, o.r}, options).requires_grad_(true);                         // [out, r]
   a->scale = o.alpha / static_cast<double>(o.r);
   a->dropout = o.dropout;
   return a;
@@ -84,9 +84,8 @@ std::vector<std::string> add_lora(CausalLM& model, const LoraOptions& o, uint64_
   }
   for (const std::string& t : o.target_modules) {
     const bool any = t == "all-linear" ? !names.empty()
-                                       : std::any_of(names.begin(), names.end(), [&](const std::string& n) {
-                                           return targeted(n, {t});
-                                         });
+                                       : std::any_of(names.begin(), names.end(),
+                                                     [&](const std::string& n) { return targeted(n, {t}); });
     if (!any) {
       std::set<std::string> known;
       for (const auto& [name, layer] : linear_layers(model)) known.insert(name.substr(name.rfind('.') + 1));
@@ -202,11 +201,14 @@ LoraOptions read_adapter_config(const std::string& dir) {
   const std::string path = (fs::path(dir) / "adapter_config.json").string();
   const Json c = read_json_file(path);
   if (!c.is_object()) throw Error(path + ": expected a JSON object");
-  if (c.value("peft_type", "") != "LORA") throw Error(path + ": peft_type is " + c.value("peft_type", Json()).dump() + ", only LORA is supported");
+  if (c.value("peft_type", "") != "LORA")
+    throw Error(path + ": peft_type is " + c.value("peft_type", Json()).dump() + ", only LORA is supported");
   for (const char* key : {"use_rslora", "use_dora"}) {
-    if (c.contains(key) && c[key].is_boolean() && c[key].get<bool>()) throw Error(path + ": " + key + " is not supported");
+    if (c.contains(key) && c[key].is_boolean() && c[key].get<bool>())
+      throw Error(path + ": " + key + " is not supported");
   }
-  if (c.contains("bias") && c["bias"].is_string() && c["bias"] != "none") throw Error(path + ": bias \"" + c["bias"].get<std::string>() + "\" is not supported (only \"none\")");
+  if (c.contains("bias") && c["bias"].is_string() && c["bias"] != "none")
+    throw Error(path + ": bias \"" + c["bias"].get<std::string>() + "\" is not supported (only \"none\")");
   LoraOptions o;
   for (const char* key : {"rank_pattern", "alpha_pattern"}) {
     // Per-module ranks are not supported; PEFT writes patterns that match nothing too
@@ -218,7 +220,8 @@ LoraOptions read_adapter_config(const std::string& dir) {
   if (c.contains("fan_in_fan_out") && c["fan_in_fan_out"].is_boolean() && c["fan_in_fan_out"].get<bool>()) {
     throw Error(path + ": fan_in_fan_out is not supported");
   }
-  if (!c.contains("r") || !c["r"].is_number_integer() || c["r"].get<int64_t>() <= 0) throw Error(path + ": r must be a positive integer");
+  if (!c.contains("r") || !c["r"].is_number_integer() || c["r"].get<int64_t>() <= 0)
+    throw Error(path + ": r must be a positive integer");
   o.r = c["r"].get<int64_t>();
   if (c.contains("lora_alpha") && c["lora_alpha"].is_number()) o.alpha = c["lora_alpha"].get<double>();
   if (c.contains("lora_dropout") && c["lora_dropout"].is_number()) o.dropout = c["lora_dropout"].get<double>();

@@ -24,9 +24,9 @@ namespace r1kit::policy {
 class CausalLM;
 
 struct LoraOptions {
-  int64_t r = 0;             // rank; 0 = no adapters (full fine-tuning)
-  double alpha = 16;         // scale alpha / r
-  double dropout = 0;        // on the adapter's input, in training mode
+  int64_t r = 0;       // rank; 0 = no adapters (full fine-tuning)
+  double alpha = 16;   // scale alpha / r
+  double dropout = 0;  // on the adapter's input, in training mode
   // PEFT's names: the last component of a module's name ("q_proj", "down_proj"), or
   // "all-linear": every Linear layer outside the MoE blocks (the output head is not one;
   // routed and shared experts and the router stay frozen).

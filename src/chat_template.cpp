@@ -76,8 +76,9 @@ ChatTemplate::Masked masked(const Tokenizer& tokenizer, const std::string& text,
   for (int32_t id : out.ids) {
     const std::string_view bytes = tokenizer.token_bytes(id);
     if (normalized.compare(at, bytes.size(), bytes) != 0) {
-      throw Error(where + ": the tokens do not spell the rendered conversation byte for byte, so the assistant "
-                          "tokens cannot be located");
+      throw Error(where +
+                  ": the tokens do not spell the rendered conversation byte for byte, so the assistant "
+                  "tokens cannot be located");
     }
     ranges.emplace_back(at, at + bytes.size());
     at += bytes.size();

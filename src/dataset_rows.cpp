@@ -15,7 +15,8 @@ std::string missing_field_message(const DatasetRow& row, const std::string& fiel
   const size_t colon = row.where.find(": row ");
   if (colon != std::string::npos && !row.fields.contains(field)) {
     std::string columns;
-    for (auto it = row.fields.begin(); it != row.fields.end(); ++it) columns += (columns.empty() ? "" : ", ") + it.key();
+    for (auto it = row.fields.begin(); it != row.fields.end(); ++it)
+      columns += (columns.empty() ? "" : ", ") + it.key();
     return row.where.substr(0, colon) + ": no column '" + field + "'" + what + " (its columns: " + columns + ")";
   }
   return row.where + ": no field '" + field + "'" + what;

@@ -55,13 +55,13 @@ using Body = std::vector<Node>;
 
 struct Node {
   enum class Kind {
-    kText,        // text
-    kOutput,      // {{ expr }}
-    kIf,          // branches: (condition, body)...; else_body
-    kFor,         // for targets in expr [if filter]: body; else_body when nothing iterated
-    kSet,         // set targets = expr (targets: [name] or [name, attribute])
-    kSetBlock,    // set targets[0] %}body{% endset
-    kMacro,       // macro name(params): body
+    kText,      // text
+    kOutput,    // {{ expr }}
+    kIf,        // branches: (condition, body)...; else_body
+    kFor,       // for targets in expr [if filter]: body; else_body when nothing iterated
+    kSet,       // set targets = expr (targets: [name] or [name, attribute])
+    kSetBlock,  // set targets[0] %}body{% endset
+    kMacro,     // macro name(params): body
     kBreak,
     kContinue,
     kGeneration,  // generation: body

@@ -28,9 +28,24 @@ const std::string& need_string(const Value& v, const char* what) {
 // --- strings (UTF-8; Python counts code points) ----------------------------------------------
 
 bool is_unicode_space(std::string_view cp) {
-  static const char* kSpaces[] = {" ", "\t", "\n", "\v", "\f", "\r", "\x1c", "\x1d", "\x1e", "\x1f",
-                                  "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\xa8", "\xe2\x80\xa9",
-                                  "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+  static const char* kSpaces[] = {" ",
+                                  "\t",
+                                  "\n",
+                                  "\v",
+                                  "\f",
+                                  "\r",
+                                  "\x1c",
+                                  "\x1d",
+                                  "\x1e",
+                                  "\x1f",
+                                  "\xc2\x85",
+                                  "\xc2\xa0",
+                                  "\xe1\x9a\x80",
+                                  "\xe2\x80\xa8",
+                                  "\xe2\x80\xa9",
+                                  "\xe2\x80\xaf",
+                                  "\xe2\x81\x9f",
+                                  "\xe3\x80\x80"};
   for (const char* s : kSpaces) {
     if (cp == s) return true;
   }
@@ -279,9 +294,9 @@ Value string_method(const std::string& s, const std::string& name, Args& a) {
 }
 
 bool is_string_method(const std::string& name) {
-  static const char* kNames[] = {"strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "startswith",
-                                 "endswith", "upper", "lower", "title", "capitalize", "replace", "find",
-                                 "rfind", "count", "join", "isdigit", "isspace", "isalpha", "isalnum"};
+  static const char* kNames[] = {"strip",    "lstrip", "rstrip", "split",   "rsplit",     "splitlines", "startswith",
+                                 "endswith", "upper",  "lower",  "title",   "capitalize", "replace",    "find",
+                                 "rfind",    "count",  "join",   "isdigit", "isspace",    "isalpha",    "isalnum"};
   return std::find_if(std::begin(kNames), std::end(kNames), [&](const char* n) { return name == n; }) !=
          std::end(kNames);
 }
@@ -290,11 +305,16 @@ bool is_string_method(const std::string& name) {
 
 int64_t length(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return 0;
-    case Value::Kind::kString: return static_cast<int64_t>(code_points(v.as_string()).size());
-    case Value::Kind::kList: return static_cast<int64_t>(v.list().size());
-    case Value::Kind::kDict: return static_cast<int64_t>(v.dict().size());
-    default: throw Error("object of type '" + v.type_name() + "' has no len()");
+    case Value::Kind::kUndefined:
+      return 0;
+    case Value::Kind::kString:
+      return static_cast<int64_t>(code_points(v.as_string()).size());
+    case Value::Kind::kList:
+      return static_cast<int64_t>(v.list().size());
+    case Value::Kind::kDict:
+      return static_cast<int64_t>(v.dict().size());
+    default:
+      throw Error("object of type '" + v.type_name() + "' has no len()");
   }
 }
 
@@ -395,7 +415,8 @@ const std::map<std::string, FilterFn>& filters() {
   static const std::map<std::string, FilterFn> table = [] {
     std::map<std::string, FilterFn> t;
     t["abs"] = [](const Value& v, Args&) -> Value {
-      return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_float())) : Value(static_cast<int64_t>(std::llabs(v.as_int())));
+      return v.kind() == Value::Kind::kFloat ? Value(std::fabs(v.as_float()))
+                                             : Value(static_cast<int64_t>(std::llabs(v.as_int())));
     };
     t["capitalize"] = [](const Value& v, Args&) -> Value { return capitalize(v.str()); };
     t["count"] = [](const Value& v, Args&) -> Value { return length(v); };
@@ -463,8 +484,12 @@ const std::map<std::string, FilterFn>& filters() {
       return out;
     };
     t["list"] = [](const Value& v, Args&) -> Value { return iterate(v); };
-    t["lower"] = [](const Value& v, Args&) -> Value { return map_ascii(v.str(), [](int c) { return std::tolower(c); }); };
-    t["upper"] = [](const Value& v, Args&) -> Value { return map_ascii(v.str(), [](int c) { return std::toupper(c); }); };
+    t["lower"] = [](const Value& v, Args&) -> Value {
+      return map_ascii(v.str(), [](int c) { return std::tolower(c); });
+    };
+    t["upper"] = [](const Value& v, Args&) -> Value {
+      return map_ascii(v.str(), [](int c) { return std::toupper(c); });
+    };
     t["map"] = [](const Value& v, Args& a) -> Value {
       List out;
       Value attribute = arg(a, 99, "attribute");
@@ -606,11 +631,16 @@ const std::map<std::string, TestFn>& tests() {
       if (v.kind() != other.kind()) return false;
       switch (v.kind()) {
         case K::kNone:
-        case K::kUndefined: return true;
-        case K::kBool: return v.as_bool() == other.as_bool();
-        case K::kList: return &v.list() == &other.list();
-        case K::kDict: return &v.dict() == &other.dict();
-        default: return equal(v, other);
+        case K::kUndefined:
+          return true;
+        case K::kBool:
+          return v.as_bool() == other.as_bool();
+        case K::kList:
+          return &v.list() == &other.list();
+        case K::kDict:
+          return &v.dict() == &other.dict();
+        default:
+          return equal(v, other);
       }
     };
     return t;
@@ -643,8 +673,10 @@ bool apply_test(const std::string& name, const Value& subject, Args& args) {
 
 List iterate(const Value& v) {
   switch (v.kind()) {
-    case Value::Kind::kUndefined: return {};
-    case Value::Kind::kList: return v.list();
+    case Value::Kind::kUndefined:
+      return {};
+    case Value::Kind::kList:
+      return v.list();
     case Value::Kind::kDict: {
       List keys;
       for (const auto& kv : v.dict()) keys.emplace_back(kv.first);
@@ -655,7 +687,8 @@ List iterate(const Value& v) {
       for (auto cp : code_points(v.as_string())) out.emplace_back(std::string(cp));
       return out;
     }
-    default: throw Error("'" + v.type_name() + "' object is not iterable");
+    default:
+      throw Error("'" + v.type_name() + "' object is not iterable");
   }
 }
 
@@ -703,7 +736,8 @@ Value bound(const Value& object, const std::string& name) {
 
 Value get_attribute(const Value& object, const std::string& name) {
   switch (object.kind()) {
-    case Value::Kind::kUndefined: undefined_error(object);
+    case Value::Kind::kUndefined:
+      undefined_error(object);
     case Value::Kind::kDict:
       if (name == "items" || name == "keys" || name == "values" || name == "get") return bound(object, name);
       if (const Value* v = object.find(name)) return *v;
@@ -714,14 +748,16 @@ Value get_attribute(const Value& object, const std::string& name) {
     case Value::Kind::kList:
       if (name == "index" || name == "count") return bound(object, name);
       break;
-    default: break;
+    default:
+      break;
   }
   return Value::undefined("'" + object.type_name() + " object' has no attribute '" + name + "'");
 }
 
 Value get_item(const Value& object, const Value& key) {
   switch (object.kind()) {
-    case Value::Kind::kUndefined: undefined_error(object);
+    case Value::Kind::kUndefined:
+      undefined_error(object);
     case Value::Kind::kDict:
       if (key.is_string()) {
         if (const Value* v = object.find(key.as_string())) return *v;
@@ -746,7 +782,8 @@ Value get_item(const Value& object, const Value& key) {
       }
       if (key.is_string()) return get_attribute(object, key.as_string());
       break;
-    default: break;
+    default:
+      break;
   }
   return Value::undefined("'" + object.type_name() + " object' has no item " + key.repr());
 }
@@ -793,7 +830,8 @@ Dict builtin_globals() {
                    std::tm local{};
                    localtime_r(&now, &local);
                    char buf[256];
-                   size_t n = std::strftime(buf, sizeof(buf), need_string(arg(a, 0, "format"), "strftime_now").c_str(), &local);
+                   size_t n = std::strftime(buf, sizeof(buf), need_string(arg(a, 0, "format"), "strftime_now").c_str(),
+                                            &local);
                    return std::string(buf, n);
                  }));
   g.emplace_back("range", Value::function("range", [](Args& a) -> Value {

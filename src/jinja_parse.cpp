@@ -170,15 +170,16 @@ class Lexer {
       char c = src_[pos_];
       if (std::isalpha(static_cast<unsigned char>(c)) || c == '_') {
         size_t start = pos_;
-        while (pos_ < src_.size() && (std::isalnum(static_cast<unsigned char>(src_[pos_])) || src_[pos_] == '_')) ++pos_;
+        while (pos_ < src_.size() && (std::isalnum(static_cast<unsigned char>(src_[pos_])) || src_[pos_] == '_'))
+          ++pos_;
         tokens.push_back(Token{Token::Kind::kName, src_.substr(start, pos_ - start), {}, loc});
       } else if (std::isdigit(static_cast<unsigned char>(c))) {
         tokens.push_back(lex_number(loc));
       } else if (c == '\'' || c == '"') {
         tokens.push_back(Token{Token::Kind::kString, lex_string(loc), {}, loc});
       } else {
-        static const char* kOps[] = {"**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<", ">",
-                                     "=", "(", ")", "[", "]", "{", "}", ".", ",", ":", "|"};
+        static const char* kOps[] = {"**", "//", "==", "!=", "<=", ">=", "+", "-", "*", "/", "%", "~", "<",
+                                     ">",  "=",  "(",  ")",  "[",  "]",  "{", "}", ".", ",", ":", "|"};
         const char* op = nullptr;
         for (const char* o : kOps) {
           if (at(o)) {
@@ -245,18 +246,41 @@ class Lexer {
       if (pos_ >= src_.size()) fail(loc, "string literal is not closed");
       char e = src_[pos_++];
       switch (e) {
-        case 'n': out += '\n'; break;
-        case 't': out += '\t'; break;
-        case 'r': out += '\r'; break;
-        case '0': out += '\0'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'v': out += '\v'; break;
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case '\n': break;
+        case 'n':
+          out += '\n';
+          break;
+        case 't':
+          out += '\t';
+          break;
+        case 'r':
+          out += '\r';
+          break;
+        case '0':
+          out += '\0';
+          break;
+        case 'a':
+          out += '\a';
+          break;
+        case 'b':
+          out += '\b';
+          break;
+        case 'f':
+          out += '\f';
+          break;
+        case 'v':
+          out += '\v';
+          break;
+        case '\\':
+          out += '\\';
+          break;
+        case '\'':
+          out += '\'';
+          break;
+        case '"':
+          out += '"';
+          break;
+        case '\n':
+          break;
         case 'x':
         case 'u':
         case 'U': {
@@ -265,7 +289,8 @@ class Lexer {
           for (size_t i = 0; i < n; ++i) {
             const char h = pos_ + i < src_.size() ? src_[pos_ + i] : '\0';
             if (!std::isxdigit(static_cast<unsigned char>(h))) fail(loc, "invalid \\" + std::string(1, e) + " escape");
-            cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
+            cp = cp * 16 +
+                 static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (h | 0x20) - 'a' + 10);
           }
           if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail(loc, "escape is not a Unicode scalar value");
           pos_ += n;
@@ -357,7 +382,8 @@ class Parser {
       body.push_back(parse_statement());
     }
     if (!stops.empty()) {
-      fail(pieces_.empty() ? Location{} : pieces_.back().loc, "unexpected end of template: missing '" + stops.back() + "'");
+      fail(pieces_.empty() ? Location{} : pieces_.back().loc,
+           "unexpected end of template: missing '" + stops.back() + "'");
     }
     return body;
   }
@@ -748,7 +774,8 @@ class Parser {
         }
         fail(t.loc, "unexpected '" + t.text + "'");
       }
-      case Token::Kind::kEnd: fail(t.loc, "expected an expression, found the end of the tag");
+      case Token::Kind::kEnd:
+        fail(t.loc, "expected an expression, found the end of the tag");
     }
     fail(t.loc, "unexpected token");
   }
@@ -855,8 +882,8 @@ class Parser {
           parse_args(*e);
         } else if ((current().kind == Token::Kind::kString || current().kind == Token::Kind::kInt ||
                     current().kind == Token::Kind::kFloat || is_op("[") || is_op("{") ||
-                    (current().kind == Token::Kind::kName && !is_name("else") && !is_name("or") &&
-                     !is_name("and") && !is_name("if") && !is_name("in") && !is_name("not")))) {
+                    (current().kind == Token::Kind::kName && !is_name("else") && !is_name("or") && !is_name("and") &&
+                     !is_name("if") && !is_name("in") && !is_name("not")))) {
           e->items.push_back(parse_primary());  // `is divisibleby 3`, `is sameas none`
         }
         node = std::move(e);

@@ -48,8 +48,7 @@ class Renderer {
 
  private:
   [[noreturn]] void fail(Location loc, const std::string& what) const {
-    throw LocatedError(program_.name + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column) + ": " +
-                       what);
+    throw LocatedError(program_.name + ":" + std::to_string(loc.line) + ":" + std::to_string(loc.column) + ": " + what);
   }
 
   static void set(Frame& frame, const std::string& name, Value v) {
@@ -83,19 +82,32 @@ class Renderer {
 
   Flow render(const Node& node) {
     switch (node.kind) {
-      case Node::Kind::kText: *out_ += node.text; return Flow::kNormal;
-      case Node::Kind::kOutput: *out_ += eval(*node.expr).str(); return Flow::kNormal;
+      case Node::Kind::kText:
+        *out_ += node.text;
+        return Flow::kNormal;
+      case Node::Kind::kOutput:
+        *out_ += eval(*node.expr).str();
+        return Flow::kNormal;
       case Node::Kind::kIf:
         for (const auto& [cond, body] : node.branches) {
           if (eval(*cond).truthy()) return render(body);
         }
         return render(node.else_body);
-      case Node::Kind::kFor: return render_for(node);
-      case Node::Kind::kSet: assign(node, eval(*node.expr)); return Flow::kNormal;
-      case Node::Kind::kSetBlock: assign(node, Value(capture(node.body))); return Flow::kNormal;
-      case Node::Kind::kMacro: set(*scope_.back(), node.name, macro(node)); return Flow::kNormal;
-      case Node::Kind::kBreak: return Flow::kBreak;
-      case Node::Kind::kContinue: return Flow::kContinue;
+      case Node::Kind::kFor:
+        return render_for(node);
+      case Node::Kind::kSet:
+        assign(node, eval(*node.expr));
+        return Flow::kNormal;
+      case Node::Kind::kSetBlock:
+        assign(node, Value(capture(node.body)));
+        return Flow::kNormal;
+      case Node::Kind::kMacro:
+        set(*scope_.back(), node.name, macro(node));
+        return Flow::kNormal;
+      case Node::Kind::kBreak:
+        return Flow::kBreak;
+      case Node::Kind::kContinue:
+        return Flow::kContinue;
       case Node::Kind::kGeneration: {
         size_t begin = out_->size();
         Flow flow = render(node.body);
@@ -261,8 +273,10 @@ class Renderer {
 
   Value eval_unlocated(const Expr& e) {
     switch (e.kind) {
-      case Expr::Kind::kLiteral: return e.literal;
-      case Expr::Kind::kName: return lookup(e.name);
+      case Expr::Kind::kLiteral:
+        return e.literal;
+      case Expr::Kind::kName:
+        return lookup(e.name);
       case Expr::Kind::kList: {
         List items;
         for (const auto& item : e.items) items.push_back(eval(*item));
@@ -277,8 +291,10 @@ class Renderer {
         }
         return dict;
       }
-      case Expr::Kind::kAttribute: return get_attribute(eval(*e.a), e.name);
-      case Expr::Kind::kSubscript: return get_item(eval(*e.a), eval(*e.b));
+      case Expr::Kind::kAttribute:
+        return get_attribute(eval(*e.a), e.name);
+      case Expr::Kind::kSubscript:
+        return get_item(eval(*e.a), eval(*e.b));
       case Expr::Kind::kSlice: {
         Value object = eval(*e.a);
         auto part = [&](size_t i) { return e.items[i] ? eval(*e.items[i]) : Value(); };
@@ -308,7 +324,8 @@ class Renderer {
         if (e.name == "+") return v;
         return v.kind() == Value::Kind::kFloat ? Value(-v.as_float()) : Value(-v.as_int());
       }
-      case Expr::Kind::kBinary: return binary(e.name, eval(*e.a), eval(*e.b));
+      case Expr::Kind::kBinary:
+        return binary(e.name, eval(*e.a), eval(*e.b));
       case Expr::Kind::kCompare: {
         Value left = eval(*e.items[0]);
         for (size_t i = 0; i < e.ops.size(); ++i) {

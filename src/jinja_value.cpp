@@ -42,19 +42,27 @@ Value Value::function(std::string name, Function f) {
 
 int64_t Value::as_int() const {
   switch (kind_) {
-    case Kind::kBool: return b_ ? 1 : 0;
-    case Kind::kInt: return i_;
-    case Kind::kFloat: return static_cast<int64_t>(f_);
-    default: throw Error("expected a number, got " + type_name());
+    case Kind::kBool:
+      return b_ ? 1 : 0;
+    case Kind::kInt:
+      return i_;
+    case Kind::kFloat:
+      return static_cast<int64_t>(f_);
+    default:
+      throw Error("expected a number, got " + type_name());
   }
 }
 
 double Value::as_float() const {
   switch (kind_) {
-    case Kind::kBool: return b_ ? 1.0 : 0.0;
-    case Kind::kInt: return static_cast<double>(i_);
-    case Kind::kFloat: return f_;
-    default: throw Error("expected a number, got " + type_name());
+    case Kind::kBool:
+      return b_ ? 1.0 : 0.0;
+    case Kind::kInt:
+      return static_cast<double>(i_);
+    case Kind::kFloat:
+      return f_;
+    default:
+      throw Error("expected a number, got " + type_name());
   }
 }
 
@@ -79,29 +87,46 @@ void Value::set(const std::string& key, Value v) const {
 bool Value::truthy() const {
   switch (kind_) {
     case Kind::kUndefined:
-    case Kind::kNone: return false;
-    case Kind::kBool: return b_;
-    case Kind::kInt: return i_ != 0;
-    case Kind::kFloat: return f_ != 0;
-    case Kind::kString: return !s_.empty();
-    case Kind::kList: return !list_->empty();
-    case Kind::kDict: return !dict_->empty();
-    case Kind::kFunction: return true;
+    case Kind::kNone:
+      return false;
+    case Kind::kBool:
+      return b_;
+    case Kind::kInt:
+      return i_ != 0;
+    case Kind::kFloat:
+      return f_ != 0;
+    case Kind::kString:
+      return !s_.empty();
+    case Kind::kList:
+      return !list_->empty();
+    case Kind::kDict:
+      return !dict_->empty();
+    case Kind::kFunction:
+      return true;
   }
   return false;
 }
 
 std::string Value::type_name() const {
   switch (kind_) {
-    case Kind::kUndefined: return "undefined";
-    case Kind::kNone: return "NoneType";
-    case Kind::kBool: return "bool";
-    case Kind::kInt: return "int";
-    case Kind::kFloat: return "float";
-    case Kind::kString: return "str";
-    case Kind::kList: return "list";
-    case Kind::kDict: return "dict";
-    case Kind::kFunction: return "function";
+    case Kind::kUndefined:
+      return "undefined";
+    case Kind::kNone:
+      return "NoneType";
+    case Kind::kBool:
+      return "bool";
+    case Kind::kInt:
+      return "int";
+    case Kind::kFloat:
+      return "float";
+    case Kind::kString:
+      return "str";
+    case Kind::kList:
+      return "list";
+    case Kind::kDict:
+      return "dict";
+    case Kind::kFunction:
+      return "function";
   }
   return "?";
 }
@@ -127,8 +152,8 @@ std::string float_repr(double f) {
     } else if (static_cast<size_t>(exponent) + 1 >= digits.size()) {
       out += digits + std::string(static_cast<size_t>(exponent) + 1 - digits.size(), '0') + ".0";
     } else {
-      out += digits.substr(0, static_cast<size_t>(exponent) + 1) + "." +
-             digits.substr(static_cast<size_t>(exponent) + 1);
+      out +=
+          digits.substr(0, static_cast<size_t>(exponent) + 1) + "." + digits.substr(static_cast<size_t>(exponent) + 1);
     }
     return out;
   }
@@ -173,13 +198,27 @@ void json_string(const std::string& s, std::string& out) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
       default:
         if (c < 0x20) {
           char buf[8];
@@ -194,8 +233,7 @@ void json_string(const std::string& s, std::string& out) {
 }
 
 void json_value(const Value& v, const JsonStyle& style, int depth, std::string& out) {
-  const std::string item_sep =
-      !style.item_separator.empty() ? style.item_separator : (style.indent < 0 ? ", " : ",");
+  const std::string item_sep = !style.item_separator.empty() ? style.item_separator : (style.indent < 0 ? ", " : ",");
   const std::string key_sep = !style.key_separator.empty() ? style.key_separator : ": ";
   auto newline = [&](int d) {
     if (style.indent < 0) return;
@@ -206,15 +244,23 @@ void json_value(const Value& v, const JsonStyle& style, int depth, std::string& 
     case Value::Kind::kUndefined:
       throw Error("tojson: " + (v.as_string().empty() ? std::string("value") : "'" + v.as_string() + "'") +
                   " is undefined");
-    case Value::Kind::kNone: out += "null"; return;
-    case Value::Kind::kBool: out += v.as_bool() ? "true" : "false"; return;
-    case Value::Kind::kInt: out += std::to_string(v.as_int()); return;
+    case Value::Kind::kNone:
+      out += "null";
+      return;
+    case Value::Kind::kBool:
+      out += v.as_bool() ? "true" : "false";
+      return;
+    case Value::Kind::kInt:
+      out += std::to_string(v.as_int());
+      return;
     case Value::Kind::kFloat: {
       double f = v.as_float();
       out += std::isnan(f) ? "NaN" : std::isinf(f) ? (f > 0 ? "Infinity" : "-Infinity") : float_repr(f);
       return;
     }
-    case Value::Kind::kString: json_string(v.as_string(), out); return;
+    case Value::Kind::kString:
+      json_string(v.as_string(), out);
+      return;
     case Value::Kind::kList: {
       if (v.list().empty()) {
         out += "[]";
@@ -256,23 +302,29 @@ void json_value(const Value& v, const JsonStyle& style, int depth, std::string& 
       out += '}';
       return;
     }
-    case Value::Kind::kFunction: throw Error("tojson: a function is not JSON serializable");
+    case Value::Kind::kFunction:
+      throw Error("tojson: a function is not JSON serializable");
   }
 }
 
 template <class J>
 Value from_json_impl(const J& j) {
   switch (j.type()) {
-    case J::value_t::null: return Value::none();
-    case J::value_t::boolean: return Value(j.template get<bool>());
-    case J::value_t::number_integer: return Value(j.template get<int64_t>());
+    case J::value_t::null:
+      return Value::none();
+    case J::value_t::boolean:
+      return Value(j.template get<bool>());
+    case J::value_t::number_integer:
+      return Value(j.template get<int64_t>());
     case J::value_t::number_unsigned: {
       auto u = j.template get<uint64_t>();
       if (u > static_cast<uint64_t>(INT64_MAX)) return Value(static_cast<double>(u));
       return Value(static_cast<int64_t>(u));
     }
-    case J::value_t::number_float: return Value(j.template get<double>());
-    case J::value_t::string: return Value(j.template get<std::string>());
+    case J::value_t::number_float:
+      return Value(j.template get<double>());
+    case J::value_t::string:
+      return Value(j.template get<std::string>());
     case J::value_t::array: {
       List list;
       list.reserve(j.size());
@@ -285,7 +337,8 @@ Value from_json_impl(const J& j) {
       for (auto it = j.begin(); it != j.end(); ++it) dict.emplace_back(it.key(), from_json_impl(it.value()));
       return Value(std::move(dict));
     }
-    default: return Value::none();
+    default:
+      return Value::none();
   }
 }
 
@@ -293,7 +346,8 @@ Value from_json_impl(const J& j) {
 
 std::string Value::repr() const {
   switch (kind_) {
-    case Kind::kString: return string_repr(s_);
+    case Kind::kString:
+      return string_repr(s_);
     case Kind::kList: {
       std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
@@ -309,21 +363,30 @@ std::string Value::repr() const {
       }
       return out + "}";
     }
-    default: return str();
+    default:
+      return str();
   }
 }
 
 std::string Value::str() const {
   switch (kind_) {
-    case Kind::kUndefined: return "";
-    case Kind::kNone: return "None";
-    case Kind::kBool: return b_ ? "True" : "False";
-    case Kind::kInt: return std::to_string(i_);
-    case Kind::kFloat: return float_repr(f_);
-    case Kind::kString: return s_;
+    case Kind::kUndefined:
+      return "";
+    case Kind::kNone:
+      return "None";
+    case Kind::kBool:
+      return b_ ? "True" : "False";
+    case Kind::kInt:
+      return std::to_string(i_);
+    case Kind::kFloat:
+      return float_repr(f_);
+    case Kind::kString:
+      return s_;
     case Kind::kList:
-    case Kind::kDict: return repr();
-    case Kind::kFunction: return "<function " + s_ + ">";
+    case Kind::kDict:
+      return repr();
+    case Kind::kFunction:
+      return "<function " + s_ + ">";
   }
   return "";
 }
@@ -345,8 +408,10 @@ bool equal(const Value& a, const Value& b) {
   if (a.kind() != b.kind()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
-    case Value::Kind::kNone: return true;
-    case Value::Kind::kString: return a.as_string() == b.as_string();
+    case Value::Kind::kNone:
+      return true;
+    case Value::Kind::kString:
+      return a.as_string() == b.as_string();
     case Value::Kind::kList: {
       if (a.list().size() != b.list().size()) return false;
       for (size_t i = 0; i < a.list().size(); ++i) {
@@ -362,8 +427,10 @@ bool equal(const Value& a, const Value& b) {
       }
       return true;
     }
-    case Value::Kind::kFunction: return &a.func() == &b.func();
-    default: return false;
+    case Value::Kind::kFunction:
+      return &a.func() == &b.func();
+    default:
+      return false;
   }
 }
 
@@ -377,7 +444,8 @@ int compare(const Value& a, const Value& b) {
     return x < y ? -1 : x > y ? 1 : 0;
   }
   // UTF-8 byte order is code point order, as Python compares str.
-  if (a.is_string() && b.is_string()) return a.as_string().compare(b.as_string()) < 0 ? -1 : a.as_string() == b.as_string() ? 0 : 1;
+  if (a.is_string() && b.is_string())
+    return a.as_string().compare(b.as_string()) < 0 ? -1 : a.as_string() == b.as_string() ? 0 : 1;
   if (a.is_list() && b.is_list()) {
     for (size_t i = 0; i < std::min(a.list().size(), b.list().size()); ++i) {
       int c = compare(a.list()[i], b.list()[i]);

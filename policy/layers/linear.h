@@ -13,8 +13,8 @@ namespace r1kit::policy {
 // A LoRA adapter on a Linear layer (policy/lora.h): kept outside the module's registered
 // parameters, so that named_parameters() stays the Hugging Face checkpoint's list.
 struct LoraAdapter {
-  at::Tensor A;  // [r, in]
-  at::Tensor B;  // [out, r]
+  at::Tensor A;        // [r, in]
+  at::Tensor B;        // [out, r]
   double scale = 1;    // alpha / r
   double dropout = 0;  // on the adapter's input, in training mode
   bool enabled = true;
@@ -25,8 +25,8 @@ class Linear : public torch::nn::Module {
   Linear(int64_t in, int64_t out, bool bias);
   // [..., in] -> [..., out]: x W^T + b, plus scale * dropout(x) A^T B^T with an enabled adapter.
   at::Tensor forward(const at::Tensor& x) const;
-  at::Tensor weight;                   // [out, in]
-  at::Tensor bias;                     // [out] or undefined
+  at::Tensor weight;                  // [out, in]
+  at::Tensor bias;                    // [out] or undefined
   std::shared_ptr<LoraAdapter> lora;  // null: none
 
  private:

@@ -26,14 +26,16 @@ struct MergeCommandArgs {
 };
 
 void run_merge(const MergeCommandArgs& a) {
-  if (!policy::is_peft_adapter_dir(a.adapter)) throw Error(a.adapter + ": not a PEFT adapter directory (no adapter_config.json)");
+  if (!policy::is_peft_adapter_dir(a.adapter))
+    throw Error(a.adapter + ": not a PEFT adapter directory (no adapter_config.json)");
   const std::string base = a.model.empty() ? policy::peft_base_model(a.adapter) : a.model;
   auto model = policy::load_pretrained(base, resolve_device("cpu", "float32"));
   policy::load_peft_adapter(*model, a.adapter);
   const int64_t adapted = static_cast<int64_t>(policy::lora_options(*model).target_modules.size());
   policy::merge_lora(*model);
   // The adapter directory's tokenizer when it has one (a stage writes it there), else the base's.
-  const Tokenizer tokenizer = Tokenizer::load(std::filesystem::exists(std::filesystem::path(a.adapter) / "tokenizer.json") ? a.adapter : base);
+  const Tokenizer tokenizer =
+      Tokenizer::load(std::filesystem::exists(std::filesystem::path(a.adapter) / "tokenizer.json") ? a.adapter : base);
   pipelines::save_model_directory(*model, tokenizer, a.out);
   log::info("merge: {} adapted layers of {} merged -> {}", adapted, base, a.out);
 }

@@ -24,10 +24,10 @@ namespace r1kit::cli {
 namespace {
 
 struct TokenizeCommandArgs {
-  std::string model;                   // directory with tokenizer.json (+ tokenizer_config.json)
-  std::string data;                    // .jsonl or .parquet
-  std::string out;                     // .jsonl
-  bool chat = false;                   // rows are conversations (`messages`)
+  std::string model;  // directory with tokenizer.json (+ tokenizer_config.json)
+  std::string data;   // .jsonl or .parquet
+  std::string out;    // .jsonl
+  bool chat = false;  // rows are conversations (`messages`)
   std::string messages_field = "messages";
   std::string text_field = "text";     // without --chat
   bool add_generation_prompt = false;  // --chat: end with the assistant turn's opening

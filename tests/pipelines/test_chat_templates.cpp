@@ -7,9 +7,8 @@
 #include <gtest/gtest.h>
 
 #include <map>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "pipelines/sft.h"
 #include "src/dataset_rows.h"
@@ -78,9 +77,9 @@ TEST_P(AssistantMaskParity, EqualsTransformersAssistantTokensMask) {
   ASSERT_EQ(run_python(std::string(kScript) + " masks '" + f.dir + "' '" + templ + "' '" + f.conversations + "' '" +
                        model + "' '" + expected + "'"),
             0);
-  auto o = run_r1kit("tokenize --chat --assistant-masks --model '" + model + "' --data '" + f.conversations +
-                         "' --out '" + got + "'",
-                     tmp / "err");
+  auto o = run_r1kit(
+      "tokenize --chat --assistant-masks --model '" + model + "' --data '" + f.conversations + "' --out '" + got + "'",
+      tmp / "err");
   ASSERT_EQ(o.rc, 0) << o.err;
   EXPECT_EQ(run_python(std::string(kScript) + " compare-masks '" + expected + "' '" + got + "'"), 0)
       << family << " with TRL's " << training << "_training.jinja";

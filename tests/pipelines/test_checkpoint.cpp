@@ -322,8 +322,13 @@ TEST(HfImport, TokenizerEosTokenJoinsTheStopIds) {
       policy::load_pretrained(dir.string(), resolve_device("cpu"))->config().eos_token_ids;
   Json tok = read_json_file((dir / "tokenizer.json").string());
   ASSERT_TRUE(tok.contains("added_tokens"));
-  tok["added_tokens"].push_back({{"id", 5}, {"content", "<|im_end|>"}, {"single_word", false}, {"lstrip", false},
-                                 {"rstrip", false}, {"normalized", false}, {"special", true}});
+  tok["added_tokens"].push_back({{"id", 5},
+                                 {"content", "<|im_end|>"},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", true}});
   std::ofstream((dir / "tokenizer.json").string()) << tok.dump();
   std::ofstream((dir / "tokenizer_config.json").string()) << Json{{"eos_token", "<|im_end|>"}}.dump();
   std::vector<int64_t> want = before;

@@ -313,7 +313,8 @@ TEST(GrpoResume, KilledLoraRunResumesExactly) {
   EXPECT_FALSE(fs::exists(dir / "straight" / "models" / "zero" / "model.safetensors"));  // the adapter only
   // `r1kit merge`: a plain model computing what base + adapter computes.
   const std::string adapter = (dir / "straight" / "models" / "zero").string(), merged = (dir / "merged").string();
-  const auto o = testing::run_r1kit("merge --adapter '" + adapter + "' --out '" + merged + "'", (dir / "merge.err").string());
+  const auto o =
+      testing::run_r1kit("merge --adapter '" + adapter + "' --out '" + merged + "'", (dir / "merge.err").string());
   ASSERT_EQ(o.rc, 0) << o.err;
   EXPECT_TRUE(fs::exists(fs::path(merged) / "model.safetensors"));
   EXPECT_TRUE(fs::exists(fs::path(merged) / "tokenizer_config.json"));

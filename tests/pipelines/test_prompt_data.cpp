@@ -171,12 +171,13 @@ namespace {
 // `chars()` with a small chat template that shows what it is given.
 Tokenizer chat_tokenizer() {
   Tokenizer t = chars();
-  t.set_chat_config({"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
-                     "{% if tools %}[{{ tools | length }} tools]{% endif %}x={{ x }} y={{ y }}"
-                     "{% if messages[0].role != 'user' %}{{ raise_exception('first message must be the user') }}{% endif %}"
-                     "{% if add_generation_prompt %}<assistant>{% endif %}",
-                     "t.jinja",
-                     {{"eos_token", "c"}}});
+  t.set_chat_config(
+      {"{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}"
+       "{% if tools %}[{{ tools | length }} tools]{% endif %}x={{ x }} y={{ y }}"
+       "{% if messages[0].role != 'user' %}{{ raise_exception('first message must be the user') }}{% endif %}"
+       "{% if add_generation_prompt %}<assistant>{% endif %}",
+       "t.jinja",
+       {{"eos_token", "c"}}});
   return t;
 }
 
@@ -235,8 +236,10 @@ TEST(PromptData, ParquetPromptsEqualJsonl) {
   if (!parquet_available()) GTEST_SKIP() << "built without Apache Arrow (no pyarrow in .venv at configure time)";
   testing::TempDir tmp;
   const std::string jsonl = tmp / "d.jsonl", parquet = tmp / "d.parquet";
-  write_lines(jsonl, {R"({"prompt": [{"role": "user", "content": "a b"}], "answer": "1"})",
-                      R"({"prompt": [{"role": "user", "content": "é"}, {"role": "assistant", "content": "c"}], "answer": "2"})"});
+  write_lines(
+      jsonl,
+      {R"({"prompt": [{"role": "user", "content": "a b"}], "answer": "1"})",
+       R"({"prompt": [{"role": "user", "content": "é"}, {"role": "assistant", "content": "c"}], "answer": "2"})"});
   ASSERT_EQ(testing::run_python("-c \"import pyarrow.json as j, pyarrow.parquet as pq; pq.write_table(j.read_json('" +
                                 jsonl + "'), '" + parquet + "')\""),
             0);

@@ -104,12 +104,11 @@ TEST(RejectionSample, FiltersThresholdsDedupeAndPerPromptCap) {
 TEST(RejectionSample, ConversationalPromptsWriteConversationalRows) {
   const fs::path dir = testing::scratch_dir("rejection_sample_chat");
   testing::save_tiny_policy(dir / "model");
-  std::ofstream((dir / "model" / "tokenizer_config.json").string())
-      << Json{{"eos_token", "<|endoftext|>"},
-              {"chat_template",
-               "{% for m in messages %}{{ m.role }}:\n{{ m.content }}\n{% endfor %}"
-               "{% if add_generation_prompt %}assistant:\n{% endif %}"}}
-             .dump();
+  std::ofstream((dir / "model" / "tokenizer_config.json").string()) << Json{
+      {"eos_token", "<|endoftext|>"},
+      {"chat_template",
+       "{% for m in messages %}{{ m.role }}:\n{{ m.content }}\n{% endfor %}"
+       "{% if add_generation_prompt %}assistant:\n{% endif %}"}}.dump();
   std::vector<Json> rows;
   for (int i = 0; i < 3; ++i) {
     rows.push_back({{"prompt", Json::array({Json{{"role", "user"}, {"content", std::to_string(i) + "+1"}}})},

@@ -52,7 +52,7 @@ std::string base_dir(const std::string& type) {
   } else {
     ModelConfig c = testing::tiny_config(type);
     if (type == "deepseek_v3") c.num_key_value_heads = c.num_attention_heads;  // MLA: no KV-head grouping
-    if (type == "llama") c.num_experts = 0;                                      // dense
+    if (type == "llama") c.num_experts = 0;                                    // dense
     save_pretrained(*create_model(c, 5), dir.string());
   }
   return dir.string();

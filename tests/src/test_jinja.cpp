@@ -82,9 +82,9 @@ TEST(Jinja, GenerationSpans) {
   const auto out = t.render(vars);
   EXPECT_EQ(out.text, "<user>q<assistant>a1</s><user>r<assistant>a2</s>");
   ASSERT_EQ(out.generation_spans.size(), 2u);
-  EXPECT_EQ(out.text.substr(out.generation_spans[0].first,
-                            out.generation_spans[0].second - out.generation_spans[0].first),
-            "a1</s>");
+  EXPECT_EQ(
+      out.text.substr(out.generation_spans[0].first, out.generation_spans[0].second - out.generation_spans[0].first),
+      "a1</s>");
   EXPECT_EQ(out.text.substr(out.generation_spans[1].first), "a2</s>");
 }
 
