@@ -8,6 +8,7 @@
 #include "src/jinja_ast.h"
 #include "src/jinja_builtins.h"
 #include "src/jinja_template.h"
+#include "src/pretokenizer.h"
 
 namespace r1kit::jinja {
 namespace {
@@ -294,7 +295,7 @@ class Lexer {
           }
           if (cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) fail(loc, "escape is not a Unicode scalar value");
           pos_ += n;
-          append_utf8(out, cp);
+          utf8_append(out, cp);
           break;
         }
         default:
@@ -303,24 +304,6 @@ class Lexer {
       }
     }
     return out;
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xc0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xe0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    } else {
-      out += static_cast<char>(0xf0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (cp & 0x3f));
-    }
   }
 
   static constexpr size_t kMaxTagTokens = 2048;

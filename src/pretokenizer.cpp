@@ -67,6 +67,8 @@ uint32_t utf8_value(std::string_view s, size_t i, size_t len) {
   return cp;
 }
 
+}  // namespace
+
 void utf8_append(std::string& out, uint32_t cp) {
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -84,6 +86,8 @@ void utf8_append(std::string& out, uint32_t cp) {
     out += static_cast<char>(0x80 | (cp & 0x3F));
   }
 }
+
+namespace {
 
 // Step to the next char; an invalid byte counts as one char, so scans never stall.
 size_t utf8_step(std::string_view s, size_t i) {

@@ -37,6 +37,8 @@ size_t trailing_white_space(std::string_view s);
 bool starts_with_word_char(std::string_view s);
 bool ends_with_word_char(std::string_view s);
 
+// Appends code point `cp` (<= U+10FFFF) to `out` as UTF-8.
+void utf8_append(std::string& out, uint32_t cp);
 // Rust's String::from_utf8_lossy: each maximal invalid subsequence becomes one U+FFFD.
 std::string utf8_lossy(std::string_view bytes);
 
