@@ -94,7 +94,7 @@ const ChatTemplate& PromptData::chat_template(const Tokenizer& tokenizer) const 
   std::lock_guard<std::mutex> lock(templates_->mutex);
   auto& slot = templates_->by_text[key];
   if (!slot) {
-    slot = std::make_unique<ChatTemplate>(chat, chat.source.empty() ? "the model" : chat.source);
+    slot = std::make_unique<ChatTemplate>(chat, /*model=*/"");  // errors name the template's file
   }
   return *slot;
 }

@@ -32,11 +32,13 @@ Conversation conversation_from_row(const nlohmann::ordered_json& row, const std:
 ChatTemplate::ChatTemplate(const Tokenizer::ChatConfig& chat, const std::string& model)
     : template_([&] {
         if (chat.chat_template.empty()) {
-          throw Error(model +
-                      ": the tokenizer has no chat template (no chat_template in tokenizer_config.json, no "
+          throw Error((model.empty() ? std::string("the model's tokenizer") : model + ": the tokenizer") +
+                      " has no chat template (no chat_template in tokenizer_config.json, no "
                       "chat_template.jinja); conversational data needs one, or use plain prompts with prompt_template");
         }
-        return jinja::Template::parse(chat.chat_template, chat.source.empty() ? model : chat.source);
+        return jinja::Template::parse(chat.chat_template, !chat.source.empty() ? chat.source
+                                                          : model.empty()       ? std::string("chat_template")
+                                                                                : model);
       }()) {
   for (const auto& [k, v] : chat.special_tokens) special_tokens_.emplace_back(k, jinja::Value(v));
 }

@@ -35,7 +35,8 @@ Conversation conversation_from_row(const nlohmann::ordered_json& row, const std:
 class ChatTemplate {
  public:
   // A tokenizer's chat template (Tokenizer::chat_config). Throws r1kit::Error naming `model`
-  // when it has none, or naming the template's file, line and column when it does not parse.
+  // ("" = "the model's tokenizer") when it has none, or naming the template's file, line and
+  // column when it does not parse.
   ChatTemplate(const Tokenizer::ChatConfig& chat, const std::string& model);
 
   // The conversation's text, and the byte spans of its {% generation %} blocks.
