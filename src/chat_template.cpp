@@ -37,8 +37,8 @@ ChatTemplate::ChatTemplate(const Tokenizer::ChatConfig& chat, const std::string&
                       "chat_template.jinja); conversational data needs one, or use plain prompts with prompt_template");
         }
         return jinja::Template::parse(chat.chat_template, !chat.source.empty() ? chat.source
-                                                          : model.empty()       ? std::string("chat_template")
-                                                                                : model);
+                                                          : model.empty()      ? std::string("chat_template")
+                                                                               : model);
       }()) {
   for (const auto& [k, v] : chat.special_tokens) special_tokens_.emplace_back(k, jinja::Value(v));
 }
