@@ -27,9 +27,8 @@ PromptData::PromptData(const PromptOptions& options, uint64_t seed, const Tokeni
       conversation->kwargs = std::move(kwargs);
     } else if (field == d.fields.end() || !field->is_string()) {
       throw Error(missing_field_message(d, o_.prompt_field, " holding text or a list of messages"));
-    } else {
-      ++texts;
     }
+    const bool is_text = !conversation;
     rows_.emplace_back(d.fields);
     conversations_.push_back(std::move(conversation));
     wheres_.push_back(d.where);
@@ -49,6 +48,7 @@ PromptData::PromptData(const PromptOptions& options, uint64_t seed, const Tokeni
                         d.where, tokens, o_.max_prompt_length));
       }
     }
+    texts += is_text ? 1 : 0;  // rows kept only
   }
   if (rows_.empty() && dropped > 0) {
     throw Error(fmt::format("{}: all {} prompts are longer than max_prompt_length {} (truncation \"drop\")", path,

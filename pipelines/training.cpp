@@ -86,8 +86,12 @@ double Training::step_optimizer() {
 void Training::check_finite(const std::string& what) const {
   std::string bad = model_.first_nonfinite_parameter();
   if (bad.empty() && policy::has_lora(model_)) {
-    for (const at::Tensor& t : policy::trainable_parameters(model_)) {
-      if (!at::isfinite(t).all().item<bool>()) bad = "(a LoRA adapter)";
+    const policy::LoraOptions adapters = policy::lora_options(model_);
+    const std::vector<at::Tensor> tensors = policy::trainable_parameters(model_);  // A, B per module
+    for (size_t i = 0; i < tensors.size() && bad.empty(); ++i) {
+      if (!at::isfinite(tensors[i]).all().item<bool>()) {
+        bad = adapters.target_modules[i / 2] + (i % 2 == 0 ? ".lora_A.weight" : ".lora_B.weight");
+      }
     }
   }
   if (!bad.empty()) {

@@ -258,7 +258,14 @@ void load_peft_adapter(CausalLM& model, const std::string& dir) {
   for (auto& [name, layer] : linear_layers(model)) by_name[name] = layer;
   for (const auto& [module, ab] : tensors) {
     for (const std::string& pattern : o.ignored_patterns) {
-      if (std::regex_match(module, std::regex(pattern))) {
+      // PEFT matches a pattern against the end of a module's name: (.*\.)?(pattern)$.
+      std::regex re;
+      try {
+        re = std::regex("(.*\\.)?(" + pattern + ")");
+      } catch (const std::regex_error&) {
+        throw Error(path + ": rank_pattern / alpha_pattern '" + pattern + "' is not a regular expression r1kit reads");
+      }
+      if (std::regex_match(module, re)) {
         throw Error(path + ": module '" + module + "' has its own rank or alpha (rank_pattern / alpha_pattern '" +
                     pattern + "'), which r1kit does not support");
       }
@@ -295,13 +302,21 @@ void load_peft_adapter_values(CausalLM& model, const std::string& dir) {
     auto it = tensors.find(name);
     if (it == tensors.end()) throw Error(path + ": no adapter for module '" + name + "'");
     if (it->second.first.sizes() != layer->lora->A.sizes() || it->second.second.sizes() != layer->lora->B.sizes()) {
-      throw Error(path + ": module '" + name + "': the adapter's shapes differ from the model's");
+      throw Error(path + ": module '" + name + "': lora_A " + c10::str(it->second.first.sizes()) + " / lora_B " +
+                  c10::str(it->second.second.sizes()) + ", the model's adapter is " + c10::str(layer->lora->A.sizes()) +
+                  " / " + c10::str(layer->lora->B.sizes()));
     }
     layer->lora->A.copy_(it->second.first);
     layer->lora->B.copy_(it->second.second);
     ++seen;
   }
-  if (seen != tensors.size()) throw Error(path + ": adapters for modules the model has none on");
+  if (seen != tensors.size()) {
+    for (const auto& [module, ab] : tensors) {
+      bool adapted = false;
+      for (const auto& [name, layer] : linear_layers(model)) adapted = adapted || (name == module && layer->lora);
+      if (!adapted) throw Error(path + ": an adapter for module '" + module + "', which has none in the model");
+    }
+  }
 }
 
 bool is_peft_adapter_dir(const std::string& dir) { return fs::exists(fs::path(dir) / "adapter_config.json"); }
@@ -313,7 +328,16 @@ std::string peft_base_model(const std::string& dir) {
     throw Error(path + ": no base_model_name_or_path");
   }
   const fs::path base = c["base_model_name_or_path"].get<std::string>();
-  return base.is_absolute() ? base.string() : (fs::path(dir) / base).lexically_normal().string();
+  const std::string resolved = base.is_absolute() ? base.string() : (fs::path(dir) / base).lexically_normal().string();
+  std::error_code ec;
+  if (base.empty() || fs::equivalent(resolved, dir, ec)) {
+    throw Error(path + ": base_model_name_or_path names no base model directory (give the base: r1kit merge --model)");
+  }
+  if (!fs::exists(fs::path(resolved) / "config.json", ec)) {
+    throw Error(path + ": base_model_name_or_path " + base.string() +
+                " is not a model directory here (a Hub id? download it and give its directory: r1kit merge --model)");
+  }
+  return resolved;
 }
 
 }  // namespace r1kit::policy

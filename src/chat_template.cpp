@@ -103,7 +103,15 @@ ChatTemplate::Masked masked(const Tokenizer& tokenizer, const std::string& text,
 
 ChatTemplate::Masked ChatTemplate::encode_with_assistant_mask(const Tokenizer& tokenizer, const Conversation& c,
                                                               const std::string& where) const {
-  jinja::Template::Output full = render(c, /*add_generation_prompt=*/false);
+  // The template's own errors (raise_exception) name the row too.
+  auto render_at = [&](const Conversation& conv, bool generation_prompt) {
+    try {
+      return render(conv, generation_prompt);
+    } catch (const Error& e) {
+      throw Error(where + ": " + e.what());
+    }
+  };
+  jinja::Template::Output full = render_at(c, /*add_generation_prompt=*/false);
   std::vector<std::pair<size_t, size_t>> spans = full.generation_spans;
   if (!template_.has_generation_blocks()) {
     // Each assistant turn's text: what rendering messages[:i+1] adds to messages[:i] with the
@@ -114,9 +122,9 @@ ChatTemplate::Masked ChatTemplate::encode_with_assistant_mask(const Tokenizer& t
       if (!role || role->str() != "assistant") continue;
       Conversation head = c;
       head.messages = jinja::Value(jinja::List(messages.begin(), messages.begin() + static_cast<std::ptrdiff_t>(i)));
-      const std::string prompt = render_text(head, /*add_generation_prompt=*/true);
+      const std::string prompt = render_at(head, /*add_generation_prompt=*/true).text;
       head.messages.list().push_back(messages[i]);
-      const std::string turn = render_text(head, /*add_generation_prompt=*/false);
+      const std::string turn = render_at(head, /*add_generation_prompt=*/false).text;
       if (turn.compare(0, prompt.size(), prompt) != 0 || full.text.compare(0, turn.size(), turn) != 0) {
         throw Error(where + ": the chat template (" + template_.name() + ") renders message " + std::to_string(i) +
                     " (assistant) differently once later turns follow, so its tokens cannot be found; give the "
@@ -130,11 +138,16 @@ ChatTemplate::Masked ChatTemplate::encode_with_assistant_mask(const Tokenizer& t
 
 ChatTemplate::Masked ChatTemplate::encode_completion(const Tokenizer& tokenizer, const Conversation& prompt,
                                                      const jinja::Value& completion, const std::string& where) const {
-  const std::string head = render_text(prompt, /*add_generation_prompt=*/true);
-  Conversation whole = prompt;
-  whole.messages = jinja::Value(prompt.messages.list());
-  for (const jinja::Value& m : jinja::iterate(completion)) whole.messages.list().push_back(m);
-  const std::string text = render_text(whole, /*add_generation_prompt=*/false);
+  std::string head, text;
+  try {
+    head = render_text(prompt, /*add_generation_prompt=*/true);
+    Conversation whole = prompt;
+    whole.messages = jinja::Value(prompt.messages.list());
+    for (const jinja::Value& m : jinja::iterate(completion)) whole.messages.list().push_back(m);
+    text = render_text(whole, /*add_generation_prompt=*/false);
+  } catch (const Error& e) {
+    throw Error(where + ": " + e.what());  // the template's own errors name the row too
+  }
   if (text.compare(0, head.size(), head) != 0) {
     throw Error(where + ": the chat template (" + template_.name() +
                 ") does not render the prompt as the start of prompt + completion, so the completion's tokens "

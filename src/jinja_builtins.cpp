@@ -1,6 +1,7 @@
 #include "src/jinja_builtins.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <ctime>
 #include <functional>
@@ -325,8 +326,10 @@ Value attribute_path(const Value& v, const std::string& path) {
   while (true) {
     size_t dot = path.find('.', pos);
     std::string part = path.substr(pos, dot == std::string::npos ? std::string::npos : dot - pos);
-    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), ::isdigit);
-    cur = numeric ? get_item(cur, Value(static_cast<int64_t>(std::stoll(part)))) : get_item(cur, Value(part));
+    int64_t index = 0;
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), index);
+    const bool numeric = !part.empty() && ec == std::errc() && end == part.data() + part.size();
+    cur = numeric ? get_item(cur, Value(index)) : get_item(cur, Value(part));
     if (dot == std::string::npos) return cur;
     pos = dot + 1;
   }
@@ -374,7 +377,10 @@ Value sorted(const Value& seq, Args& a) {
 
 std::string indent(const std::string& s, Args& a) {
   Value width = arg(a, 0, "width", Value(4));
-  std::string pad = width.is_string() ? width.as_string() : std::string(static_cast<size_t>(width.as_int()), ' ');
+  // Python: " " * n is "" for n <= 0; capped so a template cannot ask for all memory.
+  std::string pad = width.is_string()
+                        ? width.as_string()
+                        : std::string(static_cast<size_t>(std::clamp<int64_t>(width.as_int(), 0, 4096)), ' ');
   bool first = arg(a, 1, "first", Value(false)).truthy();
   bool blank = arg(a, 2, "blank", Value(false)).truthy();
   std::string out;
@@ -860,7 +866,9 @@ Dict builtin_globals() {
     for (auto& kv : a.keyword) d.push_back(kv);
     return d;
   };
-  g.emplace_back("namespace", Value::function("namespace", make_dict));
+  g.emplace_back("namespace", Value::function("namespace", [make_dict](Args& a) -> Value {
+                   return Value::namespace_of(make_dict(a).dict());
+                 }));
   g.emplace_back("dict", Value::function("dict", make_dict));
   return g;
 }

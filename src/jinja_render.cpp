@@ -124,7 +124,7 @@ class Renderer {
       return;
     }
     Value ns = lookup(node.targets[0]);
-    if (!ns.is_dict()) fail(node.loc, "cannot set an attribute of '" + node.targets[0] + "' (not a namespace)");
+    if (!ns.is_namespace()) fail(node.loc, "cannot set an attribute of '" + node.targets[0] + "' (not a namespace)");
     ns.set(node.targets[1], std::move(v));
   }
 
@@ -411,17 +411,23 @@ class Renderer {
       if (op == "//") return std::floor(x / y);
       return x - std::floor(x / y) * y;  // Python's % has the divisor's sign
     }
-    int64_t x = a.as_int(), y = b.as_int();
-    if (op == "+") return x + y;
-    if (op == "-") return x - y;
-    if (op == "*") return x * y;
+    // Python's integers do not overflow; r1kit's are 64-bit, so an overflow is an error.
+    int64_t x = a.as_int(), y = b.as_int(), r = 0;
+    auto overflow = [&]() -> Error { return Error("integer overflow in " + a.str() + " " + op + " " + b.str()); };
+    if (op == "+") return __builtin_add_overflow(x, y, &r) ? throw overflow() : r;
+    if (op == "-") return __builtin_sub_overflow(x, y, &r) ? throw overflow() : r;
+    if (op == "*") return __builtin_mul_overflow(x, y, &r) ? throw overflow() : r;
     if (op == "**") {
       if (y < 0) return std::pow(static_cast<double>(x), static_cast<double>(y));
-      int64_t r = 1;
-      for (int64_t i = 0; i < y; ++i) r *= x;
+      r = 1;
+      for (int64_t base = x, e = y; e > 0; e >>= 1) {  // square and multiply
+        if ((e & 1) && __builtin_mul_overflow(r, base, &r)) throw overflow();
+        if (e > 1 && __builtin_mul_overflow(base, base, &base)) throw overflow();
+      }
       return r;
     }
     if (y == 0) throw Error("integer division or modulo by zero");
+    if (x == INT64_MIN && y == -1) throw overflow();
     int64_t q = x / y;
     if ((x % y != 0) && ((x < 0) != (y < 0))) --q;  // floor
     if (op == "//") return q;

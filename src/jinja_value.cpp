@@ -32,6 +32,12 @@ Value Value::tuple(List items) {
   return v;
 }
 
+Value Value::namespace_of(Dict attributes) {
+  Value v(std::move(attributes));
+  v.namespace_ = true;
+  return v;
+}
+
 Value Value::function(std::string name, Function f) {
   Value v;
   v.kind_ = Kind::kFunction;

@@ -50,6 +50,9 @@ class Value {
   static Value function(std::string name, Function f);
   // A tuple: a list that prints as (a, b) (dict.items(), `(',', ':')`).
   static Value tuple(List items);
+  // A namespace(): a dict whose attributes `{% set ns.x = ... %}` may assign (Jinja refuses
+  // that on any other object, so a template cannot change the messages it was given).
+  static Value namespace_of(Dict attributes);
 
   Kind kind() const { return kind_; }
   bool is_undefined() const { return kind_ == Kind::kUndefined; }
@@ -58,6 +61,7 @@ class Value {
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
   bool is_list() const { return kind_ == Kind::kList; }
   bool is_tuple() const { return kind_ == Kind::kList && tuple_; }
+  bool is_namespace() const { return kind_ == Kind::kDict && namespace_; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_function() const { return kind_ == Kind::kFunction; }
 
@@ -88,6 +92,7 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool b_ = false;
   bool tuple_ = false;
+  bool namespace_ = false;
   int64_t i_ = 0;
   double f_ = 0;
   std::string s_;

@@ -5,7 +5,7 @@
 // Not handled, each an r1kit::Error naming file and column: binary, decimal, temporal types
 // (date, time, timestamp, duration, interval: json.dumps cannot write their Python values
 // either), unions, run-end encoded and extension types; a NaN or infinite float names its row
-// too (JSON has no such number). Rows are numbered from 0, as in pyarrow and pandas.
+// too (JSON has no such number). Rows are numbered from 1 in errors, as everywhere in r1kit (src/dataset_rows).
 // Without R1KIT_WITH_ARROW (no pyarrow at configure time) every read is an Error saying so.
 #include "src/parquet_rows.h"
 
@@ -103,7 +103,7 @@ Json map_at(const arrow::MapArray& a, int64_t i, const Where& w);
 
 double finite(double v, const Where& w) {
   if (!std::isfinite(v))
-    throw Error(w.path + ": row " + std::to_string(w.row) + ", column '" + w.column + "': the float " +
+    throw Error(w.path + ": row " + std::to_string(w.row + 1) + ", column '" + w.column + "': the float " +
                 std::to_string(v) + " has no JSON form");
   return v;
 }

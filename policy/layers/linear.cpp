@@ -24,4 +24,9 @@ at::Tensor Linear::forward(const at::Tensor& x) const {
   return y + delta.to(y.scalar_type());
 }
 
+at::Tensor Linear::effective_weight() const {
+  if (!lora || !lora->enabled) return weight;
+  return weight + (at::matmul(lora->B, lora->A) * lora->scale).to(weight.scalar_type());  // [out, in]
+}
+
 }  // namespace r1kit::policy

@@ -25,9 +25,12 @@ class Linear : public torch::nn::Module {
   Linear(int64_t in, int64_t out, bool bias);
   // [..., in] -> [..., out]: x W^T + b, plus scale * dropout(x) A^T B^T with an enabled adapter.
   at::Tensor forward(const at::Tensor& x) const;
-  at::Tensor weight;                  // [out, in]
-  at::Tensor bias;                    // [out] or undefined
-  std::shared_ptr<LoraAdapter> lora;  // null: none
+  // The weight this layer applies: W, or W + scale * B A with an enabled adapter (in W's
+  // dtype), for code that uses the weight itself (MLA's absorbed decode).
+  at::Tensor effective_weight() const;  // [out, in]
+  at::Tensor weight;                    // [out, in]
+  at::Tensor bias;                      // [out] or undefined
+  std::shared_ptr<LoraAdapter> lora;    // null: none
 
  private:
   mutable cpu::PackedWeight packed_;  // CPU decode copy of the weight (see packed_weight.h)

@@ -61,8 +61,9 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   at::Tensor k_rope = apply_rope(kv_a.narrow(-1, kv_lora_rank_, rope_dim_).unsqueeze(1), ctx.cos, ctx.sin, interleave_)
                           .squeeze(1);  // [N, T, Dr]
 
-  // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R].
-  const at::Tensor w_kvb = kv_b_proj_->weight.view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});
+  // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R]; with
+  // a LoRA adapter on kv_b_proj, the adapted weight (the absorbed path uses the weight itself).
+  const at::Tensor w_kvb = kv_b_proj_->effective_weight().view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});
   const at::Tensor w_uk = w_kvb.narrow(1, 0, nope_dim_);
   const at::Tensor w_uv = w_kvb.narrow(1, nope_dim_, v_dim_);
 

@@ -39,6 +39,8 @@ CASES = [
     ("comment", "a {# note #} b\n  {# line #}\nc {#- x -#} d", {}),
     ("crlf_text", "a\r\nb\rc", {}),
     # expressions
+    ("pow_and_bigger", "{{ 2 ** 62 }} {{ 3 ** 0 }} {{ (-2) ** 3 }} {{ 2 ** -1 }} {{ 7 // -2 }} {{ -7 % -3 }}", {}),
+    ("namespace_only", "{% set m = messages[0] %}{% set m.content = 'x' %}{{ messages[0].content }}", {"messages": [{"role": "user", "content": "a"}]}),
     ("arith", "{{ 1 + 2 * 3 }} {{ 7 // 2 }} {{ -7 // 2 }} {{ 7 % 3 }} {{ -7 % 3 }} {{ 7 / 2 }} {{ 2 ** 10 }} {{ 1.5 + 1 }}", {}),
     ("floats", "{{ 0.1 + 0.2 }} {{ 1e-5 }} {{ 1e20 }} {{ 3.0 }} {{ 1/3 }} {{ 2.5e16 }} {{ 123456789.0 }}", {}),
     ("concat", "{{ 'a' ~ 1 ~ none ~ true ~ [1, 'b'] ~ {'k': 'v'} }}", {}),

@@ -7,7 +7,7 @@ nested, map, dictionary-encoded, float16, large and fixed-size list columns, in 
 groups so the reader sees chunked columns), OUT_DIR/expected.jsonl (pyarrow.parquet.read_table(...).to_pylist(), one
 json.dumps(row, ensure_ascii=False) per line: what r1kit must give, key order included),
 OUT_DIR/not_parquet.parquet (bytes that are not Parquet), and two files r1kit must refuse:
-OUT_DIR/nan.parquet (column `x`, NaN in row 1: json.dumps would write the non-JSON `NaN`)
+OUT_DIR/nan.parquet (column `x`, NaN in its second row: json.dumps would write the non-JSON `NaN`)
 and OUT_DIR/binary.parquet (a binary column `blob`).
 """
 import json

@@ -12,6 +12,7 @@
 #include "policy/causal_lm.h"
 #include "policy/layers/moe.h"
 #include "policy/logprobs.h"
+#include "policy/lora.h"
 #include "policy/pretrained.h"
 
 namespace r1kit::policy {
@@ -194,9 +195,18 @@ TEST(PolicyLogprobs, ChunkedEqualsNaiveValuesAndGradients) {
 
 // Prefill P tokens into a cache, then decode the rest one token at a time; every step's
 // logits must equal the cache-free forward over the whole sequence.
-void check_cache_matches_full_forward(const std::string& type) {
+// With `lora`, every Linear layer carries an adapter with non-zero B (MLA's absorbed decode
+// uses kv_b_proj's weight itself, which must then be the adapted one).
+void check_cache_matches_full_forward(const std::string& type, bool lora = false) {
   SCOPED_TRACE(type);
   auto model = create_model(tiny(type), 5);
+  if (lora) {
+    LoraOptions o;
+    o.r = 4;
+    add_lora(*model, o, /*seed=*/2);
+    torch::NoGradGuard no_grad;
+    for (at::Tensor& t : trainable_parameters(*model)) t.copy_(at::randn_like(t) * 0.3);
+  }
   model->eval();
   torch::NoGradGuard no_grad;
   const int64_t N = 2, T = 9, P = 4, S = 16;
@@ -224,6 +234,8 @@ void check_cache_matches_full_forward(const std::string& type) {
 
 TEST(PolicyCache, MlaAbsorbedDecodeEqualsFullForward) { check_cache_matches_full_forward("deepseek_v3"); }
 TEST(PolicyCache, GqaDecodeEqualsFullForward) { check_cache_matches_full_forward("qwen3_moe"); }
+TEST(PolicyCache, MlaAbsorbedDecodeWithLoraEqualsFullForward) { check_cache_matches_full_forward("deepseek_v3", true); }
+TEST(PolicyCache, GqaDecodeWithLoraEqualsFullForward) { check_cache_matches_full_forward("qwen3_moe", true); }
 
 TEST(PolicyBatch, RightPaddingDoesNotChangeARow) {
   auto model = create_model(tiny("qwen2"), 6);

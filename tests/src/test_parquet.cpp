@@ -62,7 +62,7 @@ TEST(ParquetParity, RefusesNanAndBinaryNamingFileAndColumn) {
   TempDir dir;
   write_reference(dir);
   const std::string nan = dir / "nan.parquet";
-  EXPECT_EQ(read_error(nan), nan + ": row 1, column 'x': the float nan has no JSON form");
+  EXPECT_EQ(read_error(nan), nan + ": row 2, column 'x': the float nan has no JSON form");
   const std::string binary = dir / "binary.parquet";
   const std::string msg = read_error(binary);
   EXPECT_TRUE(starts_with(msg, binary + ": column 'blob' holds binary values")) << msg;
