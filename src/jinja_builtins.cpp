@@ -1,3 +1,4 @@
+// The filters, tests, methods and globals of the Jinja renderer (see jinja_builtins.h).
 #include "src/jinja_builtins.h"
 
 #include <algorithm>

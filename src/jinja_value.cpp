@@ -1,3 +1,4 @@
+// jinja::Value: Python's values for the Jinja renderer (see jinja_value.h).
 #include "src/jinja_value.h"
 
 #include <algorithm>
