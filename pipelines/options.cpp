@@ -22,15 +22,19 @@ void require_non_negative(JsonFields& f, const char* key, int64_t value) {
   if (value < 0) f.fail(key, "must be >= 0, got " + std::to_string(value));
 }
 
+void read_chat_template_kwargs(JsonFields& f, Json& kwargs) {
+  if (const Json* kw = f.raw("chat_template_kwargs"); kw != nullptr && !kw->is_null()) {
+    if (!kw->is_object()) f.fail("chat_template_kwargs", "must be an object, e.g. {\"enable_thinking\": false}");
+    kwargs = *kw;
+  }
+}
+
 void read_prompt_options(JsonFields& f, PromptOptions& o) {
   f.require("data", o.data);
   f.get("prompt_field", o.prompt_field);
   f.get("prompt_template", o.prompt_template);
   if (o.prompt_template.find("{prompt}") == std::string::npos) f.fail("prompt_template", "must contain {prompt}");
-  if (const Json* kw = f.raw("chat_template_kwargs"); kw != nullptr && !kw->is_null()) {
-    if (!kw->is_object()) f.fail("chat_template_kwargs", "must be an object, e.g. {\"enable_thinking\": false}");
-    o.chat_template_kwargs = *kw;
-  }
+  read_chat_template_kwargs(f, o.chat_template_kwargs);
   f.get("max_prompt_length", o.max_prompt_length);
   f.get("truncation", o.truncation, kTruncationNames);
   require_non_negative(f, "max_prompt_length", o.max_prompt_length);

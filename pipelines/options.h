@@ -44,6 +44,9 @@ struct PromptOptions {
   Truncation truncation = Truncation::left;
 };
 void read_prompt_options(JsonFields& f, PromptOptions& o);
+// `chat_template_kwargs` (a JSON object of extra chat-template variables), for every stage that
+// renders conversations (prompt-reading stages, sft / distill).
+void read_chat_template_kwargs(JsonFields& f, Json& kwargs);
 
 // LoRA (policy/lora.h), TRL's peft_config in a recipe: lora_r > 0 trains adapters on the
 // frozen model instead of its weights (lora_alpha, lora_dropout, lora_target_modules: PEFT's

@@ -15,16 +15,14 @@ PromptData::PromptData(const PromptOptions& options, uint64_t seed, const Tokeni
   const std::string& path = o_.data;
   const jinja::Dict recipe_kwargs = jinja::from_json(o_.chat_template_kwargs).dict();
   int64_t dropped = 0, lines = 0, texts = 0;
+  // Prompts are rendered and measured at load when an over-long one is refused or dropped.
+  const bool measured = o_.max_prompt_length > 0 && o_.truncation != Truncation::left;
   for (DatasetRow& d : read_dataset(path)) {
     ++lines;
     auto field = d.fields.find(o_.prompt_field);
     std::optional<Conversation> conversation;
     if (field != d.fields.end() && field->is_array()) {
-      conversation = conversation_from_row(d.fields, o_.prompt_field, d.where);
-      // The recipe's chat_template_kwargs, then the row's (a row's key wins).
-      jinja::Dict kwargs = recipe_kwargs;
-      for (auto& kv : conversation->kwargs) kwargs.push_back(std::move(kv));
-      conversation->kwargs = std::move(kwargs);
+      conversation = conversation_from_row(d.fields, o_.prompt_field, d.where, recipe_kwargs);
     } else if (field == d.fields.end() || !field->is_string()) {
       throw Error(missing_field_message(d, o_.prompt_field, " holding text or a list of messages"));
     }
@@ -32,7 +30,7 @@ PromptData::PromptData(const PromptOptions& options, uint64_t seed, const Tokeni
     rows_.emplace_back(d.fields);
     conversations_.push_back(std::move(conversation));
     wheres_.push_back(d.where);
-    if (o_.max_prompt_length > 0 && o_.truncation != Truncation::left) {
+    if (measured) {
       const size_t tokens = tokenizer.encode(render(rows_.back(), tokenizer)).size();
       if (static_cast<int64_t>(tokens) > o_.max_prompt_length) {
         rows_.pop_back();
@@ -61,9 +59,9 @@ PromptData::PromptData(const PromptOptions& options, uint64_t seed, const Tokeni
                             texts, conversations));
   }
   conversational_ = conversations > 0;
-  if (conversational_) {
-    // Every conversation renders now, so a template error (raise_exception on a role order)
-    // stops the stage before its first step, naming the row.
+  if (conversational_ && !measured) {
+    // Every conversation renders now (if the length check above did not), so a template error
+    // (raise_exception on a role order) stops the stage before its first step, naming the row.
     for (const Json& row : rows_) render(row, tokenizer);
   }
   if (dropped > 0) {

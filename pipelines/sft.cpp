@@ -51,11 +51,7 @@ std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const 
   const jinja::Dict stage_kwargs = jinja::from_json(o.chat_template_kwargs).dict();
   auto conversation = [&](const DatasetRow& row, const std::string& key) {
     if (!chat) chat.emplace(tok.chat_config(), o.model.empty() ? o.tokenizer : o.model);
-    Conversation c = conversation_from_row(row.fields, key, row.where);
-    jinja::Dict kwargs = stage_kwargs;  // the stage's, then the row's (a row's key wins)
-    for (auto& kv : c.kwargs) kwargs.push_back(std::move(kv));
-    c.kwargs = std::move(kwargs);
-    return c;
+    return conversation_from_row(row.fields, key, row.where, stage_kwargs);
   };
   for (const DatasetRow& row : rows) {
     const nlohmann::ordered_json& f = row.fields;
@@ -255,10 +251,7 @@ void read_sft_options(JsonFields& f, SftOptions& o, const StageSetting& setting)
   f.get("messages_field", o.messages_field);
   f.get("chat_template_path", o.chat_template_path);
   f.get("assistant_only_loss", o.assistant_only_loss);
-  if (const Json* kw = f.raw("chat_template_kwargs"); kw != nullptr && !kw->is_null()) {
-    if (!kw->is_object()) f.fail("chat_template_kwargs", "must be an object, e.g. {\"enable_thinking\": false}");
-    o.chat_template_kwargs = *kw;
-  }
+  read_chat_template_kwargs(f, o.chat_template_kwargs);
   f.get("seq_len", o.seq_len);
   f.get("batch_size", o.batch_size);
   f.get("max_steps", o.max_steps);

@@ -27,13 +27,13 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       max_steps_(max_steps),
       context_(context),
       checkpoint_root_((fs::path(context.run_dir) / "checkpoints" / context.stage_name).string()),
-      replica_(replica_tensors(model)) {
+      replica_(replica_tensors(model)),
+      trained_(policy::trainable_parameters(model)) {
   DistributedContext& dist = distributed();
   // With LoRA only the adapters train: the frozen base has no gradients and no AdamW state.
-  optimizer_ = std::make_unique<torch::optim::AdamW>(policy::trainable_parameters(model),
-                                                     torch::optim::AdamWOptions(optimizer.learning_rate)
-                                                         .betas({optimizer.adam_beta1, optimizer.adam_beta2})
-                                                         .weight_decay(optimizer.weight_decay));
+  optimizer_ = std::make_unique<torch::optim::AdamW>(trained_, torch::optim::AdamWOptions(optimizer.learning_rate)
+                                                                   .betas({optimizer.adam_beta1, optimizer.adam_beta2})
+                                                                   .weight_decay(optimizer.weight_decay));
   if (context.resume) {
     if (const auto chosen = agreed_latest_checkpoint(checkpoint_root_, dist)) {
       state = load_checkpoint(*chosen, model, *optimizer_, reference);
@@ -57,9 +57,8 @@ double Training::begin_step(int64_t step) {
 }
 
 double Training::step_optimizer() {
-  const std::vector<at::Tensor> trained = policy::trainable_parameters(model_);
-  all_reduce_gradients(distributed(), trained);
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(trained, options_.max_grad_norm);
+  all_reduce_gradients(distributed(), trained_);
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(trained_, options_.max_grad_norm);
   if (std::isfinite(grad_norm)) {
     nonfinite_in_a_row_ = 0;
     optimizer_->step();
@@ -87,9 +86,8 @@ void Training::check_finite(const std::string& what) const {
   std::string bad = model_.first_nonfinite_parameter();
   if (bad.empty() && policy::has_lora(model_)) {
     const policy::LoraOptions adapters = policy::lora_options(model_);
-    const std::vector<at::Tensor> tensors = policy::trainable_parameters(model_);  // A, B per module
-    for (size_t i = 0; i < tensors.size() && bad.empty(); ++i) {
-      if (!at::isfinite(tensors[i]).all().item<bool>()) {
+    for (size_t i = 0; i < trained_.size() && bad.empty(); ++i) {  // A, B per module
+      if (!at::isfinite(trained_[i]).all().item<bool>()) {
         bad = adapters.target_modules[i / 2] + (i % 2 == 0 ? ".lora_A.weight" : ".lora_B.weight");
       }
     }

@@ -67,6 +67,7 @@ class Training {
   StageContext context_;
   std::string checkpoint_root_;
   std::vector<at::Tensor> replica_;  // views of the parameters: follow the updates
+  std::vector<at::Tensor> trained_;  // what AdamW updates: every parameter, or the LoRA adapters
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<MetricsLogger> metrics_;
   int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;

@@ -296,9 +296,10 @@ void load_peft_adapter_values(CausalLM& model, const std::string& dir) {
   const auto tensors = read_adapter_tensors(dir);
   const std::string path = (fs::path(dir) / "adapter_model.safetensors").string();
   at::NoGradGuard no_grad;
-  size_t seen = 0;
+  std::set<std::string> adapted;
   for (auto& [name, layer] : linear_layers(model)) {
     if (!layer->lora) continue;
+    adapted.insert(name);
     auto it = tensors.find(name);
     if (it == tensors.end()) throw Error(path + ": no adapter for module '" + name + "'");
     if (it->second.first.sizes() != layer->lora->A.sizes() || it->second.second.sizes() != layer->lora->B.sizes()) {
@@ -308,14 +309,10 @@ void load_peft_adapter_values(CausalLM& model, const std::string& dir) {
     }
     layer->lora->A.copy_(it->second.first);
     layer->lora->B.copy_(it->second.second);
-    ++seen;
   }
-  if (seen != tensors.size()) {
-    for (const auto& [module, ab] : tensors) {
-      bool adapted = false;
-      for (const auto& [name, layer] : linear_layers(model)) adapted = adapted || (name == module && layer->lora);
-      if (!adapted) throw Error(path + ": an adapter for module '" + module + "', which has none in the model");
-    }
+  for (const auto& [module, ab] : tensors) {
+    if (!adapted.count(module))
+      throw Error(path + ": an adapter for module '" + module + "', which has none in the model");
   }
 }
 

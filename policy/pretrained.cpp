@@ -15,6 +15,7 @@
 #include "src/logging.h"
 #include "src/safetensors.h"
 #include "src/tensor_io.h"
+#include "src/tokenizer.h"
 
 namespace r1kit::policy {
 namespace {
@@ -154,10 +155,7 @@ void add_tokenizer_eos_id(ModelConfig& config, const std::string& dir) {
   const Json tc = read_json_file(config_path);
   if (!tc.is_object() || !tc.contains("eos_token")) return;
   const Json& e = tc["eos_token"];
-  const std::string content = e.is_string() ? e.get<std::string>()
-                              : (e.is_object() && e.contains("content") && e["content"].is_string())
-                                  ? e["content"].get<std::string>()
-                                  : "";
+  const std::string content = token_content(e);
   if (content.empty()) return;
   const Json tok = read_json_file(tokenizer_path);
   if (!tok.is_object() || !tok.contains("added_tokens") || !tok["added_tokens"].is_array()) return;

@@ -6,8 +6,9 @@
 namespace r1kit {
 
 Conversation conversation_from_row(const nlohmann::ordered_json& row, const std::string& messages_key,
-                                   const std::string& where) {
+                                   const std::string& where, const jinja::Dict& default_kwargs) {
   Conversation c;
+  c.kwargs = default_kwargs;
   auto it = row.find(messages_key);
   if (it == row.end()) throw Error(where + ": no field '" + messages_key + "'");
   if (!it->is_array()) throw Error(where + ": '" + messages_key + "' is not a list of messages");
@@ -24,7 +25,8 @@ Conversation conversation_from_row(const nlohmann::ordered_json& row, const std:
   }
   if (auto k = row.find("chat_template_kwargs"); k != row.end() && !k->is_null()) {
     if (!k->is_object()) throw Error(where + ": 'chat_template_kwargs' is not an object");
-    c.kwargs = jinja::from_json(*k).dict();
+    const jinja::Value row_kwargs = jinja::from_json(*k);  // held: a range-for over a temporary's dict dangles
+    for (const auto& kv : row_kwargs.dict()) c.kwargs.push_back(kv);  // later keys win
   }
   return c;
 }
@@ -55,11 +57,6 @@ jinja::Template::Output ChatTemplate::render(const Conversation& c, bool add_gen
   return template_.render(vars);
 }
 
-std::vector<int32_t> ChatTemplate::encode(const Tokenizer& tokenizer, const Conversation& c,
-                                          bool add_generation_prompt) const {
-  return tokenizer.encode(render_text(c, add_generation_prompt), /*add_special_tokens=*/false);
-}
-
 namespace {
 
 // The text's ids, with 1 for each token that overlaps one of `spans` (transformers marks the
@@ -69,6 +66,7 @@ namespace {
 ChatTemplate::Masked masked(const Tokenizer& tokenizer, const std::string& text,
                             const std::vector<std::pair<size_t, size_t>>& spans, const std::string& where) {
   ChatTemplate::Masked out;
+  out.text = text;
   out.ids = tokenizer.encode(text, /*add_special_tokens=*/false);
   out.assistant.assign(out.ids.size(), 0);
   const std::string normalized = tokenizer.normalize(text);

@@ -28,9 +28,10 @@ struct Conversation {
 };
 
 // `messages_key` (a list of {role, content} objects), `tools` and `chat_template_kwargs` of a
-// JSONL row parsed with key order kept. `where` ("data.jsonl:12") prefixes errors.
+// JSONL row parsed with key order kept; the row's kwargs come after `default_kwargs` (a
+// stage's), so its keys win. `where` ("data.jsonl:12") prefixes errors.
 Conversation conversation_from_row(const nlohmann::ordered_json& row, const std::string& messages_key,
-                                   const std::string& where);
+                                   const std::string& where, const jinja::Dict& default_kwargs = {});
 
 class ChatTemplate {
  public:
@@ -44,10 +45,9 @@ class ChatTemplate {
   std::string render_text(const Conversation& c, bool add_generation_prompt) const {
     return render(c, add_generation_prompt).text;
   }
-  // The rendered text's ids (the template wrote the special tokens: none are added).
-  std::vector<int32_t> encode(const Tokenizer& tokenizer, const Conversation& c, bool add_generation_prompt) const;
 
   struct Masked {
+    std::string text;  // the rendered conversation
     std::vector<int32_t> ids;
     std::vector<uint8_t> assistant;  // per id: 1 inside an assistant turn
   };

@@ -6,10 +6,14 @@
 
 namespace r1kit {
 
+namespace {
+
 bool is_parquet_path(const std::string& path) {
   const std::string ext = ".parquet";
   return path.size() >= ext.size() && path.compare(path.size() - ext.size(), ext.size(), ext) == 0;
 }
+
+}  // namespace
 
 std::string missing_field_message(const DatasetRow& row, const std::string& field, const std::string& what) {
   const size_t colon = row.where.find(": row ");

@@ -19,8 +19,6 @@ struct DatasetRow {
 // Every row of `path`. Errors name the file and line / row.
 std::vector<DatasetRow> read_dataset(const std::string& path);
 
-bool is_parquet_path(const std::string& path);
-
 // The error for a row without `field`: "train.parquet: no column 'prompt' (its columns: q, a)"
 // for Parquet, where a missing field is a missing column; "train.jsonl:12: no field 'prompt'"
 // for JSONL. `what` says what the field should hold (" holding text").

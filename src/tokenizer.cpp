@@ -201,14 +201,13 @@ void parse_post_processor(const Json& j, const std::string& where, std::vector<s
 
 }  // namespace
 
-namespace {
-
-// tokenizer_config.json's token fields are a string or an AddedToken object {"content": ...}.
 std::string token_content(const Json& j) {
   if (j.is_string()) return j.get<std::string>();
   if (j.is_object() && j.contains("content") && j["content"].is_string()) return j["content"].get<std::string>();
   return "";
 }
+
+namespace {
 
 // The chat part of tokenizer_config.json, and chat_template.jinja (transformers 5 writes the
 // template there; it wins over the JSON key, as in transformers).

@@ -22,6 +22,10 @@
 
 namespace r1kit {
 
+// A token field of tokenizer_config.json (eos_token, ...): a string, or an AddedToken object
+// {"content": ...}; "" for anything else.
+std::string token_content(const Json& value);
+
 class Tokenizer {
  public:
   // A tokenizer.json file, or a directory holding one. Bad input throws r1kit::Error naming

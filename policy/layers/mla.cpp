@@ -61,12 +61,6 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   at::Tensor k_rope = apply_rope(kv_a.narrow(-1, kv_lora_rank_, rope_dim_).unsqueeze(1), ctx.cos, ctx.sin, interleave_)
                           .squeeze(1);  // [N, T, Dr]
 
-  // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R]; with
-  // a LoRA adapter on kv_b_proj, the adapted weight (the absorbed path uses the weight itself).
-  const at::Tensor w_kvb = kv_b_proj_->effective_weight().view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});
-  const at::Tensor w_uk = w_kvb.narrow(1, 0, nope_dim_);
-  const at::Tensor w_uv = w_kvb.narrow(1, nope_dim_, v_dim_);
-
   at::Tensor out;  // [N, H, T, Dv]
   if (cache == nullptr) {
     // Expanded path: per-head keys [k_nope ; k_rope] and values, as HF computes them.
@@ -80,6 +74,11 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1);
     const at::Tensor c_kv = cache->k.to(q.scalar_type());    // [N, Tk, R]
     const at::Tensor c_rope = cache->v.to(q.scalar_type());  // [N, Tk, Dr]
+    // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R]; with
+    // a LoRA adapter on kv_b_proj, the adapted weight (the absorbed path uses the weight itself).
+    const at::Tensor w_kvb = kv_b_proj_->effective_weight().view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});
+    const at::Tensor w_uk = w_kvb.narrow(1, 0, nope_dim_);
+    const at::Tensor w_uv = w_kvb.narrow(1, nope_dim_, v_dim_);
     // Absorbed path: q_lat[n,h,t,:] = q_nope[n,h,t,:] W_UK[h]  -> [N, H, T, R]; then
     // scores = q_lat c^T + q_rope k_rope^T, and out = (softmax c) W_UV[h]^T.
     const at::Tensor q_lat = per_head_matmul(q_nope, w_uk);  // [N, H, T, R]

@@ -47,7 +47,7 @@ void run_tokenize(const TokenizeCommandArgs& a) {
       const Conversation c = conversation_from_row(fields, a.messages_field, row.where);
       if (a.assistant_masks) {
         const ChatTemplate::Masked m = chat->encode_with_assistant_mask(tokenizer, c, row.where);
-        fields["text"] = chat->render_text(c, /*add_generation_prompt=*/false);
+        fields["text"] = m.text;
         fields["input_ids"] = m.ids;
         fields["assistant_masks"] = m.assistant;
         out.write(fields);
