@@ -294,6 +294,9 @@ std::vector<StageInput> sft_inputs(const SftOptions& o) {
   std::vector<StageInput> in = {{"data", o.data, StageInput::Kind::kFile}};
   if (!o.model.empty()) in.push_back({"model", o.model, StageInput::Kind::kModelDir});
   if (!o.tokenizer.empty()) in.push_back({"tokenizer", o.tokenizer, StageInput::Kind::kTokenizer});
+  if (!o.chat_template_path.empty()) {
+    in.push_back({"chat_template_path", o.chat_template_path, StageInput::Kind::kFile});
+  }
   return in;
 }
 
