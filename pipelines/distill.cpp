@@ -68,7 +68,10 @@ StageResult run_distill(const DistillOptions& o, const StageContext& ctx) {
                 " differ (use kd_weight 0 for SFT on the traces only)");
   }
   KdTeacher teacher;
-  teacher.model = policy::load_pretrained(o.teacher, rank_device(o.sft.device));  // as the student
+  // The teacher computes as the student does: bf16 under mixed precision, else fp32.
+  DeviceChoice device = rank_device(o.sft.device);
+  device.dtype = o.sft.memory.bf16_on(device.device) ? at::kBFloat16 : at::kFloat;
+  teacher.model = policy::load_pretrained(o.teacher, device);
   // One tokenizer can sit on differently padded embeddings (e.g. 151936 vs 152064 rows).
   const int64_t teacher_vocab = teacher.model->config().vocab_size;
   if (!o.sft.model.empty()) {

@@ -40,6 +40,15 @@ void read_prompt_options(JsonFields& f, PromptOptions& o) {
   require_non_negative(f, "max_prompt_length", o.max_prompt_length);
 }
 
+void read_memory_options(JsonFields& f, MemoryOptions& o) {
+  f.get("bf16", o.bf16);
+  f.get("gradient_checkpointing", o.gradient_checkpointing);
+  f.get("save_dtype", o.save_dtype);
+  if (o.save_dtype != "auto" && o.save_dtype != "float32" && o.save_dtype != "bfloat16") {
+    f.fail("save_dtype", "expected auto, float32 or bfloat16, got \"" + o.save_dtype + "\"");
+  }
+}
+
 void read_lora_options(JsonFields& f, LoraStageOptions& o) {
   f.get("lora_r", o.lora.r);
   f.get("lora_alpha", o.lora.alpha);

@@ -6,8 +6,11 @@
 // it (grpo/loss.h LossOptions, grpo/advantages.h AdvantageOptions).
 // Not here: the option structs of the stages themselves (pipelines/<stage>.h).
 #pragma once
+#include <c10/core/Device.h>
+
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -117,6 +120,26 @@ struct OptimizerOptions {
   LrSchedule schedule(int64_t max_steps) const;
 };
 void read_optimizer_options(JsonFields& f, OptimizerOptions& o);
+
+// How a training stage holds its model in memory (sft, distill, grpo).
+//  - bf16: forward and backward in bf16 over fp32 master weights and fp32 AdamW states
+//    (pipelines/mixed_precision.h); gradients are accumulated and reduced in fp32 and the
+//    bf16 copy, which the rollout engine samples from, is refreshed after each step. Unset:
+//    on for CUDA, off on CPU. false: everything in fp32.
+//  - gradient_checkpointing (TRL's name): each decoder layer's activations are recomputed in
+//    backward instead of kept (policy/checkpointing.h).
+//  - save_dtype: the final model on disk: "auto" (the dtype the model was loaded in, from its
+//    config.json; float32 for a model made from model_config), "float32" or "bfloat16".
+//    Checkpoints always hold fp32 weights, so that a resume is exact.
+struct MemoryOptions {
+  std::optional<bool> bf16;
+  bool gradient_checkpointing = false;
+  std::string save_dtype = "auto";
+
+  // Whether a stage on `device` computes in bf16.
+  bool bf16_on(const c10::Device& device) const { return bf16.value_or(device.is_cuda()); }
+};
+void read_memory_options(JsonFields& f, MemoryOptions& o);
 
 // Checkpoints of a training stage (checkpoint.h).
 struct CheckpointOptions {

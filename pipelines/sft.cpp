@@ -109,16 +109,11 @@ std::vector<SftExample> sft_examples(const std::vector<DatasetRow>& rows, const 
 namespace {
 
 // Forward KL(teacher || student) per token at temperature T, times T^2 so that its gradient
-// scale does not shrink with T; masked mean over the loss tokens. Full [B, T, V] logits:
-// fine for the tiny vocabularies of CPU recipes; a large-vocabulary run wants the chunked
-// form of policy/logprobs.
+// scale does not shrink with T; masked mean over the loss tokens.
 at::Tensor kd_loss(const at::Tensor& hidden, const at::Tensor& head, const at::Tensor& teacher_hidden,
                    const at::Tensor& teacher_head, const at::Tensor& mask, double temperature) {
-  const at::Tensor logp_student =
-      at::log_softmax(at::matmul(hidden, head.t()).to(at::kFloat) / temperature, -1);  // [B, T, V]
-  const at::Tensor logp_teacher =
-      at::log_softmax(at::matmul(teacher_hidden, teacher_head.t()).to(at::kFloat) / temperature, -1);  // [B, T, V]
-  const at::Tensor kl = (logp_teacher.exp() * (logp_teacher - logp_student)).sum(-1);                  // [B, T]
+  // Chunked: neither side's [B, T, V] log-softmax is ever whole (policy/logprobs.h).
+  const at::Tensor kl = policy::token_kl(hidden, head, teacher_hidden, teacher_head, {temperature});  // [B, T]
   return (kl * mask).sum() / mask.sum().clamp_min(1.0) * (temperature * temperature);
 }
 
@@ -256,6 +251,7 @@ void read_sft_options(JsonFields& f, SftOptions& o, const StageSetting& setting)
   f.get("batch_size", o.batch_size);
   f.get("max_steps", o.max_steps);
   read_optimizer_options(f, o.optimizer);
+  read_memory_options(f, o.memory);
   read_lora_options(f, o.lora);
   read_checkpoint_options(f, o.checkpoints);
   f.get("seed", o.seed);
@@ -307,7 +303,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   // gradients are summed over ranks: W ranks compute the one-rank update. Rank 0 writes.
   DistributedContext& dist = distributed();
   const int64_t batch_local = o.batch_size / dist.world_size(), batch_begin = dist.rank() * batch_local;
-  const DeviceChoice device = rank_device(o.device);
+  const DeviceChoice device = training_device(o.device);
   const std::vector<DatasetRow> rows = read_dataset(o.data);
   if (rows.empty()) throw Error(o.data + ": no rows");
   const Tokenizer tok = load_or_train_tokenizer(o, rows);
@@ -317,7 +313,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
   const std::vector<Example> examples = sft_examples(rows, o, tok, eos);
   if (examples.empty()) throw Error(o.data + ": no example of at least seq_len+1 tokens");
 
-  Training training(*model, o.optimizer, o.checkpoints, o.max_steps, ctx);
+  Training training(*model, o.optimizer, o.memory, o.checkpoints, o.max_steps, ctx);
   model->train();
   if (teacher != nullptr) teacher->model->eval();  // frozen: no dropout, no router-load counting
   double loss_value = 0;
@@ -335,7 +331,7 @@ StageResult run_sft(const SftOptions& o, const StageContext& ctx, const KdTeache
     const double lr = training.begin_step(step);
     const StepLoss loss = sft_loss(*model, b, teacher, batch_local, o.batch_size);
     training.optimizer().zero_grad();
-    loss.loss.backward();
+    training.backward(loss.loss);
     const double grad_norm = training.step_optimizer();
     policy::update_router_biases(*model, model->config().bias_update_speed,
                                  [&](at::Tensor& load) { dist.all_reduce_sum(load, "expert load"); });

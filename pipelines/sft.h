@@ -53,6 +53,7 @@ struct SftOptions {
   // Cosine decays to 10% of the peak, as DeepSeek-R1 does for SFT (5e-5 -> 5e-6).
   OptimizerOptions optimizer{
       .learning_rate = 1e-3, .lr_scheduler_type = ScheduleType::kCosine, .warmup_steps = 10, .min_lr_ratio = 0.1};
+  MemoryOptions memory;  // bf16, gradient_checkpointing, save_dtype
   CheckpointOptions checkpoints;
   LoraStageOptions lora;  // lora_r > 0: adapters on the frozen `model`
   uint64_t seed = 0;

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <optional>
 
 #include "policy/causal_lm.h"
 #include "policy/lora.h"
@@ -18,11 +19,28 @@ namespace r1kit::pipelines {
 
 namespace fs = std::filesystem;
 
-Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, const CheckpointOptions& checkpoints,
-                   int64_t max_steps, const StageContext& context, policy::CausalLM* reference)
+namespace {
+
+// save_dtype "auto": the dtype of the directory the model was loaded from (config.json's
+// torch_dtype, or transformers 5's dtype); fp32 for a model made here.
+std::string saved_dtype(const policy::CausalLM& model, const std::string& save_dtype) {
+  if (save_dtype != "auto") return save_dtype;
+  const Json& extra = model.config().hf_extra;
+  for (const char* key : {"torch_dtype", "dtype"}) {
+    if (extra.contains(key) && extra[key] == "bfloat16") return "bfloat16";
+  }
+  return "float32";
+}
+
+}  // namespace
+
+Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, const MemoryOptions& memory,
+                   const CheckpointOptions& checkpoints, int64_t max_steps, const StageContext& context,
+                   policy::CausalLM* reference)
     : model_(model),
       reference_(reference),
       options_(optimizer),
+      memory_(memory),
       checkpoints_(checkpoints),
       max_steps_(max_steps),
       context_(context),
@@ -30,8 +48,15 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       replica_(replica_tensors(model)),
       trained_(policy::trainable_parameters(model)) {
   DistributedContext& dist = distributed();
+  const bool mixed = memory.bf16_on(model.lm_head_weight().device());
+  // AdamW's tensors: fp32 masters under mixed precision, else the trained tensors themselves.
+  // They are taken before a resume loads into them, so a master is first copied from the
+  // model's fp32 tensor below, after the checkpoint's weights are in.
+  std::vector<at::Tensor> master_values;
+  for (const at::Tensor& p : trained_) master_values.push_back(mixed ? p.detach().clone() : p);
+  updated_ = master_values;
   // With LoRA only the adapters train: the frozen base has no gradients and no AdamW state.
-  optimizer_ = std::make_unique<torch::optim::AdamW>(trained_, torch::optim::AdamWOptions(optimizer.learning_rate)
+  optimizer_ = std::make_unique<torch::optim::AdamW>(updated_, torch::optim::AdamWOptions(optimizer.learning_rate)
                                                                    .betas({optimizer.adam_beta1, optimizer.adam_beta2})
                                                                    .weight_decay(optimizer.weight_decay));
   if (context.resume) {
@@ -40,6 +65,14 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       if (dist.is_main()) log::info("{}: resumed from {} (step {})", context.stage_name, *chosen, state.step);
     }
   }
+  if (mixed) {
+    // Checkpoints hold fp32 weights: the model (fp32 until now) has the exact masters.
+    compute_dtype_ = at::kBFloat16;
+    masters_ = std::make_unique<MasterWeights>(model, trained_, compute_dtype_, std::move(master_values));
+    if (reference != nullptr) cast_parameters(*reference, compute_dtype_);  // computes only
+  }
+  model.set_gradient_checkpointing(memory.gradient_checkpointing);
+  reset_peak_memory(model.lm_head_weight().device());  // the first step's window
   // A fresh model is made from the seed on every rank, a resumed one read from one file: the
   // check proves the replicas start equal.
   check_replicas_equal(dist, replica_, context.stage_name + " start");
@@ -56,12 +89,18 @@ double Training::begin_step(int64_t step) {
   return lr;
 }
 
+void Training::backward(const at::Tensor& loss) {
+  loss.backward();
+  if (masters_) masters_->accumulate_gradients();
+}
+
 double Training::step_optimizer() {
-  all_reduce_gradients(distributed(), trained_);
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(trained_, options_.max_grad_norm);
+  all_reduce_gradients(distributed(), updated_);
+  const double grad_norm = torch::nn::utils::clip_grad_norm_(updated_, options_.max_grad_norm);
   if (std::isfinite(grad_norm)) {
     nonfinite_in_a_row_ = 0;
     optimizer_->step();
+    if (masters_) masters_->copy_to_model();
     return grad_norm;
   }
   // NaN/inf gradients (a loss that overflowed, weights already ruined by a huge learning
@@ -104,12 +143,19 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
   state.step = step + 1;
   std::map<std::string, double> logged = row;
   logged["nonfinite_skipped_steps"] = static_cast<double>(nonfinite_total_);
+  // The step's peak memory on the busiest rank (src/device.h: CUDA max allocated, CPU peak
+  // RSS), beside what `r1kit plan` predicts.
+  const c10::Device device = model_.lm_head_weight().device();
+  logged["memory/peak_bytes"] = dist.max_over_ranks(static_cast<double>(peak_memory_bytes(device)), "peak memory");
+  reset_peak_memory(device);
   metrics_->log(state.step, logged);
   const bool last = state.step == max_steps_;
   if (last || state.step % replica_check_steps == 0) {
     check_replicas_equal(dist, replica_, context_.stage_name + " step " + std::to_string(state.step));
   }
   if (last || (checkpoints_.save_steps > 0 && state.step % checkpoints_.save_steps == 0)) {
+    std::optional<MasterWeights::ModelHoldsMasters> full_precision;
+    if (masters_) full_precision.emplace(*masters_);
     check_finite("checkpoint");
     save_checkpoint_synced(dist, checkpoint_root_, model_, tokenizer, *optimizer_, state, checkpoints_.save_total_limit,
                            reference_);
@@ -118,10 +164,21 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
 
 std::string Training::save_final(const Tokenizer& tokenizer, bool merge_adapter) {
   const std::string dir = stage_model_dir(context_.run_dir, context_.stage_name);
+  std::optional<MasterWeights::ModelHoldsMasters> full_precision;
+  if (masters_) full_precision.emplace(*masters_);  // rounded once, to save_dtype
   check_finite("model");
-  if (merge_adapter && policy::has_lora(model_)) policy::merge_lora(model_);  // a plain HF model
-  save_final_model(distributed(), model_, tokenizer, dir);
+  if (merge_adapter && policy::has_lora(model_)) {
+    if (masters_) cast_parameters(model_, at::kFloat);  // the base merges with the fp32 adapters
+    policy::merge_lora(model_);                         // a plain HF model
+  }
+  save_final_model(distributed(), model_, tokenizer, dir, saved_dtype(model_, memory_.save_dtype));
   return dir;
+}
+
+DeviceChoice training_device(const std::string& spec) {
+  DeviceChoice device = rank_device(spec);
+  device.dtype = at::kFloat;
+  return device;
 }
 
 int64_t padded_length_over_ranks(int64_t local) {

@@ -7,6 +7,7 @@
 
 #include <limits>
 
+#include "policy/checkpointing.h"
 #include "policy/cpu/packed_linear.h"
 #include "policy/layers/mla.h"
 #include "policy/layers/mlp.h"
@@ -40,6 +41,26 @@ at::Tensor DecoderLayer::forward(const at::Tensor& x, const AttentionContext& ct
   const at::Tensor m = post_attention_norm_->forward(y);
   return y + (moe_ ? moe_->forward(m) : static_cast<Mlp&>(*mlp_).forward(m));
 }
+
+namespace {
+
+// One decoder layer under activation checkpointing: its output, and its MoE balance loss
+// (when the layer has one) as a second output, so that the loss is differentiable through
+// the recompute as well.
+at::Tensor checkpointed_layer(DecoderLayer& layer, const at::Tensor& x, const AttentionContext& ctx) {
+  MoeBlock* moe = layer.moe();
+  const std::vector<at::Tensor> out = checkpointed(
+      [&layer, moe, ctx](const at::Tensor& input) -> std::vector<at::Tensor> {
+        at::Tensor y = layer.forward(input, ctx, nullptr);
+        if (moe != nullptr && moe->aux_loss().defined()) return {y, moe->aux_loss()};
+        return {y};
+      },
+      x);
+  if (out.size() > 1) moe->set_aux_loss(out[1]);
+  return out[0];
+}
+
+}  // namespace
 
 CausalLM::CausalLM(ModelConfig config) : config_(std::move(config)) {
   validate(config_, "model config");
@@ -87,8 +108,10 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   } else {
     TORCH_CHECK(!positions_in.defined() || positions_in.size(1) == T, "CausalLM: positions must be [N, T] like tokens");
   }
+  const bool checkpoint = gradient_checkpointing_ && cache == nullptr && is_training() && at::GradMode::is_enabled();
   for (size_t i = 0; i < layers_.size(); ++i) {
-    x = layers_[i]->forward(x, ctx, cache ? &(*cache)[i] : nullptr);
+    x = checkpoint ? checkpointed_layer(*layers_[i], x, ctx)
+                   : layers_[i]->forward(x, ctx, cache ? &(*cache)[i] : nullptr);
   }
   return norm_->forward(x);
 }

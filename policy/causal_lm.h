@@ -51,6 +51,10 @@ class CausalLM : public torch::nn::Module {
   std::vector<MoeBlock*> moe_blocks() const;
   // Sum of the MoE blocks' sequence-wise balance losses of the last forward (0 if none).
   at::Tensor aux_loss() const;
+  // Activation checkpointing per decoder layer (policy/checkpointing.h) in training-mode
+  // forwards with gradients on; off by default.
+  void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
+  bool gradient_checkpointing() const { return gradient_checkpointing_; }
   // Re-ties lm_head to embed_tokens after weights were replaced (tie_word_embeddings).
   void tie_weights();
   int64_t num_parameters() const;
@@ -66,6 +70,7 @@ class CausalLM : public torch::nn::Module {
 
  private:
   std::string source_dir_;
+  bool gradient_checkpointing_ = false;
   ModelConfig config_;
   RopeTable rope_;
   std::shared_ptr<torch::nn::Module> model_;  // "model" prefix of HF names

@@ -63,7 +63,64 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   }
 };
 
+// KL(p_t || p_s) with p = softmax(z / tau): dKL/dz_s = (p_s - p_t) / tau.
+struct ChunkedKl : public torch::autograd::Function<ChunkedKl> {
+  // h [M, D], w [V, D], ht [M, Dt], wt [V, Dt] -> kl [M]
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& ht,
+                            const at::Tensor& wt, double tau, int64_t chunk) {
+    const int64_t M = h.size(0);
+    at::Tensor kl = at::empty({M}, h.options().dtype(at::kFloat));
+    for (int64_t s = 0; s < M; s += chunk) {
+      const int64_t n = std::min(chunk, M - s);
+      const at::Tensor lp_s = at::log_softmax(at::matmul(h.narrow(0, s, n), w.t()).to(at::kFloat) / tau, -1);
+      const at::Tensor lp_t = at::log_softmax(at::matmul(ht.narrow(0, s, n), wt.t()).to(at::kFloat) / tau, -1);
+      kl.narrow(0, s, n).copy_((lp_t.exp() * (lp_t - lp_s)).sum(-1));  // [n]
+    }
+    ctx->save_for_backward({h, w, ht, wt});
+    ctx->saved_data["tau"] = tau;
+    ctx->saved_data["chunk"] = chunk;
+    return kl;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &h = saved[0], &w = saved[1], &ht = saved[2], &wt = saved[3];
+    const double tau = ctx->saved_data["tau"].toDouble();
+    const int64_t chunk = ctx->saved_data["chunk"].toInt();
+    const at::Tensor& g = grads[0];  // [M]
+    const int64_t M = h.size(0);
+    at::Tensor dh = at::zeros_like(h, h.options().dtype(at::kFloat));
+    at::Tensor dw = at::zeros_like(w, w.options().dtype(at::kFloat));
+    const at::Tensor w32 = w.to(at::kFloat);
+    for (int64_t s = 0; s < M; s += chunk) {
+      const int64_t n = std::min(chunk, M - s);
+      const at::Tensor hc = h.narrow(0, s, n).to(at::kFloat);
+      const at::Tensor p_s = at::softmax(at::matmul(hc, w32.t()) / tau, -1);
+      const at::Tensor p_t = at::softmax(at::matmul(ht.narrow(0, s, n), wt.t()).to(at::kFloat) / tau, -1);
+      const at::Tensor dz = (p_s - p_t) * (g.narrow(0, s, n).unsqueeze(1) / tau);  // [n, V]
+      dh.narrow(0, s, n).copy_(at::matmul(dz, w32));
+      dw.add_(at::matmul(dz.t(), hc));
+    }
+    return {dh.to(h.scalar_type()), dw.to(w.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+at::Tensor token_kl(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& teacher_hidden,
+                    const at::Tensor& teacher_head, const LogprobOptions& options) {
+  TORCH_CHECK(hidden.dim() == 3 && teacher_hidden.dim() == 3 && hidden.size(0) == teacher_hidden.size(0) &&
+                  hidden.size(1) == teacher_hidden.size(1) && lm_head.size(0) == teacher_head.size(0),
+              "token_kl: hidden ", hidden.sizes(), " / head ", lm_head.sizes(), " and the teacher's ",
+              teacher_hidden.sizes(), " / ", teacher_head.sizes(), " must be [N, T, D] / [V, D] alike");
+  TORCH_CHECK(options.temperature > 0, "token_kl: temperature must be > 0");
+  const int64_t N = hidden.size(0), T = hidden.size(1);
+  const at::Tensor kl =
+      ChunkedKl::apply(hidden.reshape({N * T, hidden.size(2)}), lm_head,
+                       teacher_hidden.reshape({N * T, teacher_hidden.size(2)}).detach(), teacher_head.detach(),
+                       options.temperature, std::max<int64_t>(options.chunk_rows, 1));
+  return kl.view({N, T});
+}
 
 TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
                              const LogprobOptions& options) {

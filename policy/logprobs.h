@@ -26,6 +26,14 @@ struct TokenLogprobs {
 TokenLogprobs token_logprobs(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
                              const LogprobOptions& options = {});
 
+// Forward KL(teacher_T || student_T) per position between the temperature-softened
+// distributions (knowledge distillation), chunked the same way: the student's and the
+// teacher's [chunk, V] logits exist one chunk at a time, in forward and in backward.
+// hidden [N, T, D] and lm_head [V, D] (the student's; differentiable), teacher_hidden
+// [N, T, Dt] and teacher_head [V, Dt] (not differentiated) -> [N, T] fp32.
+at::Tensor token_kl(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& teacher_hidden,
+                    const at::Tensor& teacher_head, const LogprobOptions& options = {});
+
 // The straightforward version (full log_softmax), for tests and tiny inputs.
 TokenLogprobs token_logprobs_naive(const at::Tensor& hidden, const at::Tensor& lm_head, const at::Tensor& targets,
                                    double temperature = 1.0);

@@ -2,6 +2,7 @@
 #include "src/device.h"
 
 #include <ATen/Context.h>
+#include <c10/core/CachingDeviceAllocator.h>
 #include <dlfcn.h>
 
 #include <fstream>
@@ -40,6 +41,28 @@ DeviceChoice resolve_device(const std::string& device, const std::string& dtype)
 }
 
 std::string to_string(const DeviceChoice& d) { return d.device.str() + "/" + std::string(c10::toString(d.dtype)); }
+
+int64_t peak_memory_bytes(const c10::Device& device) {
+  if (device.is_cuda()) {
+    const auto stats = c10::getDeviceAllocator(c10::kCUDA)->getDeviceStats(device.index() < 0 ? 0 : device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  }
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
+  }
+  return 0;
+}
+
+void reset_peak_memory(const c10::Device& device) {
+  if (device.is_cuda()) {
+    c10::getDeviceAllocator(c10::kCUDA)->resetPeakStats(device.index() < 0 ? 0 : device.index());
+    return;
+  }
+  std::ofstream out("/proc/self/clear_refs");
+  out << "5";
+}
 
 int64_t available_memory_bytes(const c10::Device& device) {
   if (device.is_cpu()) {

@@ -432,6 +432,37 @@ double DistributedContext::max_over_ranks(double value, const std::string& what)
   return max_over_ranks(std::vector<double>{value}, what)[0];
 }
 
+at::Tensor DistributedContext::all_gather(const at::Tensor& local, const std::string& what) {
+  if (!launched() || world_size() == 1) return local.reshape({-1}).clone();
+  impl_->check_open(what);
+  at::Tensor in = impl_->on_backend(local.reshape({-1}));
+  at::Tensor out = at::empty({world_size() * in.numel()}, in.options());
+  c10d::Backend* backend = impl_->backend_for(in.device()).first;
+  impl_->run(what, [&] {
+    c10d::AllgatherOptions o;
+    o.timeout = impl_->timeout;
+    return backend->_allgather_base(out, in, o);
+  });
+  return out.to(local.device());
+}
+
+at::Tensor DistributedContext::reduce_scatter_sum(const at::Tensor& full, const std::string& what) {
+  if (!launched() || world_size() == 1) return full.reshape({-1}).clone();
+  TORCH_CHECK(full.numel() % world_size() == 0, "reduce_scatter: ", full.numel(), " elements do not split over ",
+              world_size(), " ranks");
+  impl_->check_open(what);
+  at::Tensor in = impl_->on_backend(full.reshape({-1}));
+  at::Tensor out = at::empty({in.numel() / world_size()}, in.options());
+  c10d::Backend* backend = impl_->backend_for(in.device()).first;
+  impl_->run(what, [&] {
+    c10d::ReduceScatterOptions o;
+    o.reduceOp = c10d::ReduceOp(c10d::ReduceOp::SUM);
+    o.timeout = impl_->timeout;
+    return backend->_reduce_scatter_base(out, in, o);
+  });
+  return out.to(full.device());
+}
+
 void DistributedContext::broadcast(at::Tensor& tensor, int root, const std::string& what) {
   if (!launched()) return;
   impl_->check_open(what);

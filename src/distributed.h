@@ -87,6 +87,12 @@ class DistributedContext {
   std::vector<double> max_over_ranks(std::vector<double> values, const std::string& what);
   double sum_over_ranks(double value, const std::string& what);
   double max_over_ranks(double value, const std::string& what);
+  // ZeRO's two collectives over equal chunks (every rank passes the same sizes and dtype):
+  // all_gather: every rank's `local` [n] into [W * n], rank r's at [r*n, (r+1)*n);
+  // reduce_scatter_sum: the element-wise sum over ranks of `full` [W * n], of which this rank
+  // receives chunk `rank` [n]. Without a group (W = 1) they return a copy of their input.
+  at::Tensor all_gather(const at::Tensor& local, const std::string& what = "all_gather");
+  at::Tensor reduce_scatter_sum(const at::Tensor& full, const std::string& what = "reduce_scatter");
   // Copies `root`'s tensor into every rank's (same shape and dtype everywhere).
   void broadcast(at::Tensor& tensor, int root, const std::string& what = "broadcast");
   // Every rank's value, indexed by rank (through the TCPStore: meant for small objects such as

@@ -27,12 +27,13 @@ inline std::string write_grpo_fixture(const std::filesystem::path& dir, int prom
   return path;
 }
 
-// RUN/zero/metrics.jsonl without the wall-clock columns: what two equal runs must share.
+// RUN/zero/metrics.jsonl without the wall-clock and memory columns: what two equal runs must
+// share.
 inline std::vector<Json> metric_rows(const std::filesystem::path& run) {
   std::vector<Json> rows = read_jsonl((run / "zero" / "metrics.jsonl").string());
   for (Json& r : rows) {
-    for (const char* k :
-         {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step", "tokens_per_second"}) {
+    for (const char* k : {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step",
+                          "tokens_per_second", "memory/peak_bytes"}) {
       r.erase(k);
     }
   }

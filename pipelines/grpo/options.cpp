@@ -32,6 +32,7 @@ GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   f.get("ref_model_sync_steps", o.ref_model_sync_steps);
   f.get("mask_truncated_completions", o.mask_truncated_completions);
   read_optimizer_options(f, o.optimizer);
+  read_memory_options(f, o.memory);
   read_lora_options(f, o.lora);
   read_checkpoint_options(f, o.checkpoints);
   f.get("seed", o.seed);

@@ -42,6 +42,7 @@ struct GrpoOptions {
   bool mask_truncated_completions = false;
   // Optimizer (AdamW) and schedule: TRL's default learning rate; tiny CPU models want ~1e-4.
   OptimizerOptions optimizer{.learning_rate = 1e-6, .adam_beta2 = 0.99};
+  MemoryOptions memory;  // bf16, gradient_checkpointing, save_dtype
   CheckpointOptions checkpoints;
   LoraStageOptions lora;  // lora_r > 0: adapters on a frozen policy; beta > 0 then needs no reference copy
   // Housekeeping.

@@ -330,7 +330,7 @@ TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, co
       in.num_minibatches = num_micro;
       const LossOutput out = grpo_loss(in, o.loss);
       // MoE sequence-wise balance loss (0 unless seq_aux_loss_alpha > 0), weighted by rows.
-      (out.loss + policy.aux_loss() * (static_cast<double>(n) / N)).backward();
+      training.backward(out.loss + policy.aux_loss() * (static_cast<double>(n) / N));
       if (it == o.num_iterations - 1) {
         st.kl += out.kl_mean * out.tokens;
         st.clip_low += out.clip_low_fraction * out.tokens;
@@ -461,8 +461,8 @@ std::optional<JsonlAppender> open_samples(const StageContext& ctx, int64_t resum
 
 StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   const auto t_stage = Clock::now();
-  DistributedContext& dist = distributed();           // one rank of one when not launched
-  const DeviceChoice device = rank_device(o.device);  // cuda -> cuda:<LOCAL_RANK>
+  DistributedContext& dist = distributed();               // one rank of one when not launched
+  const DeviceChoice device = training_device(o.device);  // fp32; cuda -> cuda:<LOCAL_RANK>
   Tokenizer tokenizer = Tokenizer::load(o.model);
   PromptData data(o.prompts, o.seed, tokenizer);
   GrpoRun run{o,
@@ -484,7 +484,9 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   // adapters switched off (no second model in memory).
   if (o.loss.beta > 0 && !policy::has_lora(*run.policy)) run.reference = policy::copy_model(*run.policy);
   run.shard = prompt_shard(o.prompts_per_step, dist);
-  Training training(*run.policy, o.optimizer, o.checkpoints, o.max_steps, ctx, run.reference.get());
+  // From here the policy (and the reference) compute in bf16 under mixed precision: the
+  // engine samples from that copy.
+  Training training(*run.policy, o.optimizer, o.memory, o.checkpoints, o.max_steps, ctx, run.reference.get());
   run.samples = open_samples(ctx, training.state.step);
   // Completion text for rewards keeps <think> etc. and drops the final EOS (scored_groups.h).
   rollout::Engine engine = make_engine(run.policy, run.tokenizer, o.generation.engine);

@@ -4,6 +4,7 @@
 
 #include <ATen/ATen.h>
 
+#include "policy/checkpointing.h"
 #include "policy/cpu/dispatch.h"
 #include "policy/cpu/expert_ffn.h"
 
@@ -122,7 +123,7 @@ at::Tensor MoeBlock::forward(const at::Tensor& x) {
   at::Tensor counts;
   at::Tensor y = experts_->forward(flat, r, &counts);  // [N*T, D]
   last_counts_ = counts.detach();
-  if (is_training()) load_ = load_.to(counts.device()) + counts.to(at::kFloat);
+  if (is_training() && !in_recompute()) load_ = load_.to(counts.device()) + counts.to(at::kFloat);
   if (shared_) {
     at::Tensor s = shared_->forward(flat);
     if (shared_gate_) s = at::sigmoid(shared_gate_->forward(flat)) * s;

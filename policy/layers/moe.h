@@ -66,10 +66,13 @@ class MoeBlock : public torch::nn::Module {
 
   Router& router() { return *gate_; }
   // Tokens routed to each expert, summed over forwards since the last take_load(): the
-  // aux-loss-free bias update reads it after each optimizer step. Counted in train mode only.
+  // aux-loss-free bias update reads it after each optimizer step. Counted in train mode only,
+  // and not again when activation checkpointing recomputes the forward.
   at::Tensor take_load();  // [E] fp32, on the router's device
   // Sequence-wise balance loss of the last forward (DeepSeek-V3 eq. 17-20), or undefined.
   const at::Tensor& aux_loss() const { return aux_loss_; }
+  // Activation checkpointing replaces it with the checkpointed function's output.
+  void set_aux_loss(at::Tensor loss) { aux_loss_ = std::move(loss); }
   // Tokens per expert of the last forward (any mode), for reports.
   const at::Tensor& last_counts() const { return last_counts_; }
 

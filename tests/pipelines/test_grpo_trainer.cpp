@@ -304,6 +304,15 @@ TEST(GrpoResume, KilledRunResumesExactly) {
   expect_kill_and_resume_exact(dir, make_fixture(dir, 6), "model.safetensors");
 }
 
+// bf16 compute over fp32 masters with activation checkpointing: the checkpoints hold the
+// masters, so kill + resume still ends bitwise where an uninterrupted run does.
+TEST(GrpoResume, KilledBf16CheckpointingRunResumesExactly) {
+  const fs::path dir = testing::scratch_dir("grpo_resume_bf16");
+  expect_kill_and_resume_exact(
+      dir, make_fixture(dir, 6, {{"bf16", true}, {"gradient_checkpointing", true}, {"learning_rate", 1e-3}}),
+      "model.safetensors");
+}
+
 // LoRA: the checkpoints hold the adapters and their AdamW state; the KL reference is the base
 // with the adapters off. Kill + resume ends with the same adapter, bitwise.
 TEST(GrpoResume, KilledLoraRunResumesExactly) {
