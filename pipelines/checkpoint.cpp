@@ -101,25 +101,33 @@ std::string short_what(const std::exception& e) {
   return e.what();
 }
 
+// optimizer.pt, or optimizer-rank<r>.pt of a ZeRO checkpoint sharded over `shards` ranks.
+std::string optimizer_file(const std::string& dir, int shards, int rank) {
+  return (fs::path(dir) / (shards > 0 ? "optimizer-rank" + std::to_string(rank) + ".pt" : "optimizer.pt")).string();
+}
+
+void write_optimizer(const torch::optim::Optimizer& optimizer, const std::string& path) {
+  // Serialised in memory, then written through AtomicFile: LibTorch's own file writer
+  // reports a full disk as "unexpected pos" from a destructor (a terminate), with no path.
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  write_file_atomic(path, bytes.str());
+}
+
 void write_checkpoint_files(const std::string& tmp, const policy::CausalLM& model, const Tokenizer& tokenizer,
                             const torch::optim::Optimizer& optimizer, const TrainerState& state,
-                            const policy::CausalLM* reference) {
+                            const policy::CausalLM* reference, int optimizer_shards) {
   fs::create_directories(tmp);
   save_model_directory(model, tokenizer, tmp);
   if (reference != nullptr) policy::save_pretrained(*reference, (fs::path(tmp) / "reference").string());
-  {
-    // Serialised in memory, then written through AtomicFile: LibTorch's own file writer
-    // reports a full disk as "unexpected pos" from a destructor (a terminate), with no path.
-    torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
-    std::ostringstream bytes;
-    archive.save_to(bytes);
-    write_file_atomic((fs::path(tmp) / "optimizer.pt").string(), bytes.str());
-  }
-  const Json st = {{"step", state.step},
-                   {"data_position", state.data_position},
-                   {"extra", state.extra},
-                   {"files", file_manifest(tmp)}};
+  if (optimizer_shards == 0) write_optimizer(optimizer, optimizer_file(tmp, 0, 0));
+  Json st = {{"step", state.step},
+             {"data_position", state.data_position},
+             {"extra", state.extra},
+             {"files", file_manifest(tmp)}};
+  if (optimizer_shards > 0) st["optimizer_shards"] = optimizer_shards;
   // trainer_state.json last: its presence marks the directory complete.
   write_file_atomic((fs::path(tmp) / "trainer_state.json").string(), st.dump(2) + "\n");
 }
@@ -128,12 +136,12 @@ void write_checkpoint_files(const std::string& tmp, const policy::CausalLM& mode
 
 std::string save_checkpoint(const std::string& root, const policy::CausalLM& model, const Tokenizer& tokenizer,
                             const torch::optim::Optimizer& optimizer, const TrainerState& state, int64_t keep,
-                            const policy::CausalLM* reference) {
+                            const policy::CausalLM* reference, int optimizer_shards) {
   const std::string final_dir = (fs::path(root) / ("step-" + std::to_string(state.step))).string();
   const std::string tmp = final_dir + ".tmp";
-  remove_tree(tmp);  // a leftover of a crash during an earlier save
+  if (optimizer_shards == 0) remove_tree(tmp);  // a leftover of a crash during an earlier save
   try {
-    write_checkpoint_files(tmp, model, tokenizer, optimizer, state, reference);
+    write_checkpoint_files(tmp, model, tokenizer, optimizer, state, reference, optimizer_shards);
   } catch (const std::exception& e) {
     // A full disk, a quota, an I/O error: the half-written directory goes, the previous
     // checkpoints stay as they were.
@@ -163,7 +171,18 @@ std::optional<std::string> latest_checkpoint(const std::string& root) {
 }
 
 TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, torch::optim::Optimizer& optimizer,
-                             policy::CausalLM* reference) {
+                             policy::CausalLM* reference, int optimizer_shards, int rank) {
+  const Json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
+  const int saved_shards = st.is_object() ? st.value("optimizer_shards", 0) : 0;
+  if (saved_shards != optimizer_shards) {
+    auto how = [](int shards) {
+      return shards > 0
+                 ? "sharded over " + std::to_string(shards) + (shards == 1 ? " rank" : " ranks") + " (zero_stage >= 1)"
+                 : std::string("whole (zero_stage 0)");
+    };
+    throw Error(dir + ": its optimizer states were saved " + how(saved_shards) + ", but this run holds them " +
+                how(optimizer_shards) + "; resume with the world size and zero_stage the checkpoint was written with");
+  }
   try {
     if (policy::has_lora(model)) {
       policy::load_peft_adapter_values(model, dir);  // the frozen base is the stage's model as loaded
@@ -176,20 +195,20 @@ TrainerState load_checkpoint(const std::string& dir, policy::CausalLM& model, to
       policy::load_weights(*reference, ref_dir);
     }
     torch::serialize::InputArchive archive;
-    archive.load_from((fs::path(dir) / "optimizer.pt").string());
+    archive.load_from(optimizer_file(dir, optimizer_shards, rank));
     optimizer.load(archive);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
     throw Error(dir + ": cannot load the checkpoint: " + short_what(e));
   }
-  const Json st = read_json_file((fs::path(dir) / "trainer_state.json").string());
   TrainerState state;
   JsonFields f(st, dir + "/trainer_state.json");
   f.require("step", state.step);
   f.require("data_position", state.data_position);
   f.get("extra", state.extra);
   f.ignore("files");
+  f.ignore("optimizer_shards");
   f.finish();
   return state;
 }
@@ -216,8 +235,24 @@ std::optional<std::string> agreed_latest_checkpoint(const std::string& root, Dis
 
 void save_checkpoint_synced(DistributedContext& dist, const std::string& root, const policy::CausalLM& model,
                             const Tokenizer& tokenizer, const torch::optim::Optimizer& optimizer,
-                            const TrainerState& state, int64_t keep, const policy::CausalLM* reference) {
-  if (dist.is_main()) save_checkpoint(root, model, tokenizer, optimizer, state, keep, reference);
+                            const TrainerState& state, int64_t keep, const policy::CausalLM* reference,
+                            bool sharded_optimizer) {
+  if (sharded_optimizer) {
+    // Rank 0 makes a clean step-N.tmp/, every rank writes its optimizer shard into it, then
+    // rank 0 adds the rest and renames it into place as for a whole checkpoint.
+    const std::string tmp = (fs::path(root) / ("step-" + std::to_string(state.step) + ".tmp")).string();
+    if (dist.is_main()) {
+      remove_tree(tmp);
+      fs::create_directories(tmp);
+    }
+    dist.barrier("checkpoint directory");
+    write_optimizer(optimizer, optimizer_file(tmp, dist.world_size(), dist.rank()));
+    dist.barrier("optimizer shards saved");
+  }
+  if (dist.is_main()) {
+    save_checkpoint(root, model, tokenizer, optimizer, state, keep, reference,
+                    sharded_optimizer ? dist.world_size() : 0);
+  }
   dist.barrier("checkpoint saved");
 }
 

@@ -44,6 +44,9 @@ void read_memory_options(JsonFields& f, MemoryOptions& o) {
   f.get("bf16", o.bf16);
   f.get("gradient_checkpointing", o.gradient_checkpointing);
   f.get("save_dtype", o.save_dtype);
+  f.get("zero_stage", o.zero_stage);
+  if (o.zero_stage < 0 || o.zero_stage > 3)
+    f.fail("zero_stage", "must be 0, 1, 2 or 3, got " + std::to_string(o.zero_stage));
   if (o.save_dtype != "auto" && o.save_dtype != "float32" && o.save_dtype != "bfloat16") {
     f.fail("save_dtype", "expected auto, float32 or bfloat16, got \"" + o.save_dtype + "\"");
   }

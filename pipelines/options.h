@@ -128,12 +128,15 @@ void read_optimizer_options(JsonFields& f, OptimizerOptions& o);
 //    on for CUDA, off on CPU. false: everything in fp32.
 //  - gradient_checkpointing (TRL's name): each decoder layer's activations are recomputed in
 //    backward instead of kept (policy/checkpointing.h).
+//  - zero_stage: 0 (every rank holds everything), 1 (AdamW states sharded over the ranks), 2
+//    (+ gradients), 3 (+ the decoder layers' weights, gathered layer by layer): zero.h.
 //  - save_dtype: the final model on disk: "auto" (the dtype the model was loaded in, from its
 //    config.json; float32 for a model made from model_config), "float32" or "bfloat16".
 //    Checkpoints always hold fp32 weights, so that a resume is exact.
 struct MemoryOptions {
   std::optional<bool> bf16;
   bool gradient_checkpointing = false;
+  int64_t zero_stage = 0;
   std::string save_dtype = "auto";
 
   // Whether a stage on `device` computes in bf16.

@@ -11,6 +11,7 @@
 
 #include "policy/causal_lm.h"
 #include "policy/lora.h"
+#include "src/byte_size.h"
 #include "src/distributed.h"
 #include "src/logging.h"
 #include "src/metrics.h"
@@ -49,11 +50,17 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       trained_(policy::trainable_parameters(model)) {
   DistributedContext& dist = distributed();
   const bool mixed = memory.bf16_on(model.lm_head_weight().device());
-  // AdamW's tensors: fp32 masters under mixed precision, else the trained tensors themselves.
-  // They are taken before a resume loads into them, so a master is first copied from the
-  // model's fp32 tensor below, after the checkpoint's weights are in.
+  compute_dtype_ = mixed ? at::kBFloat16 : at::kFloat;
+  // AdamW's tensors: this rank's fp32 master chunks under ZeRO, whole fp32 masters under
+  // mixed precision, else the trained tensors themselves. They are made before a resume loads
+  // into the model, and take the model's (fp32) values below, after the checkpoint's are in.
   std::vector<at::Tensor> master_values;
-  for (const at::Tensor& p : trained_) master_values.push_back(mixed ? p.detach().clone() : p);
+  if (memory.zero_stage > 0) {
+    zero_ = std::make_unique<ZeroShards>(model, trained_, static_cast<int>(memory.zero_stage), dist);
+    master_values = zero_->masters();
+  } else {
+    for (const at::Tensor& p : trained_) master_values.push_back(mixed ? p.detach().clone() : p);
+  }
   updated_ = master_values;
   // With LoRA only the adapters train: the frozen base has no gradients and no AdamW state.
   optimizer_ = std::make_unique<torch::optim::AdamW>(updated_, torch::optim::AdamWOptions(optimizer.learning_rate)
@@ -61,17 +68,26 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
                                                                    .weight_decay(optimizer.weight_decay));
   if (context.resume) {
     if (const auto chosen = agreed_latest_checkpoint(checkpoint_root_, dist)) {
-      state = load_checkpoint(*chosen, model, *optimizer_, reference);
+      state = load_checkpoint(*chosen, model, *optimizer_, reference, zero_ ? dist.world_size() : 0, dist.rank());
       if (dist.is_main()) log::info("{}: resumed from {} (step {})", context.stage_name, *chosen, state.step);
     }
   }
-  if (mixed) {
-    // Checkpoints hold fp32 weights: the model (fp32 until now) has the exact masters.
-    compute_dtype_ = at::kBFloat16;
+  // Checkpoints hold fp32 weights: the model (fp32 until now) has the exact masters.
+  if (zero_) {
+    zero_->start(compute_dtype_);
+    replica_ = zero_->replicated();
+  } else if (mixed) {
     masters_ = std::make_unique<MasterWeights>(model, trained_, compute_dtype_, std::move(master_values));
-    if (reference != nullptr) cast_parameters(*reference, compute_dtype_);  // computes only
   }
-  model.set_gradient_checkpointing(memory.gradient_checkpointing);
+  if (reference != nullptr) cast_parameters(*reference, compute_dtype_);  // computes only
+  // ZeRO-3 frees a layer's weights after its forward: backward must recompute it.
+  const bool checkpointing = memory.gradient_checkpointing || memory.zero_stage == 3;
+  if (checkpointing && !memory.gradient_checkpointing && dist.is_main()) {
+    log::info("{}: zero_stage 3 recomputes each decoder layer in backward (gradient_checkpointing on)",
+              context.stage_name);
+  }
+  model.set_gradient_checkpointing(checkpointing);
+  log_persistent_bytes();
   reset_peak_memory(model.lm_head_weight().device());  // the first step's window
   // A fresh model is made from the seed on every rank, a resumed one read from one file: the
   // check proves the replicas start equal.
@@ -91,16 +107,32 @@ double Training::begin_step(int64_t step) {
 
 void Training::backward(const at::Tensor& loss) {
   loss.backward();
-  if (masters_) masters_->accumulate_gradients();
+  if (zero_) {
+    zero_->after_backward();
+  } else if (masters_) {
+    masters_->accumulate_gradients();
+  }
 }
 
 double Training::step_optimizer() {
-  all_reduce_gradients(distributed(), updated_);
-  const double grad_norm = torch::nn::utils::clip_grad_norm_(updated_, options_.max_grad_norm);
+  double grad_norm = 0;
+  if (zero_) {
+    grad_norm = zero_->reduce_for_step();
+    // clip_grad_norm_'s rule, on the global norm of the sharded gradients.
+    const double coefficient = options_.max_grad_norm / (grad_norm + 1e-6);
+    if (std::isfinite(grad_norm) && coefficient < 1) zero_->scale_gradients(coefficient);
+  } else {
+    all_reduce_gradients(distributed(), updated_);
+    grad_norm = torch::nn::utils::clip_grad_norm_(updated_, options_.max_grad_norm);
+  }
   if (std::isfinite(grad_norm)) {
     nonfinite_in_a_row_ = 0;
     optimizer_->step();
-    if (masters_) masters_->copy_to_model();
+    if (zero_) {
+      zero_->publish();
+    } else if (masters_) {
+      masters_->copy_to_model();
+    }
     return grad_norm;
   }
   // NaN/inf gradients (a loss that overflowed, weights already ruined by a huge learning
@@ -122,7 +154,7 @@ double Training::step_optimizer() {
 }
 
 void Training::check_finite(const std::string& what) const {
-  std::string bad = model_.first_nonfinite_parameter();
+  std::string bad = zero_ ? zero_->first_nonfinite() : model_.first_nonfinite_parameter();
   if (bad.empty() && policy::has_lora(model_)) {
     const policy::LoraOptions adapters = policy::lora_options(model_);
     for (size_t i = 0; i < trained_.size() && bad.empty(); ++i) {  // A, B per module
@@ -147,6 +179,7 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
   // RSS), beside what `r1kit plan` predicts.
   const c10::Device device = model_.lm_head_weight().device();
   logged["memory/peak_bytes"] = dist.max_over_ranks(static_cast<double>(peak_memory_bytes(device)), "peak memory");
+  logged["memory/persistent_bytes"] = persistent_max_;  // params + grads + AdamW, busiest rank
   reset_peak_memory(device);
   metrics_->log(state.step, logged);
   const bool last = state.step == max_steps_;
@@ -155,10 +188,12 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
   }
   if (last || (checkpoints_.save_steps > 0 && state.step % checkpoints_.save_steps == 0)) {
     std::optional<MasterWeights::ModelHoldsMasters> full_precision;
+    std::optional<ZeroShards::WholeMasters> whole;
     if (masters_) full_precision.emplace(*masters_);
+    if (zero_) whole.emplace(*zero_);
     check_finite("checkpoint");
     save_checkpoint_synced(dist, checkpoint_root_, model_, tokenizer, *optimizer_, state, checkpoints_.save_total_limit,
-                           reference_);
+                           reference_, zero_ != nullptr);
   }
 }
 
@@ -166,6 +201,12 @@ std::string Training::save_final(const Tokenizer& tokenizer, bool merge_adapter)
   const std::string dir = stage_model_dir(context_.run_dir, context_.stage_name);
   std::optional<MasterWeights::ModelHoldsMasters> full_precision;
   if (masters_) full_precision.emplace(*masters_);  // rounded once, to save_dtype
+  std::optional<ZeroShards::WholeMasters> whole;
+  if (zero_) {
+    zero_->finish();  // the model stays whole from here on
+    whole.emplace(*zero_);
+    whole->keep();
+  }
   check_finite("model");
   if (merge_adapter && policy::has_lora(model_)) {
     if (masters_) cast_parameters(model_, at::kFloat);  // the base merges with the fp32 adapters
@@ -179,6 +220,43 @@ DeviceChoice training_device(const std::string& spec) {
   DeviceChoice device = rank_device(spec);
   device.dtype = at::kFloat;
   return device;
+}
+
+std::unique_ptr<ZeroShards::WholeWeights> Training::whole_weights() {
+  if (!zero_ || zero_->stage() != 3) return nullptr;
+  return std::make_unique<ZeroShards::WholeWeights>(*zero_);
+}
+
+PersistentBytes Training::persistent_bytes() const {
+  if (zero_) return zero_->persistent_bytes();
+  PersistentBytes b;
+  for (const at::Tensor& p : model_.parameters()) b.params += p.numel() * p.element_size();
+  for (const at::Tensor& t : trained_) {
+    if (masters_) b.params += t.numel() * 4;
+    b.grads += t.numel() * 4;
+    b.optimizer += 2 * t.numel() * 4;
+  }
+  if (policy::has_lora(model_)) {
+    for (const at::Tensor& t : trained_) b.params += t.numel() * t.element_size();
+  }
+  return b;
+}
+
+void Training::log_persistent_bytes() {
+  const PersistentBytes b = persistent_bytes();
+  DistributedContext& dist = distributed();
+  const std::vector<Json> all = dist.all_gather_json(Json::array({b.params, b.grads, b.optimizer}), "persistent bytes");
+  for (const Json& r : all) {
+    persistent_max_ = std::max(persistent_max_, r[0].get<double>() + r[1].get<double>() + r[2].get<double>());
+  }
+  if (!dist.is_main()) return;
+  for (size_t r = 0; r < all.size(); ++r) {
+    log::info("{}: rank {} holds {} of parameters + {} of gradients + {} of optimizer states = {} (zero_stage {})",
+              context_.stage_name, r, format_bytes(all[r][0].get<int64_t>()), format_bytes(all[r][1].get<int64_t>()),
+              format_bytes(all[r][2].get<int64_t>()),
+              format_bytes(all[r][0].get<int64_t>() + all[r][1].get<int64_t>() + all[r][2].get<int64_t>()),
+              memory_.zero_stage);
+  }
 }
 
 int64_t padded_length_over_ranks(int64_t local) {

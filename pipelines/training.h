@@ -18,6 +18,7 @@
 #include "pipelines/mixed_precision.h"
 #include "pipelines/options.h"
 #include "pipelines/stage.h"
+#include "pipelines/zero.h"
 #include "src/device.h"
 
 namespace torch::optim {
@@ -61,7 +62,8 @@ class Training {
   // naming the stage and step (the last checkpoint stays as it was).
   double step_optimizer();
   // state.step = step + 1 (the caller's step); logs `row` plus `nonfinite_skipped_steps` and
-  // `memory/peak_bytes` (the step's peak over ranks; the window restarts here);
+  // `memory/peak_bytes` (the step's peak over ranks; the window restarts here) and
+  // `memory/persistent_bytes` (persistent_bytes() of the busiest rank);
   // every `replica_check_steps` steps and at the end checks that the ranks' weights agree;
   // writes a checkpoint when due. No checkpoint or model is written with a non-finite weight
   // (an r1kit::Error names the tensor).
@@ -71,6 +73,12 @@ class Training {
   // save_dtype: with LoRA the PEFT adapter directory, or with `merge_adapter` the merged plain
   // model.
   std::string save_final(const Tokenizer& tokenizer, bool merge_adapter = false);
+  // ZeRO-3: every decoder layer's weights whole while the result lives (generation; one
+  // compute copy of the model); null (nothing to do) otherwise.
+  std::unique_ptr<ZeroShards::WholeWeights> whole_weights();
+  // What this rank holds between steps: parameters (compute copy + masters), fp32 gradients
+  // and AdamW's moments. Logged per rank at the start.
+  PersistentBytes persistent_bytes() const;
 
  private:
   policy::CausalLM& model_;
@@ -84,13 +92,16 @@ class Training {
   std::string checkpoint_root_;
   std::vector<at::Tensor> replica_;         // views of the parameters: follow the updates
   std::vector<at::Tensor> trained_;         // the model's trained tensors: every parameter, or the LoRA adapters
-  std::unique_ptr<MasterWeights> masters_;  // mixed precision only
+  std::unique_ptr<MasterWeights> masters_;  // mixed precision without ZeRO
+  std::unique_ptr<ZeroShards> zero_;        // zero_stage >= 1
   std::vector<at::Tensor> updated_;         // what AdamW updates: the masters, or trained_
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<MetricsLogger> metrics_;
   int64_t nonfinite_in_a_row_ = 0, nonfinite_total_ = 0;
+  double persistent_max_ = 0;  // persistent_bytes().total() of the busiest rank
 
   void check_finite(const std::string& what) const;
+  void log_persistent_bytes();
 };
 
 // The device of a training stage (`device`: auto|cpu|cuda, cuda -> cuda:<LOCAL_RANK>) with

@@ -47,15 +47,19 @@ namespace {
 // One decoder layer under activation checkpointing: its output, and its MoE balance loss
 // (when the layer has one) as a second output, so that the loss is differentiable through
 // the recompute as well.
-at::Tensor checkpointed_layer(DecoderLayer& layer, const at::Tensor& x, const AttentionContext& ctx) {
+at::Tensor checkpointed_layer(DecoderLayer& layer, int64_t index, const at::Tensor& x, const AttentionContext& ctx,
+                              const CausalLM::LayerResidency& residency) {
   MoeBlock* moe = layer.moe();
+  CheckpointedDone done;
+  if (residency.release) done = [release = residency.release, index](bool backward) { release(index, backward); };
   const std::vector<at::Tensor> out = checkpointed(
-      [&layer, moe, ctx](const at::Tensor& input) -> std::vector<at::Tensor> {
+      [&layer, moe, ctx, gather = residency.gather, index](const at::Tensor& input) -> std::vector<at::Tensor> {
+        if (gather) gather(index);
         at::Tensor y = layer.forward(input, ctx, nullptr);
         if (moe != nullptr && moe->aux_loss().defined()) return {y, moe->aux_loss()};
         return {y};
       },
-      x);
+      x, done);
   if (out.size() > 1) moe->set_aux_loss(out[1]);
   return out[0];
 }
@@ -94,6 +98,7 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   AttentionContext ctx;
   ctx.positions = positions_in.defined() ? positions_in
                                          : at::arange(T, tokens.options().dtype(at::kLong)).unsqueeze(0).expand({N, T});
+  if (residency_.gather) residency_.gather(-1);  // embeddings, final norm, lm_head
   at::Tensor x = at::embedding(embed_, tokens);  // [N, T, D]
   std::tie(ctx.cos, ctx.sin) = rope_cos_sin(rope_, ctx.positions, x.scalar_type());
   if (cache != nullptr) {
@@ -109,9 +114,18 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
     TORCH_CHECK(!positions_in.defined() || positions_in.size(1) == T, "CausalLM: positions must be [N, T] like tokens");
   }
   const bool checkpoint = gradient_checkpointing_ && cache == nullptr && is_training() && at::GradMode::is_enabled();
+  TORCH_CHECK(checkpoint || !residency_.gather || !at::GradMode::is_enabled(),
+              "CausalLM: sharded layer weights (ZeRO-3) need gradient checkpointing in training mode for a forward "
+              "with gradients");
   for (size_t i = 0; i < layers_.size(); ++i) {
-    x = checkpoint ? checkpointed_layer(*layers_[i], x, ctx)
-                   : layers_[i]->forward(x, ctx, cache ? &(*cache)[i] : nullptr);
+    const auto index = static_cast<int64_t>(i);
+    if (checkpoint) {
+      x = checkpointed_layer(*layers_[i], index, x, ctx, residency_);
+      continue;
+    }
+    if (residency_.gather) residency_.gather(index);
+    x = layers_[i]->forward(x, ctx, cache ? &(*cache)[i] : nullptr);
+    if (residency_.release) residency_.release(index, false);
   }
   return norm_->forward(x);
 }

@@ -9,6 +9,7 @@
 #pragma once
 #include <torch/nn/module.h>
 
+#include <functional>
 #include <vector>
 
 #include "policy/config.h"
@@ -55,6 +56,18 @@ class CausalLM : public torch::nn::Module {
   // forwards with gradients on; off by default.
   void set_gradient_checkpointing(bool on) { gradient_checkpointing_ = on; }
   bool gradient_checkpointing() const { return gradient_checkpointing_; }
+  // Where a decoder layer's weights live when they are not in use (ZeRO-3, pipelines/zero.h):
+  // `gather(i)` before layer i runs (forward, or the recompute in backward), `release(i,
+  // backward)` after (backward: its gradients are complete). `gather(-1)` at the start of
+  // every forward: the tensors outside the layers (embeddings, final norm, lm_head), which
+  // the caller's loss uses after the forward, so their owner releases them. With the hooks
+  // set, a forward with gradients must checkpoint (training mode, gradient_checkpointing on):
+  // a layer's weights are gone again before backward otherwise. Empty: the weights stay.
+  struct LayerResidency {
+    std::function<void(int64_t layer)> gather;
+    std::function<void(int64_t layer, bool backward)> release;
+  };
+  void set_layer_residency(LayerResidency r) { residency_ = std::move(r); }
   // Re-ties lm_head to embed_tokens after weights were replaced (tie_word_embeddings).
   void tie_weights();
   int64_t num_parameters() const;
@@ -71,6 +84,7 @@ class CausalLM : public torch::nn::Module {
  private:
   std::string source_dir_;
   bool gradient_checkpointing_ = false;
+  LayerResidency residency_;
   ModelConfig config_;
   RopeTable rope_;
   std::shared_ptr<torch::nn::Module> model_;  // "model" prefix of HF names

@@ -22,6 +22,7 @@ thread_local bool t_in_recompute = false;
 // What backward needs besides the saved input: the function and the generator state.
 struct Call : torch::CustomClassHolder {
   CheckpointedFn fn;
+  CheckpointedDone done;
   at::Tensor rng_state;
   c10::Device device = c10::Device(c10::kCPU);
 };
@@ -52,6 +53,7 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
       at::NoGradGuard no_grad;
       out = call->fn(input);
     }
+    if (call->done) call->done(false);
     ctx->save_for_backward({input});
     ctx->saved_data["call"] = c10::IValue::make_capsule(call);
     return out;
@@ -85,15 +87,18 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
       }
     }
     if (!roots.empty()) torch::autograd::backward(roots, root_grads);
+    out.clear(), roots.clear();  // the recompute's graph goes before `done` frees what it used
+    if (call->done) call->done(true);
     return {input.grad(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
-std::vector<at::Tensor> checkpointed(const CheckpointedFn& fn, const at::Tensor& input) {
+std::vector<at::Tensor> checkpointed(const CheckpointedFn& fn, const at::Tensor& input, const CheckpointedDone& done) {
   auto call = c10::make_intrusive<Call>();
   call->fn = fn;
+  call->done = done;
   const at::Tensor anchor = at::empty({0}, input.options()).requires_grad_(true);
   return Checkpoint::apply(input, anchor, call);
 }

@@ -21,9 +21,15 @@ namespace r1kit::policy {
 // changes between forward and backward but the generator state.
 using CheckpointedFn = std::function<std::vector<at::Tensor>(const at::Tensor& input)>;
 
+// Called after each run of fn: after the forward (false), and in backward after the recompute
+// has been backpropagated (true: the gradients of the tensors fn used are complete). ZeRO-3
+// frees a layer's gathered weights here (pipelines/zero.h).
+using CheckpointedDone = std::function<void(bool backward)>;
+
 // fn(input) now with no activations kept; differentiable with respect to `input` and to every
 // tensor fn uses that requires grad (its gradient is accumulated into .grad in backward).
-std::vector<at::Tensor> checkpointed(const CheckpointedFn& fn, const at::Tensor& input);
+std::vector<at::Tensor> checkpointed(const CheckpointedFn& fn, const at::Tensor& input,
+                                     const CheckpointedDone& done = {});
 
 // True while a checkpointed function runs for the second time (in backward), on this thread.
 bool in_recompute();

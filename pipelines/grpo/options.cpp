@@ -40,6 +40,11 @@ GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   f.get("device", o.device);
   f.finish();
   require_positive(f, "prompts_per_step", o.prompts_per_step);
+  if (o.memory.zero_stage >= 2 && o.dynamic_sampling && setting.world_size > 1) {
+    f.fail("zero_stage",
+           "2 and 3 reduce gradients after every micro-batch, so every rank must run as many; "
+           "dynamic_sampling gives the ranks different batches: use zero_stage 1 with it");
+  }
   require_positive(f, "num_generations", o.num_generations);
   if (o.num_generations < 2) {
     f.fail("num_generations", "must be >= 2: a group of one completion has no spread, so no advantage");

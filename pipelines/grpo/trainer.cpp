@@ -345,6 +345,7 @@ TrainStats train_step(GrpoRun& run, Training& training, const StepRollout& r, co
   st.load = policy::update_router_biases(policy, policy.config().bias_update_speed,
                                          [&](at::Tensor& l) { run.dist.all_reduce_sum(l, "expert load"); });
   if (run.reference && o.ref_model_sync_steps > 0 && (step + 1) % o.ref_model_sync_steps == 0) {
+    const auto whole = training.whole_weights();
     policy::copy_weights(policy, *run.reference);  // R1-Zero: reference reset every 400 steps
   }
   st.seconds_train = seconds_since(t_train0);
@@ -496,7 +497,10 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     const auto t_step = Clock::now();
     // 1-4. Rollout and rewards.
     run.policy->eval();
-    const StepRollout r = rollout_step(run, engine, training.state, step);
+    const StepRollout r = [&] {
+      const auto whole = training.whole_weights();  // ZeRO-3: the engine samples from whole layers
+      return rollout_step(run, engine, training.state, step);
+    }();
     const RolloutCounts drawn = r.counts.over_ranks(dist);  // everything sampled, all ranks
     check_reward_failures(run, drawn, step + 1);
     if (r.trained == 0 && dist.is_main()) {

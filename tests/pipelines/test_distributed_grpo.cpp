@@ -5,7 +5,9 @@
 //  - sft then GRPO (a fresh deepseek_v3) on 2 ranks equals 1 rank, stage by stage;
 //  - a 2-rank run whose rank 1 is SIGKILLed after the step-2 checkpoint makes the launcher stop
 //    rank 0 and fail naming rank 1; resumed with 2 ranks it ends bitwise equal (weights and
-//    metrics rows) to an uninterrupted 2-rank run.
+//    metrics rows) to an uninterrupted 2-rank run;
+//  - ZeRO stages 1-3: sft then GRPO equal the one-rank run, stage 3's persistent bytes per
+//    rank are at most 0.55x of one rank's, and a killed stage-3 run resumes bitwise.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -156,11 +158,11 @@ TEST(DistributedGrpo, TwoRanksEndWithTheOneRankWeights) {
   }
 }
 
-// Two stages on 2 ranks: a fresh deepseek_v3 (MLA, shared + routed experts, group routing) by
-// sft on packed text and completion-only rows, then GRPO from it; both models must equal the
-// one-rank run's. Covers sft's sharding, global token normaliser and the {"from"} hand-over.
-TEST(DistributedSft, SftThenGrpoOnTwoRanksEqualsOneRank) {
-  const fs::path dir = testing::scratch_dir("distributed_sft");
+// sft of a fresh deepseek_v3 (MLA, shared + routed experts, group routing) on packed text and
+// completion-only rows, then GRPO from it: the recipe in dir/recipe.json, each stage with
+// `overrides`.
+std::string sft_then_grpo_recipe(const fs::path& dir, const Json& overrides = Json::object()) {
+  fs::create_directories(dir);
   std::vector<Json> text_rows, prompt_rows;
   for (int i = 0; i < 40; ++i) {
     const std::string q = std::to_string(i % 9) + "+" + std::to_string(i % 5);
@@ -194,7 +196,7 @@ TEST(DistributedSft, SftThenGrpoOnTwoRanksEqualsOneRank) {
                              {"first_k_dense_replace", 1},
                              {"routed_scaling_factor", 2.5},
                              {"max_position_embeddings", 128}};
-  const Json recipe = {
+  Json recipe = {
       {"stages", Json::array({
                      {{"name", "base"},
                       {"type", "sft"},
@@ -224,8 +226,18 @@ TEST(DistributedSft, SftThenGrpoOnTwoRanksEqualsOneRank) {
                       {"seed", 9},
                       {"rewards", Json::array({{{"name", "length"}, {"max_length", 40}, {"cache_length", 39}}})}},
                  })}};
+  for (Json& stage : recipe["stages"]) stage.update(overrides);
   const std::string path = (dir / "recipe.json").string();
   std::ofstream(path) << recipe.dump(2);
+  return path;
+}
+
+// Two stages on 2 ranks: a fresh deepseek_v3 (MLA, shared + routed experts, group routing) by
+// sft on packed text and completion-only rows, then GRPO from it; both models must equal the
+// one-rank run's. Covers sft's sharding, global token normaliser and the {"from"} hand-over.
+TEST(DistributedSft, SftThenGrpoOnTwoRanksEqualsOneRank) {
+  const fs::path dir = testing::scratch_dir("distributed_sft");
+  const std::string path = sft_then_grpo_recipe(dir);
   RunArgs one;
   one.recipe = path;
   one.out = (dir / "one").string();
@@ -267,13 +279,9 @@ pid_t rank_pid(pid_t launcher, int rank) {
   return -1;
 }
 
-TEST(DistributedGrpo, KilledRankStopsTheRunAndTwoRanksResumeExactly) {
-  const fs::path dir = testing::scratch_dir("distributed_grpo_resume");
-  const std::string recipe = make_fixture(dir, 6);
-  const std::string straight = (dir / "straight").string();
-  ASSERT_EQ(wait_exit(start_launch(recipe, straight)), 0) << slurp(straight + ".log");
-
-  const std::string out = (dir / "killed").string();
+// Runs `recipe` on 2 ranks into `out` and SIGKILLs rank 1 once the step-2 checkpoint is
+// complete; checks that the launcher stopped rank 0 and failed naming rank 1.
+void kill_rank_1_after_step_2(const std::string& recipe, const std::string& out) {
   const pid_t launcher = start_launch(recipe, out);
   ASSERT_GT(launcher, 0);
   const fs::path marker = fs::path(out) / "checkpoints" / "zero" / "step-2" / "trainer_state.json";
@@ -296,13 +304,84 @@ TEST(DistributedGrpo, KilledRankStopsTheRunAndTwoRanksResumeExactly) {
   // before the launcher stopped it; --resume reruns the stage from its checkpoint either way.
   const std::string state = read_json_file(out + "/manifest.json")["stages"]["zero"]["state"];
   EXPECT_TRUE(state == "running" || state == "failed") << state;
+  std::printf("launcher stopped the run %.2f s after rank 1 was killed\n", stop_seconds);
+}
 
+TEST(DistributedGrpo, KilledRankStopsTheRunAndTwoRanksResumeExactly) {
+  const fs::path dir = testing::scratch_dir("distributed_grpo_resume");
+  const std::string recipe = make_fixture(dir, 6);
+  const std::string straight = (dir / "straight").string();
+  ASSERT_EQ(wait_exit(start_launch(recipe, straight)), 0) << slurp(straight + ".log");
+  const std::string out = (dir / "killed").string();
+  kill_rank_1_after_step_2(recipe, out);
   ASSERT_EQ(wait_exit(start_launch(recipe, out, {"--resume"})), 0) << slurp(out + ".log");
   EXPECT_EQ(slurp(fs::path(straight) / "models" / "zero" / "model.safetensors"),
             slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
       << "final weights differ after kill + resume on 2 ranks";
   EXPECT_EQ(metric_rows(straight), metric_rows(out));
-  std::printf("launcher stopped the run %.2f s after rank 1 was killed\n", stop_seconds);
+}
+
+// ZeRO stages 1-3 (pipelines/zero.h) on 2 ranks: sft of a fresh deepseek_v3 then GRPO from it
+// end with the one-rank (zero_stage 0) weights; each rank's persistent bytes (params + grads +
+// AdamW) are printed, and under stage 3 they are at most 0.55x of the replicated ones.
+TEST(DistributedZero, StagesOneToThreeOnTwoRanksEqualOneRank) {
+  const fs::path dir = testing::scratch_dir("distributed_zero");
+  RunArgs one;
+  one.recipe = sft_then_grpo_recipe(dir / "one");
+  one.out = (dir / "one" / "out").string();
+  ASSERT_EQ(run_recipe(one), 0);
+  auto persistent = [](const std::string& run, const char* stage) {
+    return read_jsonl(run + "/" + stage + "/metrics.jsonl")[0]["memory/persistent_bytes"].get<double>();
+  };
+  for (const int zero_stage : {1, 2, 3}) {
+    const fs::path sub = dir / ("stage" + std::to_string(zero_stage));
+    const std::string two = (sub / "out").string();
+    const std::string recipe = sft_then_grpo_recipe(sub, {{"zero_stage", zero_stage}});
+    ASSERT_EQ(wait_exit(start_launch(recipe, two)), 0) << slurp(two + ".log");
+    EXPECT_NE(slurp(two + ".log").find("rank 1 holds"), std::string::npos);
+    for (const char* stage : {"base", "zero"}) {
+      const double diff = max_weight_diff(fs::path(one.out) / "models" / stage, fs::path(two) / "models" / stage);
+      const double ratio = persistent(two, stage) / persistent(one.out, stage);
+      std::printf(
+          "zero_stage %d, %s: max |w(1 rank) - w(2 ranks)| = %.3g; persistent bytes per rank %.0f = %.3fx "
+          "of one rank's %.0f\n",
+          zero_stage, stage, diff, persistent(two, stage), ratio, persistent(one.out, stage));
+      EXPECT_LE(diff, 1e-5) << "zero_stage " << zero_stage << " " << stage;
+      if (zero_stage == 3) EXPECT_LE(ratio, 0.55) << stage;
+      const std::vector<Json> m1 = read_jsonl(one.out + "/" + stage + "/metrics.jsonl");
+      const std::vector<Json> m2 = read_jsonl(two + "/" + stage + "/metrics.jsonl");
+      ASSERT_EQ(m1.size(), m2.size());
+      for (size_t s = 0; s < m1.size(); ++s) {
+        const double a = m1[s]["grad_norm"].get<double>(), b = m2[s]["grad_norm"].get<double>();
+        EXPECT_NEAR(a, b, 1e-7 + 1e-4 * std::fabs(a)) << "zero_stage " << zero_stage << " " << stage << " step " << s;
+      }
+    }
+  }
+}
+
+// ZeRO-3 checkpoints: a normal HF model directory plus one optimizer file per rank. A killed
+// 2-rank run resumes bitwise; resuming it on 1 rank is an error naming both world sizes.
+TEST(DistributedZero, Stage3KilledRankResumesExactlyAndOneRankCannotResumeIt) {
+  const fs::path dir = testing::scratch_dir("distributed_zero_resume");
+  const std::string recipe = make_fixture(dir, 6, {{"zero_stage", 3}});
+  const std::string straight = (dir / "straight").string();
+  ASSERT_EQ(wait_exit(start_launch(recipe, straight)), 0) << slurp(straight + ".log");
+  const std::string out = (dir / "killed").string();
+  kill_rank_1_after_step_2(recipe, out);
+  const fs::path step2 = fs::path(out) / "checkpoints" / "zero" / "step-2";
+  EXPECT_TRUE(fs::exists(step2 / "optimizer-rank0.pt"));
+  EXPECT_TRUE(fs::exists(step2 / "optimizer-rank1.pt"));
+  EXPECT_TRUE(fs::exists(step2 / "model.safetensors"));
+  const auto o =
+      testing::run_r1kit("run '" + recipe + "' --out '" + out + "' --resume", (dir / "one_rank.err").string());
+  EXPECT_NE(o.rc, 0);
+  EXPECT_NE(o.err.find("sharded over 2 ranks"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("sharded over 1 rank "), std::string::npos) << o.err;
+  ASSERT_EQ(wait_exit(start_launch(recipe, out, {"--resume"})), 0) << slurp(out + ".log");
+  EXPECT_EQ(slurp(fs::path(straight) / "models" / "zero" / "model.safetensors"),
+            slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
+      << "final weights differ after kill + resume under zero_stage 3";
+  EXPECT_EQ(metric_rows(straight), metric_rows(out));
 }
 
 }  // namespace

@@ -81,11 +81,13 @@ TEST(MixedPrecision, MasterWeightsMoveAsFarAsFp32AtLr1e6) {
   const double fp32 = mean_dw(Mode::kFp32, "fp32");
   const double mixed = mean_dw(Mode::kMixed, "mixed");
   const double pure = mean_dw(Mode::kPureBf16, "pure");
-  std::printf("mean |dw| after 100 steps at lr 1e-6: fp32 %.4g, bf16 + fp32 masters %.4g (%.1f%%), pure bf16 %.4g (%.1f%%)\n",
-              fp32, mixed, 100 * mixed / fp32, pure, 100 * pure / fp32);
+  std::printf(
+      "mean |dw| after 100 steps at lr 1e-6: fp32 %.4g, bf16 + fp32 masters %.4g (%.1f%%), pure bf16 %.4g (%.1f%%)\n",
+      fp32, mixed, 100 * mixed / fp32, pure, 100 * pure / fp32);
   EXPECT_GT(fp32, 1e-5);
   EXPECT_NEAR(mixed / fp32, 1.0, 0.10);
-  EXPECT_LT(pure / fp32, 0.5) << "pure bf16 should lose most updates to rounding (the test would not see a bf16 trainer)";
+  EXPECT_LT(pure / fp32, 0.5)
+      << "pure bf16 should lose most updates to rounding (the test would not see a bf16 trainer)";
 }
 
 // The final model's dtype on disk: save_dtype "auto" is the dtype the model was loaded in

@@ -30,7 +30,7 @@ struct Grads {
 Grads step(CausalLM& model, bool checkpoint, uint64_t seed) {
   model.train();
   model.set_gradient_checkpointing(checkpoint);
-  at::manual_seed(seed);  // LoRA dropout draws
+  at::manual_seed(seed);                                                                    // LoRA dropout draws
   const at::Tensor tokens = at::randint(2, model.config().vocab_size, {3, 12}, at::kLong);  // [N, T+1]
   const at::Tensor inputs = tokens.narrow(1, 0, 11), targets = tokens.narrow(1, 1, 11);
   const at::Tensor hidden = model.forward_hidden(inputs);  // [3, 11, D]
@@ -72,7 +72,8 @@ TEST_P(Checkpointing, GradientsEqualThoseWithout) {
   // The balance loss's gradient reaches the router through the checkpointed layers.
   double router_grad = 0;
   for (const auto& p : model->named_parameters()) {
-    if (p.key().find("mlp.gate.weight") != std::string::npos) router_grad += p.value().grad().abs().sum().item<double>();
+    if (p.key().find("mlp.gate.weight") != std::string::npos)
+      router_grad += p.value().grad().abs().sum().item<double>();
   }
   EXPECT_GT(router_grad, 0);
 }
