@@ -180,6 +180,8 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
   const c10::Device device = model_.lm_head_weight().device();
   logged["memory/peak_bytes"] = dist.max_over_ranks(static_cast<double>(peak_memory_bytes(device)), "peak memory");
   logged["memory/persistent_bytes"] = persistent_max_;  // params + grads + AdamW, busiest rank
+  if (device.is_cpu())
+    logged["memory/peak_rss_bytes"] = dist.max_over_ranks(static_cast<double>(peak_rss_bytes()), "peak RSS");
   reset_peak_memory(device);
   metrics_->log(state.step, logged);
   const bool last = state.step == max_steps_;

@@ -26,7 +26,7 @@ struct ZeroShards::Entry {
   int64_t unit = -2;
   int64_t master = -1;  // index into masters_ (a trained tensor), else -1
   at::Tensor shard;     // a sharded unit's tensor: this rank's compute chunk [chunk]
-  at::Tensor grad_sum;           // stage 1: the full fp32 gradient over the step's micro-batches
+  at::Tensor grad_sum;  // stage 1: the full fp32 gradient over the step's micro-batches
 };
 
 namespace {
@@ -156,7 +156,8 @@ void ZeroShards::reduce_scatter_into_masters(const std::vector<size_t>& which, c
     if (present[k] == 0) continue;
     const Entry& e = entries_[which[k]];
     kept.push_back(which[k]);
-    kept_grads.push_back(grads[k].defined() ? grads[k].to(at::kFloat) : at::zeros(e.shape, masters_[e.master].options()));
+    kept_grads.push_back(grads[k].defined() ? grads[k].to(at::kFloat)
+                                            : at::zeros(e.shape, masters_[e.master].options()));
   }
   size_t begin = 0;
   while (begin < kept.size()) {
@@ -185,9 +186,7 @@ void ZeroShards::reduce_scatter_into_masters(const std::vector<size_t>& which, c
   }
 }
 
-size_t ZeroShards::slot(int64_t unit) const {
-  return unit == kOuter ? units_.size() - 1 : static_cast<size_t>(unit);
-}
+size_t ZeroShards::slot(int64_t unit) const { return unit == kOuter ? units_.size() - 1 : static_cast<size_t>(unit); }
 
 void ZeroShards::gather_layer(int64_t unit) {
   if (stage_ != 3 || whole_[slot(unit)]) return;

@@ -40,7 +40,9 @@ std::vector<std::pair<std::string, std::shared_ptr<Linear>>> linear_layers(const
 // the routed experts' fused tensors, so such adapters would not mean the same in PEFT.)
 bool in_moe_block(const std::string& name) { return name.find(".mlp.shared_expert") != std::string::npos; }
 
-bool targeted(const std::string& name, const std::vector<std::string>& targets) {
+}  // namespace
+
+bool lora_targets(const std::string& name, const std::vector<std::string>& targets) {
   const std::string last = name.substr(name.rfind('.') + 1);
   for (const std::string& t : targets) {
     // PEFT: a target names a module's last component(s) or the whole name.
@@ -51,6 +53,8 @@ bool targeted(const std::string& name, const std::vector<std::string>& targets) 
   }
   return false;
 }
+
+namespace {
 
 void freeze_base(CausalLM& model) {
   for (at::Tensor& p : model.parameters()) p.requires_grad_(false);
@@ -77,7 +81,7 @@ std::vector<std::string> add_lora(CausalLM& model, const LoraOptions& o, uint64_
   std::vector<std::string> names;
   std::set<std::string> matched;
   for (auto& [name, layer] : linear_layers(model)) {
-    if (!targeted(name, o.target_modules)) continue;
+    if (!lora_targets(name, o.target_modules)) continue;
     layer->lora = new_adapter(*layer, o);
     names.push_back(name);
     matched.insert(name.substr(name.rfind('.') + 1));
@@ -85,7 +89,7 @@ std::vector<std::string> add_lora(CausalLM& model, const LoraOptions& o, uint64_
   for (const std::string& t : o.target_modules) {
     const bool any = t == "all-linear" ? !names.empty()
                                        : std::any_of(names.begin(), names.end(),
-                                                     [&](const std::string& n) { return targeted(n, {t}); });
+                                                     [&](const std::string& n) { return lora_targets(n, {t}); });
     if (!any) {
       std::set<std::string> known;
       for (const auto& [name, layer] : linear_layers(model)) known.insert(name.substr(name.rfind('.') + 1));

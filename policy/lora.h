@@ -39,6 +39,9 @@ struct LoraOptions {
 // Adds fresh adapters (seeded) to the matching Linear layers and freezes every base weight.
 // Returns the adapted modules' names; an error names a target that matches nothing.
 std::vector<std::string> add_lora(CausalLM& model, const LoraOptions& options, uint64_t seed);
+// Whether the Linear module `name` (HF name) is one of `targets` (PEFT's matching; all-linear
+// leaves the MoE blocks out).
+bool lora_targets(const std::string& name, const std::vector<std::string>& targets);
 bool has_lora(const CausalLM& model);
 // The adapters' options (r, alpha, dropout, the adapted module names).
 LoraOptions lora_options(const CausalLM& model);

@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "src/cpu_memory.h"
 #include "src/error.h"
 
 namespace r1kit {
@@ -47,6 +48,10 @@ int64_t peak_memory_bytes(const c10::Device& device) {
     const auto stats = c10::getDeviceAllocator(c10::kCUDA)->getDeviceStats(device.index() < 0 ? 0 : device.index());
     return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
   }
+  return cpu_memory::installed() ? cpu_memory::peak_bytes() : peak_rss_bytes();
+}
+
+int64_t peak_rss_bytes() {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
@@ -56,10 +61,8 @@ int64_t peak_memory_bytes(const c10::Device& device) {
 }
 
 void reset_peak_memory(const c10::Device& device) {
-  if (device.is_cuda()) {
-    c10::getDeviceAllocator(c10::kCUDA)->resetPeakStats(device.index() < 0 ? 0 : device.index());
-    return;
-  }
+  if (device.is_cuda()) c10::getDeviceAllocator(c10::kCUDA)->resetPeakStats(device.index() < 0 ? 0 : device.index());
+  cpu_memory::reset_peak();
   std::ofstream out("/proc/self/clear_refs");
   out << "5";
 }

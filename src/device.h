@@ -25,13 +25,16 @@ std::string to_string(const DeviceChoice& d);
 // counted, so this errs low). 0 when unknown.
 int64_t available_memory_bytes(const c10::Device& device);
 
-// The most memory this process held on `device` since the last reset_peak_memory (or since
-// it started): CUDA, the caching allocator's peak of allocated bytes (torch.cuda.
-// max_memory_allocated); CPU, the peak resident set (VmHWM of /proc/self/status), which
-// counts everything the process maps, libraries included. 0 when unknown.
+// The most tensor memory this process held on `device` since the last reset_peak_memory (or
+// since it started): CUDA, the caching allocator's peak of allocated bytes (torch.cuda.
+// max_memory_allocated); CPU, the peak of live tensor bytes (src/cpu_memory.h, when
+// installed; else the peak resident set). What `r1kit plan` predicts.
 int64_t peak_memory_bytes(const c10::Device& device);
-// Starts a new peak window (CUDA: resetPeakStats; CPU: /proc/self/clear_refs "5", which
-// Linux allows on its own process; where it is refused the CPU peak stays since start).
+// The peak resident set of the process (VmHWM of /proc/self/status) since the last reset:
+// everything it maps, libraries and allocator slack included. 0 when unknown.
+int64_t peak_rss_bytes();
+// Starts a new peak window for both (CUDA: resetPeakStats; RSS: /proc/self/clear_refs "5",
+// which Linux allows on its own process; where it is refused the RSS peak stays since start).
 void reset_peak_memory(const c10::Device& device);
 
 }  // namespace r1kit

@@ -33,7 +33,7 @@ inline std::vector<Json> metric_rows(const std::filesystem::path& run) {
   std::vector<Json> rows = read_jsonl((run / "zero" / "metrics.jsonl").string());
   for (Json& r : rows) {
     for (const char* k : {"time/rollout", "time/reward", "time/reference", "time/train", "time/s_per_step",
-                          "tokens_per_second", "memory/peak_bytes"}) {
+                          "tokens_per_second", "memory/peak_bytes", "memory/peak_rss_bytes"}) {
       r.erase(k);
     }
   }

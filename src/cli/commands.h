@@ -13,9 +13,9 @@ void add_run_command(CLI::App& app);
 void add_launch_command(CLI::App& app);  // N ranks of an r1kit command (cmd_launch.cpp)
 void add_report_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
-void add_tokenize_command(CLI::App& app);
-void add_merge_command(
-    CLI::App& app);  // a LoRA adapter merged into its base  // render + tokenize a dataset (chat templates)
+void add_tokenize_command(CLI::App& app);  // render + tokenize a dataset (chat templates)
+void add_merge_command(CLI::App& app);     // a LoRA adapter merged into its base
+void add_plan_command(CLI::App& app);      // per-rank memory of a recipe's training stages
 
 // Set by a subcommand's callback; main returns it.
 int& exit_code();

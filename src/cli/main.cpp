@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "src/cli/commands.h"
+#include "src/cpu_memory.h"
 #include "src/error.h"
 
 namespace r1kit::cli {
@@ -18,6 +19,8 @@ int main(int argc, char** argv) {
   // A file-size limit (ulimit -f, a quota) then fails the write with EFBIG, which the writer
   // reports naming the file, instead of killing the process with SIGXFSZ mid-checkpoint.
   std::signal(SIGXFSZ, SIG_IGN);
+  // Live CPU tensor bytes are counted (memory/peak_bytes, `r1kit plan`'s yardstick).
+  r1kit::cpu_memory::install();
   CLI::App app{"r1kit: RL-first post-training (GRPO, R1 recipes) in C++/LibTorch"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "r1kit 0.1");
@@ -30,6 +33,7 @@ int main(int argc, char** argv) {
   r1kit::cli::add_generate_command(app);
   r1kit::cli::add_tokenize_command(app);
   r1kit::cli::add_merge_command(app);
+  r1kit::cli::add_plan_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
