@@ -136,6 +136,10 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
     s.reward_mean += row.value("reward/mean", 0.0);
     s.extra["rollout_seconds"] = s.extra.value("rollout_seconds", 0.0) + row.value("time/rollout", 0.0) / a.steps;
     s.extra["train_seconds"] = s.extra.value("train_seconds", 0.0) + row.value("time/train", 0.0) / a.steps;
+    // Memory: the steps' peaks (live tensors; resident set), maxima over the timed steps.
+    for (const char* key : {"memory/peak_bytes", "memory/peak_rss_bytes"}) {
+      s.extra[key] = std::max(s.extra.value(key, 0.0), row.value(key, 0.0));
+    }
     ++timed;
   }
   if (timed != a.steps) {
@@ -235,7 +239,9 @@ int bench_train(const BenchTrainArgs& a) {
                  {"r1kit_rollout_seconds_per_step", ours.extra["rollout_seconds"]},
                  {"r1kit_train_seconds_per_step", ours.extra["train_seconds"]},
                  {"r1kit_completion_mean_length", ours.completion_mean_length},
-                 {"r1kit_reward_mean", ours.reward_mean}};
+                 {"r1kit_reward_mean", ours.reward_mean},
+                 {"r1kit_peak_bytes", ours.extra["memory/peak_bytes"]},
+                 {"r1kit_peak_rss_bytes", ours.extra["memory/peak_rss_bytes"]}};
   if (!a.skip_peer) {
     const Side trl = run_trl(model_dir, data, a);
     const double ratio = trl.seconds_per_step / ours.seconds_per_step;
@@ -252,6 +258,8 @@ int bench_train(const BenchTrainArgs& a) {
     result["trl_version"] = trl.extra.at("trl");
     result["transformers_version"] = trl.extra.at("transformers");
     result["ratio"] = ratio;
+    result["trl_peak_rss_bytes"] = trl.extra.value("peak_rss_bytes", Json());
+    result["trl_peak_bytes"] = trl.extra.value("peak_bytes", Json());
   }
   fmt::print("{}\n", result.dump());
   return 0;

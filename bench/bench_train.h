@@ -5,8 +5,11 @@
 // step, one rollout batch per optimizer step (num_iterations 1), beta 0, loss_type dapo,
 // temperature 1 with no top-k/top-p, the same AdamW settings, rewards "format" + "tag_count"
 // (the same rules in Python). Both stop at EOS. Warm-up steps are run and not timed. Last
-// line: one JSON object whose "ratio" is TRL s/step over r1kit s/step. Ratios mean
-// something only within one run on one machine.
+// line: one JSON object whose "ratio" is TRL s/step over r1kit s/step, with the memory of
+// each side: r1kit's live-tensor and resident-set peaks over the timed steps
+// (r1kit_peak_bytes, r1kit_peak_rss_bytes) and the TRL process's peak resident set
+// (trl_peak_rss_bytes; trl_peak_bytes = torch.cuda.max_memory_allocated on CUDA). Ratios
+// mean something only within one run on one machine.
 #pragma once
 #include <cstdint>
 

@@ -8,7 +8,7 @@
 namespace r1kit::pipelines {
 namespace {
 
-constexpr int64_t kLogprobChunkRows = 1024;  // policy/logprobs.h LogprobOptions::chunk_rows
+constexpr int64_t kLogprobChunkRows = 1024;           // policy/logprobs.h LogprobOptions::chunk_rows
 constexpr int64_t kBucketBytes = int64_t{256} << 20;  // zero.cpp: one collective's bucket
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -22,10 +22,10 @@ int64_t layer_activation_bytes_per_token(const policy::ModelConfig& m, int64_t i
   int64_t attention = 0;
   if (m.is_mla()) {
     const int64_t q = H * m.qk_head_dim(), k = H * m.qk_head_dim(), v = H * m.v_head_dim;
-    attention = c * D;                                                                // q_a / kv_a input
-    if (m.q_lora_rank > 0) attention += (4 + 2 * c) * m.q_lora_rank;                  // norm + q_b input
-    attention += (4 + 2 * c) * m.kv_lora_rank + c * m.qk_rope_head_dim;               // kv norm, kv_b input, rope key
-    attention += c * (q + k + v) + c * 2 * v + 4 * H;                                 // SDPA, o_proj input
+    attention = c * D;                                                   // q_a / kv_a input
+    if (m.q_lora_rank > 0) attention += (4 + 2 * c) * m.q_lora_rank;     // norm + q_b input
+    attention += (4 + 2 * c) * m.kv_lora_rank + c * m.qk_rope_head_dim;  // kv norm, kv_b input, rope key
+    attention += c * (q + k + v) + c * 2 * v + 4 * H;                    // SDPA, o_proj input
   } else {
     const int64_t Dh = m.head_dim, Hkv = m.num_key_value_heads;
     attention = c * D + c * (H + 2 * Hkv) * Dh + c * 2 * H * Dh + 4 * H;
@@ -90,8 +90,8 @@ MemoryPlan plan_memory(const TrainingShape& s, int world_size, int64_t runtime_b
   }
   // Outside the layers: the embedding output, the final norm, the logprobs' input; backward
   // of one logprob chunk holds z, p and dz [chunk, V] in fp32 (and the teacher's for KD).
-  const int64_t outer = n * (c * D + 4 * D + c * D + c * D) +
-                        std::min(n, kLogprobChunkRows) * V * 4 * (s.teacher ? 5 : 3);
+  const int64_t outer =
+      n * (c * D + 4 * D + c * D + c * D) + std::min(n, kLogprobChunkRows) * V * 4 * (s.teacher ? 5 : 3);
   p.activations_without_checkpointing = n * all_layers + outer;
   p.activations_with_checkpointing = n * (L * c * D + largest_layer) + outer;
   const bool checkpointing = s.gradient_checkpointing || s.zero_stage == 3;
@@ -119,9 +119,8 @@ MemoryPlan plan_memory(const TrainingShape& s, int world_size, int64_t runtime_b
     if (s.zero_stage == 3) p.inference_copy = c * P - c * ceil_div(P, W);
     int64_t rows = ceil_div(s.rollout_rows, W);
     if (s.rollout_cap_rows > 0) rows = std::min(rows, s.rollout_cap_rows);
-    const int64_t per_token = s.model.is_mla()
-                                  ? L * (s.model.kv_lora_rank + s.model.qk_rope_head_dim) * c
-                                  : L * 2 * s.model.num_key_value_heads * s.model.head_dim * c;
+    const int64_t per_token = s.model.is_mla() ? L * (s.model.kv_lora_rank + s.model.qk_rope_head_dim) * c
+                                               : L * 2 * s.model.num_key_value_heads * s.model.head_dim * c;
     p.kv_cache = rows * s.rollout_tokens * per_token + rows * V * 4 * 2;
   }
   return p;

@@ -29,8 +29,8 @@ struct TrainingShape {
   // (global_rows / W), grpo micro-batches of micro_rows.
   int64_t global_rows = 0;
   int64_t micro_rows = 1;
-  int64_t tokens_per_row = 1;     // their length (prompt + completion, or seq_len)
-  bool reference_copy = false;    // grpo beta > 0 without LoRA: a second (compute) model
+  int64_t tokens_per_row = 1;                  // their length (prompt + completion, or seq_len)
+  bool reference_copy = false;                 // grpo beta > 0 without LoRA: a second (compute) model
   std::optional<policy::ModelConfig> teacher;  // distill with kd_weight > 0
   // Generation (grpo): each rank decodes its share of rollout_rows (prompts x G) together,
   // at most rollout_cap_rows at a time (generation_batch_rows; 0 = all), each up to

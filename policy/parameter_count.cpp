@@ -57,9 +57,9 @@ ParameterCounts count_parameters(const ModelConfig& c) {
   ParameterCounts out;
   const int64_t D = c.hidden_size, V = c.vocab_size;
   Counter outer{out};
-  outer.tensor(V * D);                             // embed_tokens
+  outer.tensor(V * D);                              // embed_tokens
   if (!c.tie_word_embeddings) outer.tensor(V * D);  // lm_head
-  outer.tensor(D);                                 // final norm
+  outer.tensor(D);                                  // final norm
   out.outer = outer.layer_total;
   out.total = out.active = out.outer;
   for (int64_t i = 0; i < c.num_hidden_layers; ++i) {

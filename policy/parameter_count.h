@@ -19,10 +19,10 @@ struct LinearShape {
 
 struct ParameterCounts {
   int64_t total = 0;
-  int64_t active = 0;            // routed experts count K of E (DeepSeek's "active")
-  int64_t outer = 0;             // embeddings, final norm, lm_head: used outside the layers
-  std::vector<int64_t> layers;   // per decoder layer
-  int64_t largest_tensor = 0;    // elements of the largest single tensor
+  int64_t active = 0;                // routed experts count K of E (DeepSeek's "active")
+  int64_t outer = 0;                 // embeddings, final norm, lm_head: used outside the layers
+  std::vector<int64_t> layers;       // per decoder layer
+  int64_t largest_tensor = 0;        // elements of the largest single tensor
   std::vector<LinearShape> linears;  // every Linear module (LoRA's candidates)
 };
 

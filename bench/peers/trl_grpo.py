@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import sys
 import tempfile
@@ -161,6 +162,9 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "eos_token": tokenizer.eos_token,
         "pad_token": tokenizer.pad_token,
+        # The process's peak resident set (Linux reports KiB), and on CUDA the allocator's peak.
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "peak_bytes": torch.cuda.max_memory_allocated() if torch.cuda.is_available() else None,
     }))
 
 

@@ -4,7 +4,8 @@
 // checkpointing), the step's transient tensors, the rollout's inference copy and KV cache,
 // against the device memory; and the smallest world size / zero_stage / micro-batch that fits
 // (pipelines/memory_plan.h). Nothing is allocated: a 7B plan runs anywhere. --model plans a
-// grpo stage with r1kit's defaults on that model (its config.json, or a config.json path).
+// grpo stage named "grpo" with r1kit's defaults on that model (its config.json, or a
+// config.json path); --set grpo.key=value changes them.
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -66,8 +67,9 @@ policy::ModelConfig stage_model(const Json& stage, const std::map<std::string, p
   if (stage.contains("model") && stage["model"].is_string()) return config_of(stage["model"].get<std::string>());
   Json cfg = stage.value("model_config", Json::object());
   if (!cfg.contains("vocab_size")) {
-    cfg["vocab_size"] = stage.contains("tokenizer") ? Tokenizer::load(stage["tokenizer"].get<std::string>()).vocab_size()
-                                                    : stage.value("tokenizer_vocab_size", int64_t{512});
+    cfg["vocab_size"] = stage.contains("tokenizer")
+                            ? Tokenizer::load(stage["tokenizer"].get<std::string>()).vocab_size()
+                            : stage.value("tokenizer_vocab_size", int64_t{512});
   }
   return policy::parse_model_config(cfg, where + "model_config");
 }
@@ -122,13 +124,20 @@ struct PlannedStage {
 };
 
 std::vector<PlannedStage> recipe_stages(const PlanArgs& a) {
-  const Json recipe = pipelines::apply_overrides(read_json_file(a.recipe), a.sets);
+  // --model: a one-stage recipe, a grpo stage named "grpo" with the defaults (--set grpo.key=...).
+  const Json base =
+      a.model.empty()
+          ? read_json_file(a.recipe)
+          : Json{{"stages",
+                  Json::array(
+                      {{{"name", "grpo"}, {"type", "grpo"}, {"model", a.model}, {"data", "(not read by plan)"}}})}};
+  const Json recipe = pipelines::apply_overrides(base, a.sets);
   std::map<std::string, policy::ModelConfig> known;  // a training stage's output has its input's shape
   std::vector<PlannedStage> out;
   for (const Json& stage : recipe.value("stages", Json::array())) {
     const std::string name = stage.value("name", ""), type = stage.value("type", "");
     if (type != "sft" && type != "distill" && type != "grpo") continue;
-    const std::string where = a.recipe + ": stage '" + name + "': ";
+    const std::string where = (a.model.empty() ? a.recipe : a.model) + ": stage '" + name + "': ";
     const pipelines::StageSetting setting{where, a.world_size};
     const policy::ModelConfig model = stage_model(stage, known, where);
     known[name] = model;
@@ -180,15 +189,16 @@ Json plan_json(const MemoryPlan& p) {
 }
 
 void print_stage(const PlannedStage& s, const MemoryPlan& p, int W, int64_t budget,
-                 const std::optional<pipelines::FitChoice>& fit) {
+                 const std::optional<pipelines::FitChoice>& fit, int a_max_world) {
   const policy::ParameterCounts counts = policy::count_parameters(s.shape.model);
   auto gib = [](int64_t b) { return format_bytes(static_cast<double>(b)); };
-  fmt::print("stage {} ({}): {} {:.3g}B parameters ({:.3g}B active), {}{}, zero_stage {}, W={}, {} rows x {} tokens "
-             "per forward\n",
-             s.name, s.type, s.shape.model.model_type, counts.total / 1e9, counts.active / 1e9,
-             s.shape.bf16 ? "bf16 over fp32 masters" : "fp32",
-             s.shape.lora.r > 0 ? fmt::format(", LoRA r {}", s.shape.lora.r) : "", s.shape.zero_stage, W,
-             s.shape.rows_per_forward(W), s.shape.tokens_per_row);
+  fmt::print(
+      "stage {} ({}): {} {:.3g}B parameters ({:.3g}B active), {}{}, zero_stage {}, W={}, {} rows x {} tokens "
+      "per forward\n",
+      s.name, s.type, s.shape.model.model_type, counts.total / 1e9, counts.active / 1e9,
+      s.shape.bf16 ? "bf16 over fp32 masters" : "fp32",
+      s.shape.lora.r > 0 ? fmt::format(", LoRA r {}", s.shape.lora.r) : "", s.shape.zero_stage, W,
+      s.shape.rows_per_forward(W), s.shape.tokens_per_row);
   const bool checkpointing = s.shape.gradient_checkpointing || s.shape.zero_stage == 3;
   const std::vector<std::pair<std::string, std::string>> rows = {
       {"parameters (compute copy + masters)", gib(p.params)},
@@ -208,11 +218,12 @@ void print_stage(const PlannedStage& s, const MemoryPlan& p, int W, int64_t budg
   if (budget > 0) {
     fmt::print("  {:<40} {:>20}  {}\n", "device memory", gib(budget), p.total() <= budget ? "fits" : "DOES NOT FIT");
     if (fit) {
-      fmt::print("  smallest that fits: W={} zero_stage {} {} rows per forward, gradient_checkpointing {} ({} per rank)\n",
-                 fit->world_size, fit->zero_stage, fit->micro_rows, fit->gradient_checkpointing ? "on" : "off",
-                 gib(fit->plan.total()));
+      fmt::print(
+          "  smallest that fits: W={} zero_stage {} {} rows per forward, gradient_checkpointing {} ({} per rank)\n",
+          fit->world_size, fit->zero_stage, fit->micro_rows, fit->gradient_checkpointing ? "on" : "off",
+          gib(fit->plan.total()));
     } else {
-      fmt::print("  nothing up to W={} fits\n", 1024);
+      fmt::print("  nothing up to W={} fits\n", a_max_world);
     }
   }
 }
@@ -220,13 +231,7 @@ void print_stage(const PlannedStage& s, const MemoryPlan& p, int W, int64_t budg
 void run_plan(const PlanArgs& a) {
   if (a.recipe.empty() == a.model.empty()) throw Error("plan: give a recipe or --model DIR (one of them)");
   if (a.world_size < 1) throw Error("plan: --world-size must be >= 1");
-  std::vector<PlannedStage> stages;
-  if (!a.model.empty()) {
-    pipelines::grpo::GrpoOptions o;
-    stages.push_back({"grpo", "grpo", grpo_shape(o, config_of(a.model), on_cuda("auto", a.device), a.prompt_tokens)});
-  } else {
-    stages = recipe_stages(a);
-  }
+  const std::vector<PlannedStage> stages = recipe_stages(a);
   const bool cuda = on_cuda("auto", a.device);
   const int64_t runtime = runtime_bytes(cuda);
   const int64_t budget = a.device_memory_gib > 0 ? static_cast<int64_t>(a.device_memory_gib * (int64_t{1} << 30))
@@ -247,7 +252,7 @@ void run_plan(const PlanArgs& a) {
       }
       out.push_back(j);
     } else {
-      print_stage(s, p, a.world_size, budget, fit);
+      print_stage(s, p, a.world_size, budget, fit, a.max_world);
     }
   }
   if (a.json) fmt::print("{}\n", out.dump());

@@ -7,7 +7,7 @@
 //    rank 0 and fail naming rank 1; resumed with 2 ranks it ends bitwise equal (weights and
 //    metrics rows) to an uninterrupted 2-rank run;
 //  - ZeRO stages 1-3: sft then GRPO equal the one-rank run, stage 3's persistent bytes per
-//    rank are at most 0.55x of one rank's, and a killed stage-3 run resumes bitwise.
+//    rank are at most 0.55x of one rank's, and a killed run resumes bitwise at every stage.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -321,13 +321,13 @@ TEST(DistributedGrpo, KilledRankStopsTheRunAndTwoRanksResumeExactly) {
   EXPECT_EQ(metric_rows(straight), metric_rows(out));
 }
 
-// ZeRO stages 1-3 (pipelines/zero.h) on 2 ranks: sft of a fresh deepseek_v3 then GRPO from it
-// end with the one-rank (zero_stage 0) weights; each rank's persistent bytes (params + grads +
-// AdamW) are printed, and under stage 3 they are at most 0.55x of the replicated ones.
+// ZeRO stages 1-3 (pipelines/zero.h) on 2 ranks: sft of a fresh deepseek_v3 then GRPO from it,
+// 3 steps each, end with the one-rank (zero_stage 0) weights; each rank's persistent bytes
+// (params + grads + AdamW) are printed, and under stage 3 they are at most 0.55x of one rank's.
 TEST(DistributedZero, StagesOneToThreeOnTwoRanksEqualOneRank) {
   const fs::path dir = testing::scratch_dir("distributed_zero");
   RunArgs one;
-  one.recipe = sft_then_grpo_recipe(dir / "one");
+  one.recipe = sft_then_grpo_recipe(dir / "one", {{"max_steps", 3}});
   one.out = (dir / "one" / "out").string();
   ASSERT_EQ(run_recipe(one), 0);
   auto persistent = [](const std::string& run, const char* stage) {
@@ -336,7 +336,7 @@ TEST(DistributedZero, StagesOneToThreeOnTwoRanksEqualOneRank) {
   for (const int zero_stage : {1, 2, 3}) {
     const fs::path sub = dir / ("stage" + std::to_string(zero_stage));
     const std::string two = (sub / "out").string();
-    const std::string recipe = sft_then_grpo_recipe(sub, {{"zero_stage", zero_stage}});
+    const std::string recipe = sft_then_grpo_recipe(sub, {{"zero_stage", zero_stage}, {"max_steps", 3}});
     ASSERT_EQ(wait_exit(start_launch(recipe, two)), 0) << slurp(two + ".log");
     EXPECT_NE(slurp(two + ".log").find("rank 1 holds"), std::string::npos);
     for (const char* stage : {"base", "zero"}) {
@@ -359,11 +359,14 @@ TEST(DistributedZero, StagesOneToThreeOnTwoRanksEqualOneRank) {
   }
 }
 
-// ZeRO-3 checkpoints: a normal HF model directory plus one optimizer file per rank. A killed
-// 2-rank run resumes bitwise; resuming it on 1 rank is an error naming both world sizes.
-TEST(DistributedZero, Stage3KilledRankResumesExactlyAndOneRankCannotResumeIt) {
-  const fs::path dir = testing::scratch_dir("distributed_zero_resume");
-  const std::string recipe = make_fixture(dir, 6, {{"zero_stage", 3}});
+// ZeRO checkpoints: a normal HF model directory plus one optimizer file per rank. A killed
+// 2-rank run resumes bitwise at every stage; resuming it on 1 rank is an error naming both
+// world sizes.
+class DistributedZeroResume : public ::testing::TestWithParam<int> {};
+
+TEST_P(DistributedZeroResume, KilledRankResumesExactlyAndOneRankCannotResumeIt) {
+  const fs::path dir = testing::scratch_dir("distributed_zero_resume_" + std::to_string(GetParam()));
+  const std::string recipe = make_fixture(dir, 6, {{"zero_stage", GetParam()}});
   const std::string straight = (dir / "straight").string();
   ASSERT_EQ(wait_exit(start_launch(recipe, straight)), 0) << slurp(straight + ".log");
   const std::string out = (dir / "killed").string();
@@ -380,9 +383,11 @@ TEST(DistributedZero, Stage3KilledRankResumesExactlyAndOneRankCannotResumeIt) {
   ASSERT_EQ(wait_exit(start_launch(recipe, out, {"--resume"})), 0) << slurp(out + ".log");
   EXPECT_EQ(slurp(fs::path(straight) / "models" / "zero" / "model.safetensors"),
             slurp(fs::path(out) / "models" / "zero" / "model.safetensors"))
-      << "final weights differ after kill + resume under zero_stage 3";
+      << "final weights differ after kill + resume under zero_stage " << GetParam();
   EXPECT_EQ(metric_rows(straight), metric_rows(out));
 }
+
+INSTANTIATE_TEST_SUITE_P(ZeroStages, DistributedZeroResume, ::testing::Values(1, 2, 3));
 
 }  // namespace
 }  // namespace r1kit::pipelines
