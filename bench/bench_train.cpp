@@ -59,6 +59,27 @@ Tokenizer make_tokenizer(const std::vector<std::string>& prompts) {
   return train_bpe(corpus, o);
 }
 
+// Qwen2.5-1.5B's shape with the task's tokenizer: its ids are the first rows of the 151936.
+policy::ModelConfig qwen2_1_5b_config(const Tokenizer& tok) {
+  policy::ModelConfig c;
+  c.model_type = "qwen2";
+  c.vocab_size = 151936;
+  c.hidden_size = 1536;
+  c.intermediate_size = 8960;
+  c.num_hidden_layers = 28;
+  c.num_attention_heads = 12;
+  c.num_key_value_heads = 2;
+  c.head_dim = 128;
+  c.qkv_bias = true;
+  c.tie_word_embeddings = true;
+  c.max_position_embeddings = 4096;
+  c.rope.theta = 1000000.0;
+  const int64_t eos = *tok.token_to_id(kEos);
+  c.eos_token_ids = {eos};
+  c.pad_token_id = eos;
+  return c;
+}
+
 // The task's tiny qwen3_moe: D 64, L 2, H 4 / Hkv 2 (Dh 16), E 8 experts top-2.
 policy::ModelConfig make_config(const Tokenizer& tok) {
   policy::ModelConfig c;
@@ -111,7 +132,9 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
       {"scale_rewards", "group"},
       {"beta", 0.0},
       {"learning_rate", a.learning_rate},
-      {"device", "cpu"}};
+      {"bf16", a.bf16},
+      {"gradient_checkpointing", a.gradient_checkpointing},
+      {"device", a.device}};
   const pipelines::grpo::GrpoOptions o = pipelines::grpo::parse_grpo_options(stage_options, {"bench train: ", 1});
   const auto t0 = std::chrono::steady_clock::now();
   const std::string stage = "grpo";
@@ -154,13 +177,32 @@ Side run_ours(const std::string& model_dir, const std::string& data, const std::
 
 Side run_trl(const std::string& model_dir, const std::string& data, const BenchTrainArgs& a) {
   const auto t0 = std::chrono::steady_clock::now();
-  const Json j =
-      run_peer({"bench/peers/trl_grpo.py",
-                {"--model", model_dir, "--data", data, "--prompts-per-step", std::to_string(a.prompts), "--group",
-                 std::to_string(a.group), "--max-completion-length", std::to_string(a.max_completion_length), "--steps",
-                 std::to_string(a.steps), "--warmup", std::to_string(a.warmup), "--learning-rate",
-                 fmt::format("{}", a.learning_rate), "--threads", std::to_string(at::get_num_threads())},
-                {{"TOKENIZERS_PARALLELISM", "false"}}});
+  const Json j = run_peer({"bench/peers/trl_grpo.py",
+                           {"--model",
+                            model_dir,
+                            "--data",
+                            data,
+                            "--prompts-per-step",
+                            std::to_string(a.prompts),
+                            "--group",
+                            std::to_string(a.group),
+                            "--max-completion-length",
+                            std::to_string(a.max_completion_length),
+                            "--steps",
+                            std::to_string(a.steps),
+                            "--warmup",
+                            std::to_string(a.warmup),
+                            "--learning-rate",
+                            fmt::format("{}", a.learning_rate),
+                            "--threads",
+                            std::to_string(at::get_num_threads()),
+                            "--device",
+                            a.device,
+                            "--bf16",
+                            a.bf16 ? "1" : "0",
+                            "--gradient-checkpointing",
+                            a.gradient_checkpointing ? "1" : "0"},
+                           {{"TOKENIZERS_PARALLELISM", "false"}}});
   Side s;
   s.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   s.seconds_per_step = j.at("seconds_per_step").get<double>();
@@ -172,10 +214,12 @@ Side run_trl(const std::string& model_dir, const std::string& data, const BenchT
 
 // Writes the shared inputs into `dir`: model/ (config.json, model.safetensors,
 // generation_config.json, tokenizer.json, tokenizer_config.json) and prompts.jsonl.
-int64_t write_inputs(const std::string& dir, const std::string& model_dir, const std::string& data) {
+int64_t write_inputs(const std::string& dir, const std::string& model_dir, const std::string& data,
+                     const std::string& shape) {
   const std::vector<std::string> prompts = make_prompts(kDataRows);
   const Tokenizer tok = make_tokenizer(prompts);
-  const policy::ModelConfig config = make_config(tok);
+  if (shape != "tiny" && shape != "qwen2-1.5b") throw Error("bench train: --shape " + shape + ": tiny or qwen2-1.5b");
+  const policy::ModelConfig config = shape == "tiny" ? make_config(tok) : qwen2_1_5b_config(tok);
   auto model = policy::create_model(config, /*seed=*/1);
   pipelines::save_model_directory(*model, tok, model_dir);  // what a stage exports
   std::ofstream jsonl(data);
@@ -197,15 +241,17 @@ int bench_train(const BenchTrainArgs& a) {
   const ScratchDir scratch("bench_train");  // the shared inputs and r1kit's run directory
   const std::string& dir = scratch.path();
   const std::string model_dir = dir + "/model", data = dir + "/prompts.jsonl";
-  const int64_t params = write_inputs(dir, model_dir, data);
+  const int64_t params = write_inputs(dir, model_dir, data, a.shape);
   const int64_t n = a.prompts * a.group;
   if (!a.json) {
     fmt::print(
-        "bench train on cpu ({} threads): qwen3_moe D=64 L=2 H=4/Hkv=2 E=8 K=2 ({} params), "
+        "bench train on {} ({} threads): {} ({} params){}{}, "
         "B={} prompts x G={} = {} completions/step, max_completion_length {}, stop at EOS, "
         "temperature 1, beta 0, loss dapo, lr {}, {} warm-up + {} timed steps\n",
-        at::get_num_threads(), params, a.prompts, a.group, n, a.max_completion_length, a.learning_rate, a.warmup,
-        a.steps);
+        a.device, at::get_num_threads(),
+        a.shape == "tiny" ? "qwen3_moe D=64 L=2 H=4/Hkv=2 E=8 K=2" : "qwen2 D=1536 L=28 H=12/Hkv=2 I=8960 V=151936",
+        params, a.bf16 ? ", bf16" : "", a.gradient_checkpointing ? ", gradient checkpointing" : "", a.prompts, a.group,
+        n, a.max_completion_length, a.learning_rate, a.warmup, a.steps);
     std::fflush(stdout);
   }
   const Side ours = run_ours(model_dir, data, dir + "/run", a);
@@ -218,9 +264,11 @@ int bench_train(const BenchTrainArgs& a) {
     std::fflush(stdout);
   }
   Json result = {{"bench", "train"},
-                 {"device", "cpu"},
+                 {"device", a.device},
                  {"threads", at::get_num_threads()},
-                 {"model", "qwen3_moe"},
+                 {"model", a.shape == "tiny" ? "qwen3_moe" : "qwen2-1.5b"},
+                 {"bf16", a.bf16},
+                 {"gradient_checkpointing", a.gradient_checkpointing},
                  {"params", params},
                  {"prompts", a.prompts},
                  {"group", a.group},

@@ -9,7 +9,9 @@
 // each side: r1kit's live-tensor and resident-set peaks over the timed steps
 // (r1kit_peak_bytes, r1kit_peak_rss_bytes) and the TRL process's peak resident set
 // (trl_peak_rss_bytes; trl_peak_bytes = torch.cuda.max_memory_allocated on CUDA). Ratios
-// mean something only within one run on one machine.
+// mean something only within one run on one machine. --shape qwen2-1.5b --device cuda --bf16
+// --gradient-checkpointing is the GPU mode (8 prompts x G=8, 512-token completions on the
+// command line).
 #pragma once
 #include <cstdint>
 
@@ -25,7 +27,15 @@ struct BenchTrainArgs {
   int64_t threads = 1;                 // CPU threads for both sides (0 = LibTorch's default);
                                        // 1 by default for steady timings on a small shared box
   bool skip_peer = false;              // r1kit only (no Python)
-  bool json = false;                   // print only the JSON line
+  // The model: "tiny" (the qwen3_moe above) or "qwen2-1.5b" (random weights in Qwen2.5-1.5B's
+  // shape: 28 layers, D 1536, 12 heads / 2 KV heads, intermediate 8960, vocab 151936, tied
+  // embeddings), the GPU comparison with transformers' eager training that TRL runs without
+  // vLLM.
+  std::string shape = "tiny";
+  std::string device = "cpu";           // cpu | cuda (both sides)
+  bool bf16 = false;                    // r1kit: bf16 over fp32 masters; TRL: bf16 autocast
+  bool gradient_checkpointing = false;  // both sides
+  bool json = false;                    // print only the JSON line
 };
 
 // Returns the exit code.

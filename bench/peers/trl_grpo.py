@@ -58,6 +58,9 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--bf16", type=int, default=0, help="1: bf16 autocast over fp32 weights (Trainer's bf16)")
+    ap.add_argument("--gradient-checkpointing", type=int, default=0)
     args = ap.parse_args()
 
     import torch
@@ -101,10 +104,10 @@ def main() -> None:
         # TRL/Trainer defaults that differ from r1kit's GrpoOptions, set to r1kit's:
         lr_scheduler_type="constant",  # Trainer: linear decay
         adam_beta2=0.99,  # Trainer: 0.999
-        gradient_checkpointing=False,  # GRPOConfig: True; r1kit keeps activations
-        bf16=False,  # GRPOConfig: True; r1kit trains fp32 on CPU
+        gradient_checkpointing=bool(args.gradient_checkpointing),  # GRPOConfig: True; as r1kit's stage is set
+        bf16=bool(args.bf16),  # GRPOConfig: True; as r1kit's stage is set
         router_aux_loss_coef=0.0,  # qwen3_moe config: 0.001; r1kit's seq_aux_loss_alpha is 0
-        use_cpu=True,
+        use_cpu=args.device == "cpu",
         logging_steps=1,
         report_to=[],
         save_strategy="no",

@@ -39,6 +39,11 @@ void add_bench_command(CLI::App& app) {
   train->add_option("--max-completion-length", t->max_completion_length)->capture_default_str();
   train->add_option("--learning-rate", t->learning_rate)->capture_default_str();
   train->add_option("--threads", t->threads, "CPU threads, both sides (0 = default)")->capture_default_str();
+  train->add_option("--shape", t->shape, "tiny (qwen3_moe) or qwen2-1.5b (Qwen2.5-1.5B's shape)")
+      ->capture_default_str();
+  train->add_option("--device", t->device, "cpu or cuda, both sides")->capture_default_str();
+  train->add_flag("--bf16", t->bf16, "r1kit bf16 over fp32 masters; TRL bf16 autocast");
+  train->add_flag("--gradient-checkpointing", t->gradient_checkpointing, "both sides");
   train->add_flag("--no-peer", t->skip_peer, "r1kit only");
   train->add_flag("--json", t->json, "print only the JSON line");
   train->callback([t] { exit_code() = bench::bench_train(*t); });
