@@ -6,11 +6,34 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <functional>
+#include <utility>
+
 namespace r1kit::policy {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
+
+// The backward of a chunked head z = h W^T / tau: per chunk of rows [s, s+n), `dz_of` gives
+// dL/dz [n, V] (from hc = h[s:s+n] in fp32 and W in fp32); dh = dz W / tau, dW += dz^T h / tau
+// (the caller's dz already carries 1/tau). Returns (dh, dW) in h's and W's dtypes.
+std::pair<at::Tensor, at::Tensor> chunked_head_backward(
+    const at::Tensor& h, const at::Tensor& w, int64_t chunk,
+    const std::function<at::Tensor(int64_t s, int64_t n, const at::Tensor& hc, const at::Tensor& w32)>& dz_of) {
+  const int64_t M = h.size(0);
+  at::Tensor dh = at::zeros_like(h, h.options().dtype(at::kFloat));
+  at::Tensor dw = at::zeros_like(w, w.options().dtype(at::kFloat));
+  const at::Tensor w32 = w.to(at::kFloat);
+  for (int64_t s = 0; s < M; s += chunk) {
+    const int64_t n = std::min(chunk, M - s);
+    const at::Tensor hc = h.narrow(0, s, n).to(at::kFloat);
+    const at::Tensor dz = dz_of(s, n, hc, w32);  // [n, V]
+    dh.narrow(0, s, n).copy_(at::matmul(dz, w32));
+    dw.add_(at::matmul(dz.t(), hc));
+  }
+  return {dh.to(h.scalar_type()), dw.to(w.scalar_type())};
+}
 
 struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
   // h [N*T, D], w [V, D], y [N*T] -> logp [N*T], entropy [N*T]
@@ -40,26 +63,19 @@ struct ChunkedLogprobs : public torch::autograd::Function<ChunkedLogprobs> {
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const at::Tensor g_logp = grads[0].defined() ? grads[0] : at::zeros({h.size(0)}, h.options().dtype(at::kFloat));
     const bool use_entropy = grads[1].defined();
-    const int64_t M = h.size(0);
-    at::Tensor dh = at::zeros_like(h, h.options().dtype(at::kFloat));
-    at::Tensor dw = at::zeros_like(w, w.options().dtype(at::kFloat));
-    const at::Tensor w32 = w.to(at::kFloat);
-    for (int64_t s = 0; s < M; s += chunk) {
-      const int64_t n = std::min(chunk, M - s);
-      const at::Tensor hc = h.narrow(0, s, n).to(at::kFloat);
-      const at::Tensor z = at::matmul(hc, w32.t()) / tau;  // [n, V]
-      const at::Tensor p = at::softmax(z, /*dim=*/-1);
-      at::Tensor dz = -p * g_logp.narrow(0, s, n).unsqueeze(1);                                 // -(g p)
-      dz.scatter_add_(1, y.narrow(0, s, n).unsqueeze(1), g_logp.narrow(0, s, n).unsqueeze(1));  // + g onehot
-      if (use_entropy) {
-        const at::Tensor mean_z = (p * z).sum(-1, /*keepdim=*/true);
-        dz = dz - grads[1].narrow(0, s, n).unsqueeze(1) * p * (z - mean_z);
-      }
-      dz = dz / tau;
-      dh.narrow(0, s, n).copy_(at::matmul(dz, w32));
-      dw.add_(at::matmul(dz.t(), hc));
-    }
-    return {dh.to(h.scalar_type()), dw.to(w.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor()};
+    auto [dh, dw] =
+        chunked_head_backward(h, w, chunk, [&](int64_t s, int64_t n, const at::Tensor& hc, const at::Tensor& w32) {
+          const at::Tensor z = at::matmul(hc, w32.t()) / tau;  // [n, V]
+          const at::Tensor p = at::softmax(z, /*dim=*/-1);
+          at::Tensor dz = -p * g_logp.narrow(0, s, n).unsqueeze(1);                                 // -(g p)
+          dz.scatter_add_(1, y.narrow(0, s, n).unsqueeze(1), g_logp.narrow(0, s, n).unsqueeze(1));  // + g onehot
+          if (use_entropy) {
+            const at::Tensor mean_z = (p * z).sum(-1, /*keepdim=*/true);
+            dz = dz - grads[1].narrow(0, s, n).unsqueeze(1) * p * (z - mean_z);
+          }
+          return dz / tau;
+        });
+    return {dh, dw, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -88,20 +104,13 @@ struct ChunkedKl : public torch::autograd::Function<ChunkedKl> {
     const double tau = ctx->saved_data["tau"].toDouble();
     const int64_t chunk = ctx->saved_data["chunk"].toInt();
     const at::Tensor& g = grads[0];  // [M]
-    const int64_t M = h.size(0);
-    at::Tensor dh = at::zeros_like(h, h.options().dtype(at::kFloat));
-    at::Tensor dw = at::zeros_like(w, w.options().dtype(at::kFloat));
-    const at::Tensor w32 = w.to(at::kFloat);
-    for (int64_t s = 0; s < M; s += chunk) {
-      const int64_t n = std::min(chunk, M - s);
-      const at::Tensor hc = h.narrow(0, s, n).to(at::kFloat);
-      const at::Tensor p_s = at::softmax(at::matmul(hc, w32.t()) / tau, -1);
-      const at::Tensor p_t = at::softmax(at::matmul(ht.narrow(0, s, n), wt.t()).to(at::kFloat) / tau, -1);
-      const at::Tensor dz = (p_s - p_t) * (g.narrow(0, s, n).unsqueeze(1) / tau);  // [n, V]
-      dh.narrow(0, s, n).copy_(at::matmul(dz, w32));
-      dw.add_(at::matmul(dz.t(), hc));
-    }
-    return {dh.to(h.scalar_type()), dw.to(w.scalar_type()), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    auto [dh, dw] =
+        chunked_head_backward(h, w, chunk, [&](int64_t s, int64_t n, const at::Tensor& hc, const at::Tensor& w32) {
+          const at::Tensor p_s = at::softmax(at::matmul(hc, w32.t()) / tau, -1);
+          const at::Tensor p_t = at::softmax(at::matmul(ht.narrow(0, s, n), wt.t()).to(at::kFloat) / tau, -1);
+          return (p_s - p_t) * (g.narrow(0, s, n).unsqueeze(1) / tau);  // [n, V]
+        });
+    return {dh, dw, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

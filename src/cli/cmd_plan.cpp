@@ -88,13 +88,20 @@ bool on_cuda(const std::string& stage_device, const std::string& plan_device) {
   return d.rfind("cuda", 0) == 0;
 }
 
-TrainingShape sft_shape(const pipelines::SftOptions& o, const policy::ModelConfig& m, bool cuda) {
+// What every training stage shares: the model, LoRA and the memory keys.
+TrainingShape training_shape(const policy::ModelConfig& m, const pipelines::LoraStageOptions& lora,
+                             const pipelines::MemoryOptions& memory, bool cuda) {
   TrainingShape s;
   s.model = m;
-  s.lora = o.lora.lora;
-  s.bf16 = o.memory.bf16.value_or(cuda);
-  s.zero_stage = static_cast<int>(o.memory.zero_stage);
-  s.gradient_checkpointing = o.memory.gradient_checkpointing;
+  s.lora = lora.lora;
+  s.bf16 = memory.bf16.value_or(cuda);
+  s.zero_stage = static_cast<int>(memory.zero_stage);
+  s.gradient_checkpointing = memory.gradient_checkpointing;
+  return s;
+}
+
+TrainingShape sft_shape(const pipelines::SftOptions& o, const policy::ModelConfig& m, bool cuda) {
+  TrainingShape s = training_shape(m, o.lora, o.memory, cuda);
   s.global_rows = o.batch_size;
   s.tokens_per_row = o.seq_len;
   return s;
@@ -102,12 +109,7 @@ TrainingShape sft_shape(const pipelines::SftOptions& o, const policy::ModelConfi
 
 TrainingShape grpo_shape(const pipelines::grpo::GrpoOptions& o, const policy::ModelConfig& m, bool cuda,
                          int64_t prompt_tokens) {
-  TrainingShape s;
-  s.model = m;
-  s.lora = o.lora.lora;
-  s.bf16 = o.memory.bf16.value_or(cuda);
-  s.zero_stage = static_cast<int>(o.memory.zero_stage);
-  s.gradient_checkpointing = o.memory.gradient_checkpointing;
+  TrainingShape s = training_shape(m, o.lora, o.memory, cuda);
   s.micro_rows = o.per_device_train_batch_size;
   const int64_t prompt = o.prompts.max_prompt_length > 0 ? o.prompts.max_prompt_length : prompt_tokens;
   s.tokens_per_row = prompt + o.generation.sampling.max_new_tokens;
