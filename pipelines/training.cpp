@@ -72,6 +72,9 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
       if (dist.is_main()) log::info("{}: resumed from {} (step {})", context.stage_name, *chosen, state.step);
     }
   }
+  // A fresh model is made from the seed on every rank, a resumed one read from one file: the
+  // check proves the replicas start equal (whole, before ZeRO shards them).
+  check_replicas_equal(dist, replica_, context.stage_name + " start");
   // Checkpoints hold fp32 weights: the model (fp32 until now) has the exact masters.
   if (zero_) {
     zero_->start(compute_dtype_);
@@ -89,9 +92,6 @@ Training::Training(policy::CausalLM& model, const OptimizerOptions& optimizer, c
   model.set_gradient_checkpointing(checkpointing);
   log_persistent_bytes();
   reset_peak_memory(model.lm_head_weight().device());  // the first step's window
-  // A fresh model is made from the seed on every rank, a resumed one read from one file: the
-  // check proves the replicas start equal.
-  check_replicas_equal(dist, replica_, context.stage_name + " start");
   // Each stage logs into RUN/<stage>/ (metrics.jsonl + TensorBoard events); rank 0 only.
   metrics_ = std::make_unique<MetricsLogger>((fs::path(context.run_dir) / context.stage_name).string(), dist.is_main());
   if (context.resume) metrics_->truncate_after(state.step);  // replayed steps are not logged twice
