@@ -257,20 +257,20 @@ void save_checkpoint_synced(DistributedContext& dist, const std::string& root, c
 }
 
 void save_model_directory(const policy::CausalLM& model, const Tokenizer& tokenizer, const std::string& dir,
-                          const std::string& dtype) {
+                          const policy::SaveOptions& weights) {
   if (policy::has_lora(model)) {
     // LoRA: the adapters only, in PEFT's format, naming the base they were trained on.
     policy::save_peft_adapter(model, dir, model.source_dir());
   } else {
-    policy::save_pretrained(model, dir, {.dtype = dtype});
+    policy::save_pretrained(model, dir, weights);
   }
   save_hf_tokenizer(tokenizer, hf_tokenizer_info(model.config()), dir);
 }
 
 void save_final_model(DistributedContext& dist, const policy::CausalLM& model, const Tokenizer& tokenizer,
-                      const std::string& dir, const std::string& dtype) {
+                      const std::string& dir, const policy::SaveOptions& weights) {
   if (dist.is_main()) {
-    save_model_directory(model, tokenizer, dir, dtype);
+    save_model_directory(model, tokenizer, dir, weights);
   }
   dist.barrier("model saved");
 }

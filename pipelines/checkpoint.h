@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "policy/pretrained.h"
 #include "src/config.h"
 
 namespace torch::optim {
@@ -37,10 +38,10 @@ struct TrainerState {
 
 // A Hugging Face model directory that transformers, TRL, vLLM and PEFT load unchanged: the
 // weights, config.json, generation_config.json (every eos id), tokenizer.json,
-// tokenizer_config.json and special_tokens_map.json (src/hf_tokenizer_files.h). `dtype`
-// ("float32" | "bfloat16") is the weights' on disk (a LoRA adapter is written as it is held).
+// tokenizer_config.json and special_tokens_map.json (src/hf_tokenizer_files.h). `weights`
+// says how the weights go on disk (dtype, FP8); a LoRA adapter is written as it is held.
 void save_model_directory(const policy::CausalLM& model, const Tokenizer& tokenizer, const std::string& dir,
-                          const std::string& dtype = "float32");
+                          const policy::SaveOptions& weights = {});
 
 // Writes root/step-<state.step>/ atomically, with every file's size and checksum in its
 // trainer_state.json; keeps the newest `keep` checkpoints. A write that fails (a full disk,
@@ -76,7 +77,7 @@ void save_checkpoint_synced(DistributedContext& dist, const std::string& root, c
 // A stage's final model and tokenizer into `dir` on rank 0, then a barrier (the next stage
 // may load it on any rank).
 void save_final_model(DistributedContext& dist, const policy::CausalLM& model, const Tokenizer& tokenizer,
-                      const std::string& dir, const std::string& dtype = "float32");
+                      const std::string& dir, const policy::SaveOptions& weights = {});
 // Parameters and buffers (the router biases): what data-parallel replicas must agree on.
 std::vector<at::Tensor> replica_tensors(const policy::CausalLM& model);
 

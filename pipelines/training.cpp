@@ -214,7 +214,7 @@ std::string Training::save_final(const Tokenizer& tokenizer, bool merge_adapter)
     if (masters_) cast_parameters(model_, at::kFloat);  // the base merges with the fp32 adapters
     policy::merge_lora(model_);                         // a plain HF model
   }
-  save_final_model(distributed(), model_, tokenizer, dir, saved_dtype(model_, memory_.save_dtype));
+  save_final_model(distributed(), model_, tokenizer, dir, {.dtype = saved_dtype(model_, memory_.save_dtype)});
   return dir;
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "policy/fp8.h"
 #include "policy/lora.h"
 #include "src/atomic_file.h"
 #include "src/config.h"
@@ -24,14 +25,6 @@ namespace fs = std::filesystem;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// DeepSeek's released FP8 layout: weight [out, in] in e4m3 and weight_scale_inv
-// [ceil(out/128), ceil(in/128)] fp32; each 128x128 block is multiplied by its scale.
-at::Tensor dequantize_fp8(const at::Tensor& w, const at::Tensor& scale_inv) {
-  const int64_t out = w.size(0), in = w.size(1), block = 128;
-  at::Tensor s = scale_inv.to(at::kFloat).repeat_interleave(block, 0).repeat_interleave(block, 1);
-  return w.to(at::kFloat) * s.narrow(0, 0, out).narrow(1, 0, in);
 }
 
 class WeightSource {
@@ -221,6 +214,12 @@ void save_pretrained(const CausalLM& model, const std::string& dir, const SaveOp
   const at::ScalarType disk = options.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
   std::vector<std::pair<std::string, at::Tensor>> tensors;  // keeps the CPU copies alive
   auto put = [&](const std::string& name, const at::Tensor& t, bool keep_fp32 = false) {
+    if (options.fp8 && fp8_quantized(name, t)) {  // the release's layout: e4m3 blocks + scales
+      const Fp8Weight q = quantize_fp8(t.detach().to(at::kCPU));
+      tensors.emplace_back(name, q.weight.contiguous());
+      tensors.emplace_back(name + "_scale_inv", q.scale_inv.contiguous());
+      return;
+    }
     tensors.emplace_back(name, t.detach().to(at::kCPU, keep_fp32 ? at::kFloat : disk).contiguous());
   };
   for (const auto& p : model.named_parameters()) {
@@ -250,6 +249,14 @@ void save_pretrained(const CausalLM& model, const std::string& dir, const SaveOp
 
   Json config = model_config_to_json(model.config());
   config["torch_dtype"] = options.dtype;
+  // A model loaded from an FP8 release holds dequantised weights: only an FP8 save says fp8.
+  config.erase("quantization_config");
+  if (options.fp8) {
+    config["quantization_config"] = {{"quant_method", "fp8"},
+                                     {"fmt", "e4m3"},
+                                     {"activation_scheme", "dynamic"},
+                                     {"weight_block_size", {kFp8Block, kFp8Block}}};
+  }
   write_file_atomic((fs::path(dir) / "config.json").string(), config.dump(2) + "\n");
   Json gen = {{"_from_model_config", true}};
   if (model.config().bos_token_id >= 0) gen["bos_token_id"] = model.config().bos_token_id;

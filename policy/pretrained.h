@@ -5,8 +5,9 @@
 //    are, or per-expert `mlp.experts.{e}.{gate,up,down}_proj.weight` stacked;
 //  - out: per-expert by default (what save_pretrained writes and vLLM reads), fused on request.
 // FP8 checkpoints (DeepSeek-V3 release: F8_E4M3 weight + `weight_scale_inv` per 128x128
-// block) are dequantised on load. The MTP layer (index num_hidden_layers) is skipped, as in
-// transformers. The tokenizer is not handled here (src/tokenizer).
+// block) are dequantised on load, and written with SaveOptions::fp8 (policy/fp8.h). The MTP
+// layer (index num_hidden_layers) is skipped, as in transformers. The tokenizer is not handled
+// here (src/tokenizer).
 #pragma once
 #include <memory>
 #include <string>
@@ -19,6 +20,9 @@ namespace r1kit::policy {
 struct SaveOptions {
   bool fused_experts = false;     // write transformers-5 fused expert tensors
   std::string dtype = "float32";  // float32 | bfloat16 on disk
+  // DeepSeek-V3's released FP8 layout (policy/fp8.h): Linear weights as e4m3 blocks +
+  // weight_scale_inv, quantization_config in config.json; the rest in `dtype`.
+  bool fp8 = false;
 };
 
 // A model with fresh N(0, 0.02) weights (HF's initializer_range), seeded.

@@ -16,6 +16,7 @@ void add_generate_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);  // render + tokenize a dataset (chat templates)
 void add_merge_command(CLI::App& app);     // a LoRA adapter merged into its base
 void add_plan_command(CLI::App& app);      // per-rank memory of a recipe's training stages
+void add_quantize_command(CLI::App& app);  // a model in DeepSeek-V3's FP8 layout
 
 // Set by a subcommand's callback; main returns it.
 int& exit_code();

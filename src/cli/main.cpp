@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   r1kit::cli::add_tokenize_command(app);
   r1kit::cli::add_merge_command(app);
   r1kit::cli::add_plan_command(app);
+  r1kit::cli::add_quantize_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
