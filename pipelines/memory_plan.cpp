@@ -112,6 +112,7 @@ MemoryPlan plan_memory(const TrainingShape& s, int world_size, int64_t runtime_b
     transient += c * counts.outer + 3 * c * largest_layer_params;
   }
   p.step_transient = transient;
+  if (s.zero_stage >= 1) p.checkpoint_save = 4 * trained;
 
   // Generation (grpo): ZeRO-3 gathers whole weights; the KV cache of the rows decoded
   // together at their longest, and one position's logits per row.

@@ -53,7 +53,10 @@ struct MemoryPlan {
   int64_t step_transient = 0;  // gathered layers, unfolded gradients, AdamW temporaries, logits chunks
   int64_t inference_copy = 0;  // zero_stage 3: whole weights while generating
   int64_t kv_cache = 0;        // the rollout's KV cache and last-position logits
-  int64_t runtime = 0;         // CPU: the process's own footprint
+  // zero_stage >= 1: a checkpoint (and the final save) gathers the whole fp32 trained tensors
+  // on every rank for the moment it is written (between steps).
+  int64_t checkpoint_save = 0;
+  int64_t runtime = 0;  // CPU: the process's own footprint
 
   int64_t persistent() const { return params + grads + optimizer + frozen_models; }
   int64_t train_peak() const { return activations + step_transient; }
@@ -61,7 +64,7 @@ struct MemoryPlan {
   // Live tensor bytes at the peak: what memory/peak_bytes measures (CUDA max allocated, CPU
   // live tensors).
   int64_t tensors() const { return persistent() + std::max(train_peak(), rollout_peak()); }
-  int64_t total() const { return runtime + tensors(); }
+  int64_t total() const { return runtime + std::max(tensors(), persistent() + checkpoint_save); }
 };
 
 MemoryPlan plan_memory(const TrainingShape& shape, int world_size, int64_t runtime_bytes = 0);

@@ -335,6 +335,7 @@ ZeroShards::WholeWeights::WholeWeights(ZeroShards& z) : z_(z) {
 }
 
 ZeroShards::WholeWeights::~WholeWeights() {
+  z_.model_.drop_packed_weights();  // the CPU kernels' copies of the whole weights go with them
   z_.pinned_ = false;
   for (int64_t u = kOuter; u + 1 < static_cast<int64_t>(z_.units_.size()); ++u) z_.release_layer(u, false);
 }
@@ -346,12 +347,10 @@ ZeroShards::WholeMasters::WholeMasters(ZeroShards& z) : z_(z) {
   for (size_t i = 0; i < z_.entries_.size(); ++i) {
     ZeroShards::Entry& e = z_.entries_[i];
     before_.push_back(e.param.detach());
+    // Frozen tensors (a LoRA base) are not written: the checkpoint holds the adapters.
     if (e.master >= 0) {
       which.push_back(i);
       chunks.push_back(z_.masters_[e.master]);
-    } else if (e.unit != kWhole && !z_.whole_[z_.slot(e.unit)]) {
-      which.push_back(i);
-      chunks.push_back(e.shard.to(at::kFloat));  // a frozen layer tensor (LoRA base)
     }
   }
   const std::vector<at::Tensor> whole = z_.gather_whole(which, chunks);

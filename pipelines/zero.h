@@ -92,8 +92,9 @@ class ZeroShards {
    private:
     ZeroShards& z_;
   };
-  // Within its scope the model holds the whole fp32 masters (and whole frozen weights): what
-  // a checkpoint or the final model is written from. Every rank takes part.
+  // Within its scope the model's trained tensors hold the whole fp32 masters: what a
+  // checkpoint or the final model is written from (frozen tensors are left as they are). Every
+  // rank takes part, and holds the whole fp32 trained tensors for the moment.
   class WholeMasters {
    public:
     explicit WholeMasters(ZeroShards& z);

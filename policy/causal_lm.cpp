@@ -56,8 +56,11 @@ at::Tensor checkpointed_layer(DecoderLayer& layer, int64_t index, const at::Tens
       [&layer, moe, ctx, gather = residency.gather, index](const at::Tensor& input) -> std::vector<at::Tensor> {
         if (gather) gather(index);
         at::Tensor y = layer.forward(input, ctx, nullptr);
-        if (moe != nullptr && moe->aux_loss().defined()) return {y, moe->aux_loss()};
-        return {y};
+        if (moe == nullptr || !moe->aux_loss().defined()) return {y};
+        at::Tensor aux = moe->aux_loss();
+        // The recompute's loss must not outlive its backward (it holds that graph alive).
+        if (in_recompute()) moe->set_aux_loss({});
+        return {y, aux};
       },
       x, done);
   if (out.size() > 1) moe->set_aux_loss(out[1]);
@@ -135,6 +138,14 @@ at::Tensor CausalLM::logits(const at::Tensor& hidden) const {
     return cpu::packed_linear(hidden, lm_head_packed_.update(lm_head_), /*bias=*/{});
   }
   return at::linear(hidden, lm_head_);
+}
+
+void CausalLM::drop_packed_weights() {
+  for (const auto& m : named_modules("", /*include_self=*/false)) {
+    if (auto linear = std::dynamic_pointer_cast<Linear>(m.value())) linear->drop_packed();
+    if (auto experts = std::dynamic_pointer_cast<Experts>(m.value())) experts->drop_packed();
+  }
+  lm_head_packed_.clear();
 }
 
 std::vector<MoeBlock*> CausalLM::moe_blocks() const {

@@ -68,6 +68,9 @@ class CausalLM : public torch::nn::Module {
     std::function<void(int64_t layer, bool backward)> release;
   };
   void set_layer_residency(LayerResidency r) { residency_ = std::move(r); }
+  // Frees the CPU decode kernels' packed copies of every weight (they are made again when
+  // needed): ZeRO-3 drops them with the whole weights after a rollout.
+  void drop_packed_weights();
   // Re-ties lm_head to embed_tokens after weights were replaced (tie_word_embeddings).
   void tie_weights();
   int64_t num_parameters() const;

@@ -11,6 +11,8 @@
 
 #include <mutex>
 
+#include "policy/cpu/dispatch.h"
+
 namespace r1kit::policy {
 namespace {
 
@@ -51,6 +53,7 @@ struct Checkpoint : public torch::autograd::Function<Checkpoint> {
     variable_list out;
     {
       at::NoGradGuard no_grad;
+      cpu::AtenOnly aten;  // the recompute runs ATen (with gradients): so must this run
       out = call->fn(input);
     }
     if (call->done) call->done(false);

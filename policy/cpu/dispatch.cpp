@@ -39,8 +39,16 @@ bool kernels_enabled() { return cpu_has_avx2_fma() && switched_on().load(std::me
 
 bool set_kernels_enabled(bool on) { return switched_on().exchange(on); }
 
+namespace {
+thread_local bool t_aten_only = false;
+}  // namespace
+
+AtenOnly::AtenOnly() : previous_(t_aten_only) { t_aten_only = true; }
+AtenOnly::~AtenOnly() { t_aten_only = previous_; }
+
 bool kernels_apply(const at::Tensor& x) {
-  return x.is_cpu() && x.scalar_type() == at::kFloat && !at::GradMode::is_enabled() && kernels_enabled();
+  return x.is_cpu() && x.scalar_type() == at::kFloat && !at::GradMode::is_enabled() && !t_aten_only &&
+         kernels_enabled();
 }
 
 int64_t kernel_calls() { return calls.load(std::memory_order_relaxed); }

@@ -20,8 +20,22 @@ bool kernels_enabled();
 // Overrides R1KIT_CPU_KERNELS for the rest of the process (tests, benchmarks); returns the
 // previous setting. On a CPU without AVX2 + FMA the kernels stay off either way.
 bool set_kernels_enabled(bool on);
-// x is fp32 on the CPU, autograd is off and kernels_enabled().
+// x is fp32 on the CPU, autograd is off, kernels_enabled() and no AtenOnly is in scope on
+// this thread.
 bool kernels_apply(const at::Tensor& x);
+// Within its scope this thread takes the ATen paths even without autograd: activation
+// checkpointing's first forward runs without gradients, but must compute exactly what its
+// recompute (with gradients, ATen) computes.
+class AtenOnly {
+ public:
+  AtenOnly();
+  ~AtenOnly();
+  AtenOnly(const AtenOnly&) = delete;
+  AtenOnly& operator=(const AtenOnly&) = delete;
+
+ private:
+  bool previous_;
+};
 // Kernel entries (packed_linear, expert_ffn, decode_attention, rms_norm, rope, cpu_draw)
 // in this process: each kernel counts itself, so a caller that ran one without asking
 // kernels_apply shows up with the switch off (tests).

@@ -41,4 +41,11 @@ const float* PackedWeight::matrix(int64_t e) const {
   return packed_.data_ptr<float>() + e * packed_.size(1);
 }
 
+void PackedWeight::clear() {
+  packed_ = at::Tensor();
+  data_ptr_ = nullptr;
+  sizes_.clear();
+  version_ = -1;
+}
+
 }  // namespace r1kit::policy::cpu

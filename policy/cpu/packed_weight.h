@@ -29,6 +29,8 @@ class PackedWeight {
   int64_t in() const { return in_; }              // K of the GEMM
   int64_t out() const { return out_; }            // N of the GEMM
   int64_t matrices() const { return matrices_; }  // E (1 for [out, in])
+  // Frees the packed copy (the next update() packs again).
+  void clear();
   // How many times update() has packed (tests: a cache hit does not repack, a change does).
   int64_t packs() const { return packs_; }
 

@@ -28,9 +28,11 @@ class Linear : public torch::nn::Module {
   // The weight this layer applies: W, or W + scale * B A with an enabled adapter (in W's
   // dtype), for code that uses the weight itself (MLA's absorbed decode).
   at::Tensor effective_weight() const;  // [out, in]
-  at::Tensor weight;                    // [out, in]
-  at::Tensor bias;                      // [out] or undefined
-  std::shared_ptr<LoraAdapter> lora;    // null: none
+  // Frees the CPU decode copy of the weight (made again when needed).
+  void drop_packed() const { packed_.clear(); }
+  at::Tensor weight;                  // [out, in]
+  at::Tensor bias;                    // [out] or undefined
+  std::shared_ptr<LoraAdapter> lora;  // null: none
 
  private:
   mutable cpu::PackedWeight packed_;  // CPU decode copy of the weight (see packed_weight.h)

@@ -51,6 +51,7 @@ class Experts : public torch::nn::Module {
   Experts(int64_t num_experts, int64_t dim, int64_t hidden);
   // x [N*T, D], routing -> [N*T, D] = sum_k w_k * expert_{e_k}(x); counts [E] int64 (out).
   at::Tensor forward(const at::Tensor& x, const Routing& r, at::Tensor* counts) const;
+  void drop_packed() const { gate_up_packed_.clear(), down_packed_.clear(); }
   at::Tensor gate_up_proj;  // [E, 2I, D]
   at::Tensor down_proj;     // [E, D, I]
 

@@ -185,6 +185,7 @@ Json plan_json(const MemoryPlan& p) {
           {"step_transient", p.step_transient},
           {"inference_copy", p.inference_copy},
           {"kv_cache", p.kv_cache},
+          {"checkpoint_save", p.checkpoint_save},
           {"runtime", p.runtime},
           {"tensors", p.tensors()},
           {"total", p.total()}};
@@ -213,6 +214,7 @@ void print_stage(const PlannedStage& s, const MemoryPlan& p, int W, int64_t budg
       {"step transients", gib(p.step_transient)},
       {"rollout: whole weights (zero_stage 3)", gib(p.inference_copy)},
       {"rollout: KV cache + logits", gib(p.kv_cache)},
+      {"checkpoint save: whole fp32 weights (ZeRO)", gib(p.checkpoint_save)},
       {"tensors at the peak (memory/peak_bytes)", gib(p.tensors())},
       {"runtime (CPU process)", gib(p.runtime)},
       {"total per rank", gib(p.total())}};

@@ -68,7 +68,9 @@ TEST_P(Checkpointing, GradientsEqualThoseWithout) {
   const Grads plain = step(*model, false, 1);
   const Grads checkpointed = step(*model, true, 1);
   EXPECT_GT(plain.grads.size(), 10u);
-  expect_equal(plain, checkpointed, 1e-6);
+  // Exactly: the first (no-grad) run takes the same ATen ops as the recompute, not the CPU
+  // inference kernels (cpu::AtenOnly), so no rounding separates them.
+  expect_equal(plain, checkpointed, 0.0);
   // The balance loss's gradient reaches the router through the checkpointed layers.
   double router_grad = 0;
   for (const auto& p : model->named_parameters()) {
