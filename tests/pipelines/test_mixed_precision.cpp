@@ -11,10 +11,13 @@
 #include <fstream>
 
 #include "pipelines/mixed_precision.h"
+#include "pipelines/recipe.h"
 #include "pipelines/training.h"
 #include "policy/causal_lm.h"
 #include "policy/logprobs.h"
 #include "policy/pretrained.h"
+#include "src/cpu_memory.h"
+#include "src/jsonl.h"
 #include "src/safetensors.h"
 #include "src/tokenizer.h"
 #include "tests/test_util.h"
@@ -108,6 +111,59 @@ TEST(MixedPrecision, SaveDtypeAutoKeepsTheLoadedDtype) {
   // Checkpoints hold the fp32 masters whatever save_dtype says (exact resume).
   const fs::path checkpoint = dir / "auto" / "checkpoints" / "train" / "step-2";
   EXPECT_EQ(dtype_on_disk(checkpoint.string()), "float32/F32");
+}
+
+// bf16 training under r1kit's counting CPU allocator (src/cpu_memory.h, installed by the r1kit
+// binary): oneDNN's bf16 kernels allocate through raw_allocate, which needs plain data
+// pointers; a first version of the allocator broke exactly this run (sft of a fresh
+// deepseek_v3 in bf16). The live-tensor peak is counted.
+TEST(MixedPrecision, Bf16SftUnderTheCountingAllocator) {
+  cpu_memory::install();
+  const fs::path dir = testing::scratch_dir("bf16_counting");
+  std::vector<Json> rows;
+  for (int i = 0; i < 20; ++i)
+    rows.push_back({{"text", std::to_string(i) + "+" + std::to_string(i % 7) + "=<think> </think>"}});
+  write_jsonl_atomic((dir / "sft.jsonl").string(), rows);
+  const Json recipe = {{"stages", Json::array({{{"name", "base"},
+                                                {"type", "sft"},
+                                                {"model_config",
+                                                 {{"model_type", "deepseek_v3"},
+                                                  {"hidden_size", 32},
+                                                  {"intermediate_size", 64},
+                                                  {"num_hidden_layers", 2},
+                                                  {"num_attention_heads", 2},
+                                                  {"num_key_value_heads", 2},
+                                                  {"q_lora_rank", 16},
+                                                  {"kv_lora_rank", 16},
+                                                  {"qk_nope_head_dim", 8},
+                                                  {"qk_rope_head_dim", 8},
+                                                  {"v_head_dim", 8},
+                                                  {"n_routed_experts", 4},
+                                                  {"num_experts_per_tok", 2},
+                                                  {"moe_intermediate_size", 16},
+                                                  {"n_shared_experts", 1},
+                                                  {"n_group", 2},
+                                                  {"topk_group", 1},
+                                                  {"first_k_dense_replace", 1},
+                                                  {"max_position_embeddings", 128}}},
+                                                {"tokenizer_vocab_size", 300},
+                                                {"data", (dir / "sft.jsonl").string()},
+                                                {"seq_len", 24},
+                                                {"batch_size", 4},
+                                                {"max_steps", 2},
+                                                {"bf16", true},
+                                                {"gradient_checkpointing", true},
+                                                {"device", "cpu"}}})}};
+  std::ofstream((dir / "recipe.json").string()) << recipe.dump();
+  RunArgs args;
+  args.recipe = (dir / "recipe.json").string();
+  args.out = (dir / "run").string();
+  ASSERT_EQ(run_recipe(args), 0);
+  EXPECT_TRUE(cpu_memory::installed());
+  const std::vector<Json> metrics = read_jsonl(args.out + "/base/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 2u);
+  EXPECT_GT(metrics[1]["memory/peak_bytes"].get<double>(), 0);
+  EXPECT_LT(metrics[1]["memory/peak_bytes"].get<double>(), metrics[1]["memory/peak_rss_bytes"].get<double>());
 }
 
 }  // namespace
