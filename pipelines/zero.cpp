@@ -276,6 +276,11 @@ void ZeroShards::drop_gradients() {
 
 void ZeroShards::publish() {
   at::NoGradGuard no_grad;
+  // A unit still whole (a forward without backward since, e.g. scoring) would keep the old
+  // weights past this update: back to chunks first, so the next use gathers the new ones.
+  for (int64_t u = kOuter; stage_ == 3 && !pinned_ && u + 1 < static_cast<int64_t>(units_.size()); ++u) {
+    release_layer(u, false);
+  }
   std::vector<size_t> which;
   std::vector<at::Tensor> chunks;
   for (size_t i = 0; i < entries_.size(); ++i) {
