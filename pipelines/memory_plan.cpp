@@ -3,13 +3,14 @@
 
 #include <algorithm>
 
+#include "pipelines/zero.h"
+#include "policy/logprobs.h"
 #include "policy/parameter_count.h"
 
 namespace r1kit::pipelines {
 namespace {
 
-constexpr int64_t kLogprobChunkRows = 1024;           // policy/logprobs.h LogprobOptions::chunk_rows
-constexpr int64_t kBucketBytes = int64_t{256} << 20;  // zero.cpp: one collective's bucket
+constexpr int64_t kLogprobChunkRows = policy::LogprobOptions{}.chunk_rows;  // what the trainers chunk by
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -105,7 +106,7 @@ MemoryPlan plan_memory(const TrainingShape& s, int world_size, int64_t runtime_b
   if (s.zero_stage == 1 || s.zero_stage == 2) {
     // The compute gradients of one backward before they are folded / reduce-scattered, and
     // one bucket of the all-gather that publishes the update (the received rows + the copies).
-    transient += c * trained + 2 * std::min<int64_t>(kBucketBytes, c * trained);
+    transient += c * trained + 2 * std::min<int64_t>(kZeroBucketBytes, c * trained);
   }
   if (s.zero_stage == 3) {
     // The outer tensors whole; one layer whole, its gradients and their reduce-scatter rows.

@@ -12,7 +12,9 @@ void cast_parameters(policy::CausalLM& model, at::ScalarType dtype) {
   at::NoGradGuard no_grad;
   std::vector<at::Tensor> all = model.parameters();
   // LoRA adapters are parameters of their Linear's adapter, not of the module tree.
-  for (const at::Tensor& t : policy::trainable_parameters(model)) all.push_back(t);
+  if (policy::has_lora(model)) {
+    for (const at::Tensor& t : policy::trainable_parameters(model)) all.push_back(t);
+  }
   for (at::Tensor& p : all) {
     if (p.scalar_type() != dtype) p.set_data(p.to(dtype));
   }

@@ -178,10 +178,11 @@ void Training::end_step(int64_t step, const std::map<std::string, double>& row, 
   // The step's peak memory on the busiest rank (src/device.h: CUDA max allocated, CPU peak
   // RSS), beside what `r1kit plan` predicts.
   const c10::Device device = model_.lm_head_weight().device();
-  logged["memory/peak_bytes"] = dist.max_over_ranks(static_cast<double>(peak_memory_bytes(device)), "peak memory");
+  const std::vector<double> peaks = dist.max_over_ranks(
+      {static_cast<double>(peak_memory_bytes(device)), static_cast<double>(peak_rss_bytes())}, "peak memory");
+  logged["memory/peak_bytes"] = peaks[0];
+  if (device.is_cpu()) logged["memory/peak_rss_bytes"] = peaks[1];
   logged["memory/persistent_bytes"] = persistent_max_;  // params + grads + AdamW, busiest rank
-  if (device.is_cpu())
-    logged["memory/peak_rss_bytes"] = dist.max_over_ranks(static_cast<double>(peak_rss_bytes()), "peak RSS");
   reset_peak_memory(device);
   metrics_->log(state.step, logged);
   const bool last = state.step == max_steps_;

@@ -31,8 +31,6 @@ struct ZeroShards::Entry {
 
 namespace {
 
-// Collectives move at most this many bytes at once (the transient copies are twice that).
-constexpr int64_t kBucketBytes = int64_t{256} << 20;
 constexpr int64_t kOuter = -1, kWhole = -2;
 
 // "model.layers.12.mlp..." -> 12; -1 outside the decoder layers.
@@ -126,7 +124,7 @@ std::vector<at::Tensor> ZeroShards::gather_whole(const std::vector<size_t>& whic
   while (begin < which.size()) {
     size_t end = begin;
     int64_t bytes = 0;
-    while (end < which.size() && (end == begin || bytes < kBucketBytes)) {
+    while (end < which.size() && (end == begin || bytes < kZeroBucketBytes)) {
       bytes += entries_[which[end]].chunk * world_ * chunks[end].element_size();
       ++end;
     }
@@ -163,7 +161,7 @@ void ZeroShards::reduce_scatter_into_masters(const std::vector<size_t>& which, c
   while (begin < kept.size()) {
     size_t end = begin;
     int64_t bytes = 0;
-    while (end < kept.size() && (end == begin || bytes < kBucketBytes)) {
+    while (end < kept.size() && (end == begin || bytes < kZeroBucketBytes)) {
       bytes += entries_[kept[end]].chunk * world_ * 4;
       ++end;
     }
@@ -256,11 +254,11 @@ double ZeroShards::reduce_for_step() {
     }
     reduce_scatter_into_masters(which, grads);
   }
-  double sum_sq = 0;
+  at::Tensor sum_sq = at::zeros({}, at::kDouble);  // summed where the masters are: one sync below
   for (const at::Tensor& m : masters_) {
-    if (m.grad().defined()) sum_sq += m.grad().to(at::kDouble).square().sum().item<double>();
+    if (m.grad().defined()) sum_sq = sum_sq.to(m.device()) + m.grad().to(at::kDouble).square().sum();
   }
-  return std::sqrt(dist_.sum_over_ranks(sum_sq, "zero gradient norm"));
+  return std::sqrt(dist_.sum_over_ranks(sum_sq.item<double>(), "zero gradient norm"));
 }
 
 void ZeroShards::scale_gradients(double factor) {

@@ -39,6 +39,9 @@ class CausalLM;
 
 namespace r1kit::pipelines {
 
+// Collectives move at most this many bytes at once (the transient copies are twice that).
+inline constexpr int64_t kZeroBucketBytes = int64_t{256} << 20;
+
 // Bytes a rank holds between steps, by kind (what `r1kit plan` predicts).
 struct PersistentBytes {
   int64_t params = 0;     // compute copies + fp32 masters

@@ -6,10 +6,6 @@
 namespace r1kit::policy {
 namespace {
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // A [ceil(out/128), ceil(in/128)] tensor's value per element of [out, in].
 at::Tensor per_element(const at::Tensor& blocks, int64_t out, int64_t in) {
   return blocks.repeat_interleave(kFp8Block, 0).repeat_interleave(kFp8Block, 1).narrow(0, 0, out).narrow(1, 0, in);
@@ -36,9 +32,9 @@ at::Tensor dequantize_fp8(const at::Tensor& q, const at::Tensor& scale_inv) {
 }
 
 bool fp8_quantized(const std::string& name, const at::Tensor& t) {
-  if (t.dim() != 2 || !ends_with(name, ".weight")) return false;
+  if (t.dim() != 2 || !name.ends_with(".weight")) return false;
   return name.find("embed_tokens") == std::string::npos && name.find("lm_head") == std::string::npos &&
-         !ends_with(name, "mlp.gate.weight");
+         !name.ends_with("mlp.gate.weight");
 }
 
 }  // namespace r1kit::policy

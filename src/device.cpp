@@ -5,6 +5,7 @@
 #include <c10/core/CachingDeviceAllocator.h>
 #include <dlfcn.h>
 
+#include <cstring>
 #include <fstream>
 
 #include "src/cpu_memory.h"
@@ -51,14 +52,23 @@ int64_t peak_memory_bytes(const c10::Device& device) {
   return cpu_memory::installed() ? cpu_memory::peak_bytes() : peak_rss_bytes();
 }
 
-int64_t peak_rss_bytes() {
+namespace {
+
+// A "Vm...:  1234 kB" line of /proc/self/status in bytes; 0 when absent.
+int64_t proc_status_bytes(const char* key) {
   std::ifstream in("/proc/self/status");
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "VmHWM:  1234 kB"
+    if (line.rfind(key, 0) == 0) return std::stoll(line.substr(std::strlen(key))) * 1024;
   }
   return 0;
 }
+
+}  // namespace
+
+int64_t peak_rss_bytes() { return proc_status_bytes("VmHWM:"); }
+
+int64_t resident_bytes() { return proc_status_bytes("VmRSS:"); }
 
 void reset_peak_memory(const c10::Device& device) {
   if (device.is_cuda()) c10::getDeviceAllocator(c10::kCUDA)->resetPeakStats(device.index() < 0 ? 0 : device.index());

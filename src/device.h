@@ -33,6 +33,8 @@ int64_t peak_memory_bytes(const c10::Device& device);
 // The peak resident set of the process (VmHWM of /proc/self/status) since the last reset:
 // everything it maps, libraries and allocator slack included. 0 when unknown.
 int64_t peak_rss_bytes();
+// The process's resident set now (VmRSS): the runtime every r1kit process carries.
+int64_t resident_bytes();
 // Starts a new peak window for both (CUDA: resetPeakStats; RSS: /proc/self/clear_refs "5",
 // which Linux allows on its own process; where it is refused the RSS peak stays since start).
 void reset_peak_memory(const c10::Device& device);

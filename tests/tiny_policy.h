@@ -45,6 +45,31 @@ inline policy::ModelConfig tiny_config(const std::string& type) {
   return c;
 }
 
+// config.json keys of a fresh tiny deepseek_v3 for an sft stage's model_config (MLA, shared +
+// routed experts, group routing, one dense layer first).
+inline Json tiny_deepseek_v3_model_config() {
+  return {{"model_type", "deepseek_v3"},
+          {"hidden_size", 32},
+          {"intermediate_size", 64},
+          {"num_hidden_layers", 2},
+          {"num_attention_heads", 2},
+          {"num_key_value_heads", 2},
+          {"q_lora_rank", 16},
+          {"kv_lora_rank", 16},
+          {"qk_nope_head_dim", 8},
+          {"qk_rope_head_dim", 8},
+          {"v_head_dim", 8},
+          {"n_routed_experts", 4},
+          {"num_experts_per_tok", 2},
+          {"moe_intermediate_size", 16},
+          {"n_shared_experts", 1},
+          {"n_group", 2},
+          {"topk_group", 1},
+          {"first_k_dense_replace", 1},
+          {"routed_scaling_factor", 2.5},
+          {"max_position_embeddings", 128}};
+}
+
 inline void save_tiny_policy(const std::filesystem::path& dir, uint64_t seed = 3) {
   std::vector<std::string> texts;
   for (int i = 0; i < 50; ++i) {

@@ -7,7 +7,6 @@
 // grpo stage named "grpo" with r1kit's defaults on that model (its config.json, or a
 // config.json path); --set grpo.key=value changes them.
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <string>
@@ -162,18 +161,6 @@ std::vector<PlannedStage> recipe_stages(const PlanArgs& a) {
   return out;
 }
 
-// This process's resident size: the LibTorch runtime every r1kit process carries (CPU peaks
-// include it).
-int64_t runtime_bytes(bool cuda) {
-  if (cuda) return 0;
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
 Json plan_json(const MemoryPlan& p) {
   return {{"params", p.params},
           {"grads", p.grads},
@@ -237,7 +224,8 @@ void run_plan(const PlanArgs& a) {
   if (a.world_size < 1) throw Error("plan: --world-size must be >= 1");
   const std::vector<PlannedStage> stages = recipe_stages(a);
   const bool cuda = on_cuda("auto", a.device);
-  const int64_t runtime = runtime_bytes(cuda);
+  // CPU peaks include the LibTorch runtime every r1kit process carries: this one's size now.
+  const int64_t runtime = cuda ? 0 : resident_bytes();
   const int64_t budget = a.device_memory_gib > 0 ? static_cast<int64_t>(a.device_memory_gib * (int64_t{1} << 30))
                                                  : (cuda ? 0 : available_memory_bytes(c10::Device(c10::kCPU)));
   Json out = Json::array();

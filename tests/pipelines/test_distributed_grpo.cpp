@@ -28,6 +28,7 @@
 #include "src/safetensors.h"
 #include "tests/grpo_fixture.h"
 #include "tests/test_util.h"
+#include "tests/tiny_policy.h"
 
 extern char** environ;
 
@@ -176,26 +177,7 @@ std::string sft_then_grpo_recipe(const fs::path& dir, const Json& overrides = Js
   }
   write_jsonl_atomic((dir / "sft.jsonl").string(), text_rows);
   write_jsonl_atomic((dir / "rl.jsonl").string(), prompt_rows);
-  const Json model_config = {{"model_type", "deepseek_v3"},
-                             {"hidden_size", 32},
-                             {"intermediate_size", 64},
-                             {"num_hidden_layers", 2},
-                             {"num_attention_heads", 2},
-                             {"num_key_value_heads", 2},
-                             {"q_lora_rank", 16},
-                             {"kv_lora_rank", 16},
-                             {"qk_nope_head_dim", 8},
-                             {"qk_rope_head_dim", 8},
-                             {"v_head_dim", 8},
-                             {"n_routed_experts", 4},
-                             {"num_experts_per_tok", 2},
-                             {"moe_intermediate_size", 16},
-                             {"n_shared_experts", 1},
-                             {"n_group", 2},
-                             {"topk_group", 1},
-                             {"first_k_dense_replace", 1},
-                             {"routed_scaling_factor", 2.5},
-                             {"max_position_embeddings", 128}};
+  const Json model_config = testing::tiny_deepseek_v3_model_config();
   Json recipe = {
       {"stages", Json::array({
                      {{"name", "base"},
