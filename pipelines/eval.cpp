@@ -77,6 +77,7 @@ EvalOptions parse_eval_options(const Json& j, const StageSetting& setting) {
   f.require("models", models);
   read_prompt_options(f, o.prompts);
   read_rewards(f, o.rewards);
+  read_completion_stats_options(f, o.stats);
   read_generation_options(f, o.generation, "max_new_tokens");
   f.get("num_samples", o.num_samples);
   f.get("maj_k", o.maj_k);
@@ -147,6 +148,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     fs::create_directories(out_dir);
     samples.emplace((out_dir / "eval_samples.jsonl").string());
   }
+  // The difficulty buckets are read (and a row without the field refused) before any model runs.
+  const CompletionStats no_completions(o.stats, data);
   Json results = Json::object();
   for (const EvalModel& m : o.models) {
     const Tokenizer tokenizer = Tokenizer::load(m.dir);
@@ -161,6 +164,8 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
     const std::vector<std::string> reward_names = o.rewards.names();
     EvalCounts mine;
     scorer.tally(g.scored, mine.tally);
+    CompletionStats stats = no_completions;
+    stats.add(g, scorer);
     std::vector<Json> logged;  // this rank's samples among the first log_samples prompts
     for (int64_t j = 0; j < static_cast<int64_t>(my_rows.size()); ++j) {
       std::vector<std::string> completions;
@@ -184,6 +189,7 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
       }
     }
     const EvalCounts all = mine.over_ranks(dist, ctx.stage_name + ": eval counts");
+    const CompletionStats all_stats = stats.over_ranks(dist, ctx.stage_name + ": completion stats");
     if (all.tally.skips.front() == static_cast<double>(B * n) && B * n > 0) {
       // Accuracy would read 0.0 for a model that was never judged.
       throw Error(
@@ -222,15 +228,18 @@ StageResult run_eval(const EvalOptions& o, const StageContext& ctx) {
       r["maj_at_k"] = maj_correct / B;
       r["k"] = o.maj_k;
     }
+    all_stats.add_to(r);
     for (size_t k = 0; k < reward_names.size(); ++k) {
       r["rewards"][reward_names[k]] = all.tally.sum[k] / total;
       r["reward_failures"][reward_names[k]] = all.tally.timeouts[k] + all.tally.errors[k];
     }
     results[m.name] = r;
     if (dist.is_main()) {
-      log::info("{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}  ({} prompts x {})", ctx.stage_name, m.name,
-                correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total, B,
-                n);
+      log::info(
+          "{}: {:<16} accuracy {:.3f}  maj@{} {}  mean tokens {:.1f}{}  ({} prompts x {})", ctx.stage_name, m.name,
+          correct / total, o.maj_k, o.maj_k > 1 ? fmt::format("{:.3f}", maj_correct / B) : "-", tokens / total,
+          r.contains("reflection_share") ? fmt::format("  reflecting {:.3f}", r["reflection_share"].get<double>()) : "",
+          B, n);
     }
   }
   if (dist.is_main()) {

@@ -1,7 +1,8 @@
 // The `eval` stage: every listed model answers the same held-out prompts; reports pass@1
 // (the mean correctness over n samples per prompt, DeepSeek-R1's "pass@1 with k samples"),
 // maj@k (the most frequent extracted answer among k samples is correct; consensus in the
-// R1 tables) and the mean completion length. Greedy when temperature is 0 (n is then 1).
+// R1 tables) and the mean completion length (per difficulty bucket, and the share of
+// completions that reflect, with the keys of completion_stats.h). Greedy when temperature is 0 (n is then 1).
 // Correct = the first reward of `rewards` is full (the task's checker), as in GRPO.
 // Outputs: RUN/<stage>/eval.json ({"models": {NAME: {...}}}) and eval_samples.jsonl.
 // Not here: pass@k for k > 1 (the unbiased estimator); answers grouped by their normal form
@@ -10,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "pipelines/completion_stats.h"
 #include "pipelines/options.h"
 #include "pipelines/stage.h"
 
@@ -22,8 +24,9 @@ struct EvalModel {
 
 struct EvalOptions {
   std::vector<EvalModel> models;
-  PromptOptions prompts;  // held-out prompts; the template usually the training one
-  RewardSpec rewards;     // the first is the task's checker (correctness)
+  PromptOptions prompts;         // held-out prompts; the template usually the training one
+  RewardSpec rewards;            // the first is the task's checker (correctness)
+  CompletionStatsOptions stats;  // difficulty_field, reflection_patterns
   // DeepSeek-R1's evaluation setting: T 0.6, top-p 0.95; temperature 0 = greedy.
   GenerationOptions generation{.sampling = {.temperature = 0.6, .top_p = 0.95, .max_new_tokens = 256}};
   int64_t num_samples = 4;  // n samples per prompt (pass@1 is their mean)

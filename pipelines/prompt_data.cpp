@@ -3,6 +3,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "pipelines/schedule.h"
 #include "src/dataset_rows.h"
 #include "src/error.h"
@@ -74,6 +76,25 @@ std::vector<const Json*> PromptData::rows(int64_t position, int64_t count) const
   std::vector<const Json*> out;
   for (int64_t i : stream_indices(seed_, position, count, static_cast<int64_t>(rows_.size()))) out.push_back(&rows_[i]);
   return out;
+}
+
+std::vector<std::string> PromptData::field_values(const std::string& field) const {
+  std::vector<std::string> values;
+  bool numbers = true;
+  for (size_t i = 0; i < rows_.size(); ++i) {
+    const auto it = rows_[i].find(field);
+    if (it == rows_[i].end() || it->is_null()) throw Error(wheres_[i] + ": no field '" + field + "'");
+    numbers = numbers && it->is_number();
+    values.push_back(field_text(*it));
+  }
+  // Numbers by value, ties ("2" and "2.0") by text so that equal texts end up adjacent.
+  std::sort(values.begin(), values.end(), [numbers](const std::string& a, const std::string& b) {
+    if (!numbers) return a < b;
+    const double x = std::stod(a), y = std::stod(b);
+    return x != y ? x < y : a < b;
+  });
+  values.erase(std::unique(values.begin(), values.end()), values.end());
+  return values;
 }
 
 const std::optional<Conversation>& PromptData::conversation_of(const Json& row) const {

@@ -39,6 +39,9 @@ class PromptData {
   // that measured it, such a prompt is an error here).
   std::vector<int32_t> encode(const Json& row, const Tokenizer& tokenizer) const;
   size_t size() const { return rows_.size(); }
+  // Every distinct value of the rows' `field` as text (field_text), in numeric order when all
+  // are numbers, else in text order; a row without it is an error naming its file and line.
+  std::vector<std::string> field_values(const std::string& field) const;
   // Whether the prompts are conversations (then rejection_sample writes conversational rows).
   bool conversational() const { return conversational_; }
 

@@ -181,6 +181,9 @@ Json make_summary(const Json& recipe, const Json& manifest) {
         ev["maj_at_k"] = r["maj_at_k"];
         ev["k"] = r["k"];
       }
+      for (const auto& [key, value] : r.items()) {  // completion_stats.h's, when the eval logged them
+        if (key == "reflection_share" || key.starts_with("by_")) ev[key] = value;
+      }
       if (!stages.contains(model))
         stages[model] = {{"type", "model"}, {"params", r["params"]}, {"active_params", r["active_params"]}};
       stages[model]["eval"] = ev;

@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <set>
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "src/atomic_file.h"
+#include "src/dataset_rows.h"
 #include "src/error.h"
 #include "src/jsonl.h"
 
@@ -32,12 +35,22 @@ constexpr size_t kSamplesPerStage = 4;    // grpo completions shown per stage (i
 constexpr size_t kSamplesPerModel = 3;    // eval completions shown per evaluated model
 constexpr size_t kMaxSampleBytes = 2000;  // longer texts are cut so the page stays small
 
-// The grpo metrics charted, as {metrics.jsonl key, chart title}.
-const std::vector<std::pair<std::string, std::string>> kChartedMetrics = {
-    {"reward/mean", "reward (mean)"},
-    {"accuracy", "accuracy"},
-    {"completion/mean_length", "completion length (mean tokens)"},
+// The grpo metrics charted, as {metrics.jsonl key, chart title, charted when absent}.
+struct ChartedMetric {
+  std::string key, title;
+  bool always;  // else only when the run logged it (an option turns it on)
 };
+const std::vector<ChartedMetric> kChartedMetrics = {
+    {"reward/mean", "reward (mean)", true},
+    {"accuracy", "accuracy", true},
+    {"completion/mean_length", "completion length (mean tokens)", true},
+    {"completion/reflection_share", "share of completions that reflect", false},
+};
+// Per-bucket lengths (completion_stats.h), charted together: "<prefix><field>=<value>".
+constexpr std::string_view kBucketLengthPrefix = "completion/mean_length/";
+// Line colours when one chart holds several (Okabe-Ito: told apart with colour-blindness too).
+constexpr const char* kPalette[] = {"#0072b2", "#e69f00", "#009e73", "#cc79a7",
+                                    "#56b4e9", "#d55e00", "#000000", "#f0e442"};
 
 // ---------------------------------------------------------------------------------------
 // Text
@@ -89,8 +102,7 @@ std::string human_count(double n) {
 // A row's string field as text: strings as they are, other JSON dumped, absent as "".
 std::string text_field(const Json& row, const char* key) {
   const auto it = row.find(key);
-  if (it == row.end() || it->is_null()) return "";
-  return it->is_string() ? it->get<std::string>() : it->dump();
+  return it == row.end() || it->is_null() ? "" : field_text(*it);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -196,17 +208,21 @@ std::string render_html_table(const Table& t) {
 Table eval_table(const Json& summary, const std::vector<std::string>& order, const std::string& file) {
   const Json& stages = stages_object(summary, file);
   const std::vector<std::string> names = ordered_names(stages, order);
-  bool any_maj = false;
-  for (const std::string& name : names)
-    any_maj |= field(stages[name], "eval") && field(stages[name]["eval"], "maj_at_k");
+  bool any_maj = false, any_reflection = false;
+  for (const std::string& name : names) {
+    const Json* ev = field(stages[name], "eval");
+    any_maj |= ev && field(*ev, "maj_at_k");
+    any_reflection |= ev && field(*ev, "reflection_share");
+  }
 
   Table t;
   t.header = {"stage", "type", "params", "active", "acc %"};
   if (any_maj) t.header.push_back("maj@k %");
-  t.header.insert(t.header.end(), {"tokens", "n"});
-  t.numeric = {false, false, true, true, true};
-  if (any_maj) t.numeric.push_back(true);
-  t.numeric.insert(t.numeric.end(), {true, true});
+  t.header.push_back("tokens");
+  if (any_reflection) t.header.push_back("reflect %");
+  t.header.push_back("n");
+  t.numeric = {false, false};
+  t.numeric.resize(t.header.size(), true);
 
   auto or_dash = [](std::optional<double> v, auto format) { return v ? format(*v) : std::string("-"); };
   auto percent = [](double v) { return fmt::format("{:.1f}", 100 * v); };
@@ -227,8 +243,65 @@ Table eval_table(const Json& summary, const std::vector<std::string>& order, con
     }
     row.push_back(or_dash(number_field(*ev, "mean_completion_tokens", where_eval),
                           [](double v) { return fmt::format("{:.1f}", v); }));
+    if (any_reflection) row.push_back(or_dash(number_field(*ev, "reflection_share", where_eval), percent));
     row.push_back(or_dash(number_field(*ev, "n", where_eval), [](double v) { return fmt::format("{:.0f}", v); }));
     t.rows.push_back(std::move(row));
+  }
+  return t;
+}
+
+// Bucket values in their natural order: finite numbers by value first, then any other text
+// by text (a strict weak order even when the two kinds mix).
+bool bucket_value_less(const std::string& a, const std::string& b) {
+  auto number = [](const std::string& v) -> std::optional<double> {
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    return !v.empty() && *end == '\0' && std::isfinite(x) ? std::optional<double>(x) : std::nullopt;
+  };
+  const auto x = number(a), y = number(b);
+  if (x.has_value() != y.has_value()) return x.has_value();
+  if (x && *x != *y) return *x < *y;
+  return a < b;
+}
+
+// The eval's per-bucket numbers ("by_<field>": [{value, n, accuracy, mean_completion_tokens}],
+// completion_stats.h): a row per evaluated stage, a column per bucket holding "tokens (acc %)".
+// No stage has buckets: an empty table.
+Table bucket_table(const Json& summary, const std::vector<std::string>& order, const std::string& file) {
+  const Json& stages = stages_object(summary, file);
+  std::string by;                                                                 // "by_<field>": the first one found
+  std::vector<std::pair<std::string, std::map<std::string, std::string>>> cells;  // per stage: value -> cell
+  std::vector<std::string> values;
+  for (const std::string& name : ordered_names(stages, order)) {
+    const Json* ev = field(stages[name], "eval");
+    if (ev == nullptr || !ev->is_object()) continue;
+    for (auto it = ev->begin(); it != ev->end() && by.empty(); ++it) {
+      if (it.key().starts_with("by_") && it->is_array()) by = it.key();
+    }
+    const Json* buckets = by.empty() ? nullptr : field(*ev, by.c_str());
+    if (buckets == nullptr) continue;
+    const std::string where = fmt::format("{}: stages.{}.eval.{}", file, name, by);
+    std::map<std::string, std::string> row;
+    for (const Json& b : *buckets) {
+      const std::string value = text_field(b, "value");
+      if (std::find(values.begin(), values.end(), value) == values.end()) values.push_back(value);
+      const auto tokens = number_field(b, "mean_completion_tokens", where);
+      const auto accuracy = number_field(b, "accuracy", where);
+      row[value] = tokens && accuracy ? fmt::format("{:.1f} ({:.0f}%)", *tokens, 100 * *accuracy) : "-";
+    }
+    cells.emplace_back(name, std::move(row));
+  }
+  Table t;
+  if (cells.empty()) return t;
+  std::sort(values.begin(), values.end(), bucket_value_less);
+  t.header = {"stage"};
+  for (const std::string& v : values) t.header.push_back(by.substr(3) + " " + v);
+  t.numeric.assign(t.header.size(), true);
+  t.numeric[0] = false;
+  for (const auto& [name, row] : cells) {
+    std::vector<std::string> line = {name};
+    for (const std::string& v : values) line.push_back(row.count(v) ? row.at(v) : "-");  // a bucket it lacks
+    t.rows.push_back(std::move(line));
   }
   return t;
 }
@@ -320,41 +393,76 @@ std::string svg_axes(const Frame& f) {
   return out + svg_text("label", (x0 + x1) / 2, f.height - 6, "middle", "step");
 }
 
-std::string svg_polyline(const Frame& f, const std::vector<double>& x, const std::vector<double>& y, const char* cls) {
+std::string svg_polyline(const Frame& f, const std::vector<double>& x, const std::vector<double>& y, const char* cls,
+                         const char* colour = nullptr) {
   std::string points;
   for (size_t i = 0; i < x.size(); ++i) {
     points += fmt::format("{}{:.1f},{:.1f}", i ? " " : "", f.px(x[i]), f.py(y[i]));
   }
-  return fmt::format("<polyline class=\"{}\" points=\"{}\"/>\n", cls, points);
+  const std::string style = colour ? fmt::format(" style=\"stroke:{}\"", colour) : "";
+  return fmt::format("<polyline class=\"{}\"{} points=\"{}\"/>\n", cls, style, points);
+}
+
+// A chart's frame over every point of `series` (a unit frame when there are none).
+Frame frame_over(const std::vector<const Series*>& series) {
+  std::vector<double> xs, ys;
+  for (const Series* s : series) {
+    xs.insert(xs.end(), s->x.begin(), s->x.end());
+    ys.insert(ys.end(), s->y.begin(), s->y.end());
+  }
+  Frame f;
+  const bool empty = xs.empty();
+  f.ax = make_axis(empty ? 0 : *std::min_element(xs.begin(), xs.end()),
+                   empty ? 1 : *std::max_element(xs.begin(), xs.end()), /*integer_ticks=*/true);
+  f.ay = make_axis(empty ? 0 : *std::min_element(ys.begin(), ys.end()),
+                   empty ? 1 : *std::max_element(ys.begin(), ys.end()), /*integer_ticks=*/false);
+  return f;
+}
+
+// The <svg> element's opening, the title and the axes.
+std::string svg_chart_open(const std::string& title, const Frame& f) {
+  std::string out = fmt::format(
+      "<svg class=\"chart\" viewBox=\"0 0 {0:.0f} {1:.0f}\" width=\"{0:.0f}\" height=\"{1:.0f}\" "
+      "role=\"img\" aria-label=\"{2} vs step\">\n",
+      f.width, f.height, html_escape(title));
+  return out + svg_text("title", f.width / 2, 18, "middle", title) + svg_axes(f);
+}
+
+std::string svg_no_data(const Frame& f) {
+  const double cx = (f.left + f.width - f.right) / 2, cy = (f.top + f.height - f.bottom) / 2;
+  return svg_text("empty", cx, cy, "middle", "no data") + "</svg>\n";
 }
 
 // One chart: `s` raw (thin) with its moving average (thick) over it. An empty series draws
 // the frame and "no data"; a single point, which a polyline cannot show, also gets a dot.
 std::string svg_line_chart(const std::string& title, const Series& s) {
-  Frame f;
-  if (!s.x.empty()) {
-    const auto [xmin, xmax] = std::minmax_element(s.x.begin(), s.x.end());
-    const auto [ymin, ymax] = std::minmax_element(s.y.begin(), s.y.end());
-    f.ax = make_axis(*xmin, *xmax, /*integer_ticks=*/true);
-    f.ay = make_axis(*ymin, *ymax, /*integer_ticks=*/false);
-  } else {
-    f.ax = make_axis(0, 1, /*integer_ticks=*/true);
-    f.ay = make_axis(0, 1, /*integer_ticks=*/false);
-  }
-  std::string out = fmt::format(
-      "<svg class=\"chart\" viewBox=\"0 0 {0:.0f} {1:.0f}\" width=\"{0:.0f}\" height=\"{1:.0f}\" "
-      "role=\"img\" aria-label=\"{2} vs step\">\n",
-      f.width, f.height, html_escape(title));
-  out += svg_text("title", f.width / 2, 18, "middle", title);
-  out += svg_axes(f);
-  if (s.x.empty()) {
-    const double cx = (f.left + f.width - f.right) / 2, cy = (f.top + f.height - f.bottom) / 2;
-    return out + svg_text("empty", cx, cy, "middle", "no data") + "</svg>\n";
-  }
+  const Frame f = frame_over({&s});
+  std::string out = svg_chart_open(title, f);
+  if (s.x.empty()) return out + svg_no_data(f);
   out += svg_polyline(f, s.x, s.y, "raw");
   if (s.x.size() >= 3) out += svg_polyline(f, s.x, moving_average(s.y), "smooth");
   if (s.x.size() == 1) {
     out += fmt::format("<circle class=\"point\" cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3\"/>\n", f.px(s.x[0]), f.py(s.y[0]));
+  }
+  return out + "</svg>\n";
+}
+
+// Several series on one chart, each its moving average in its own colour, with a legend of
+// their labels down the right edge of the plot.
+std::string svg_lines_chart(const std::string& title, const std::vector<std::pair<std::string, Series>>& lines) {
+  std::vector<const Series*> all;
+  for (const auto& [label, s] : lines) all.push_back(&s);
+  const Frame f = frame_over(all);
+  std::string out = svg_chart_open(title, f);
+  if (lines.empty()) return out + svg_no_data(f);
+  constexpr size_t kColours = std::size(kPalette);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const Series& s = lines[i].second;
+    const char* colour = kPalette[i % kColours];
+    out += svg_polyline(f, s.x, s.x.size() >= 3 ? moving_average(s.y) : s.y, "line", colour);
+    out += fmt::format(
+        "<text class=\"legend\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\" style=\"fill:{}\">{}</text>\n",
+        f.width - f.right - 4, f.top + 12 * static_cast<double>(i + 1), colour, html_escape(lines[i].first));
   }
   return out + "</svg>\n";
 }
@@ -372,15 +480,33 @@ std::map<std::string, Series> read_metric_series(const std::string& path) {
     const std::string where = fmt::format("{}:{}", path, reader.line());
     const Json* step = field(row, "step");
     if (step == nullptr || !step->is_number_integer()) throw Error(where + ": metrics row without an integer \"step\"");
-    for (const auto& [key, title] : kChartedMetrics) {
-      const Json* v = field(row, key.c_str());
-      if (v == nullptr) continue;
-      if (!v->is_number()) throw Error(fmt::format("{}: \"{}\" is {}, expected a number", where, key, v->type_name()));
+    for (auto it = row.begin(); it != row.end(); ++it) {
+      const std::string& key = it.key();
+      const bool charted =
+          key.starts_with(kBucketLengthPrefix) || std::any_of(kChartedMetrics.begin(), kChartedMetrics.end(),
+                                                              [&](const ChartedMetric& m) { return m.key == key; });
+      if (!charted || it->is_null()) continue;
+      if (!it->is_number()) {
+        throw Error(fmt::format("{}: \"{}\" is {}, expected a number", where, key, it->type_name()));
+      }
       out[key].x.push_back(step->get<double>());
-      out[key].y.push_back(v->get<double>());
+      out[key].y.push_back(it->get<double>());
     }
   }
   return out;
+}
+
+// The per-bucket length series as {"<field>=<value>", series}, numeric values in numeric order.
+std::vector<std::pair<std::string, Series>> bucket_lines(const std::map<std::string, Series>& series) {
+  std::vector<std::pair<std::string, Series>> lines;
+  for (const auto& [key, s] : series) {
+    if (key.starts_with(kBucketLengthPrefix)) lines.emplace_back(key.substr(kBucketLengthPrefix.size()), s);
+  }
+  // "<field>=<value>": ordered by value.
+  auto value = [](const std::string& label) { return label.substr(label.find('=') + 1); };
+  std::stable_sort(lines.begin(), lines.end(),
+                   [&](const auto& a, const auto& b) { return bucket_value_less(value(a.first), value(b.first)); });
+  return lines;
 }
 
 // The rows of the last step of `stage` in a samples.jsonl, at most kSamplesPerStage.
@@ -461,7 +587,7 @@ std::string page_head(const std::string& run_dir) {
       "svg .axis{stroke:#888}svg .grid{stroke:#eee}\n"
       "svg .raw{fill:none;stroke:#9ecae1;stroke-width:1}svg "
       ".smooth{fill:none;stroke:#08519c;stroke-width:2}\n"
-      "svg .point{fill:#08519c}\n"
+      "svg .point{fill:#08519c}svg .line{fill:none;stroke-width:2}svg .legend{font-size:10px}\n"
       ".sample{border:1px solid #e4e4e4;border-radius:4px;margin:0.6em 0;padding:0.4em 0.8em}\n"
       ".sample pre{white-space:pre-wrap;word-break:break-word;margin:0.3em 0;font-size:12px}\n"
       ".sample pre.prompt{color:#666}.ok{color:#1a7f37}.bad{color:#c62828}\n";
@@ -505,7 +631,10 @@ std::string eval_section(const std::optional<Json>& summary, const std::vector<s
   if (!summary) return out + note("summary.json: not found");
   const Table t = eval_table(*summary, order, file);
   if (t.rows.empty()) return out + note("no stage has been evaluated yet");
-  return out + render_html_table(t);
+  out += render_html_table(t);
+  const Table buckets = bucket_table(*summary, order, file);
+  if (buckets.rows.empty()) return out;
+  return out + "<h3>Mean completion tokens (accuracy) by bucket</h3>\n" + render_html_table(buckets);
 }
 
 std::string sample_html(const std::string& meta, const std::string& prompt, const std::string& completion) {
@@ -522,9 +651,15 @@ std::string grpo_section(const std::string& run_dir, const std::string& stage) {
   if (fs::exists(metrics_path)) {
     const auto series = read_metric_series(metrics_path);
     out += "<div class=\"charts\">\n";
-    for (const auto& [key, title] : kChartedMetrics) {
-      const auto it = series.find(key);
-      out += svg_line_chart(title, it != series.end() ? it->second : Series{});
+    for (const ChartedMetric& m : kChartedMetrics) {
+      const auto it = series.find(m.key);
+      if (it == series.end() && !m.always) continue;
+      out += svg_line_chart(m.title, it != series.end() ? it->second : Series{});
+    }
+    const auto buckets = bucket_lines(series);
+    if (!buckets.empty()) {
+      const std::string& first = buckets.front().first;
+      out += svg_lines_chart("completion length by " + first.substr(0, first.find('=')), buckets);
     }
     out += "</div>\n";
   } else {
@@ -577,22 +712,28 @@ std::string eval_samples_section(const std::string& run_dir, const std::string& 
   return out;
 }
 
+// The eval table, then the per-bucket one when the evals have buckets, as text.
+std::string eval_tables_text(const Json& summary, const std::vector<std::string>& order, const std::string& file) {
+  const Table t = eval_table(summary, order, file);
+  if (t.rows.empty()) return "no stage has been evaluated yet\n";
+  std::string out = render_text_table(t);
+  const Table buckets = bucket_table(summary, order, file);
+  if (!buckets.rows.empty()) out += "\nmean completion tokens (accuracy) by bucket:\n" + render_text_table(buckets);
+  return out;
+}
+
 }  // namespace
 
 std::string format_eval_table(const Json& summary, const std::vector<std::string>& stage_order) {
-  const Table t = eval_table(summary, stage_order, "summary.json");
-  if (t.rows.empty()) return "no stage has been evaluated yet\n";
-  return render_text_table(t);
+  return eval_tables_text(summary, stage_order, "summary.json");
 }
 
 std::string format_run_eval_table(const std::string& run_dir) {
   const std::string path = (fs::path(run_dir) / "summary.json").string();
   const std::optional<Json> summary = read_json_if_exists(path);
   if (!summary) return path + ": not found\n";
-  const Table t =
-      eval_table(*summary, recipe_order(read_json_if_exists((fs::path(run_dir) / "recipe.json").string())), path);
-  if (t.rows.empty()) return "no stage has been evaluated yet\n";
-  return render_text_table(t);
+  return eval_tables_text(*summary, recipe_order(read_json_if_exists((fs::path(run_dir) / "recipe.json").string())),
+                          path);
 }
 
 void write_report(const std::string& run_dir) {

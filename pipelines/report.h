@@ -3,7 +3,9 @@
 // write_report() writes RUN/report.html, one self-contained page (inline CSS and SVG, no
 // scripts, fonts or images from anywhere): the recipe's stages, the numbers of summary.json,
 // per grpo stage line charts of reward, accuracy and completion length vs step with a moving
-// average over the raw series, the eval table, and a few HTML-escaped sample completions.
+// average over the raw series (and, when the stage logged them, the reflection share and the
+// length per difficulty bucket, completion_stats.h), the eval tables, and a few HTML-escaped
+// sample completions.
 // Does not: read TensorBoard events, or compare runs. A missing file is a note in the page,
 // never an error; malformed JSON is an r1kit::Error naming the file (and line for JSONL).
 // Torch-free on purpose: `r1kit report` must work on a machine that only has the run folder.
@@ -19,8 +21,11 @@ namespace r1kit::pipelines {
 // "eval": {"accuracy", "mean_completion_tokens", "n", "maj_at_k"?, "k"?}}}}) that has "eval":
 // stage, type, params, active params, accuracy %, maj@k (a column only when some stage has
 // it), mean completion tokens, n. Text columns are left-aligned and numbers right-aligned, so
-// every line has the same width. Stages come in `stage_order` first (the recipe's order; JSON
-// objects forget theirs), then the rest by name. No evaluated stage: a one-line note.
+// every line has the same width; "reflect %" is a column when some stage has a
+// reflection_share. When the evals have difficulty buckets ("by_<field>"), a second table
+// follows: per stage, per bucket, "mean tokens (accuracy %)". Stages come in `stage_order`
+// first (the recipe's order; JSON objects forget theirs), then the rest by name. No
+// evaluated stage: a one-line note.
 // A field of the wrong type throws r1kit::Error naming "summary.json: stages.NAME.eval.KEY".
 std::string format_eval_table(const Json& summary, const std::vector<std::string>& stage_order = {});
 

@@ -26,6 +26,10 @@ std::string missing_field_message(const DatasetRow& row, const std::string& fiel
   return row.where + ": no field '" + field + "'" + what;
 }
 
+std::string field_text(const nlohmann::json& value) {
+  return value.is_string() ? value.get<std::string>() : value.dump();
+}
+
 std::vector<DatasetRow> read_dataset(const std::string& path) {
   std::vector<DatasetRow> rows;
   if (is_parquet_path(path)) {

@@ -24,4 +24,7 @@ std::vector<DatasetRow> read_dataset(const std::string& path);
 // for JSONL. `what` says what the field should hold (" holding text").
 std::string missing_field_message(const DatasetRow& row, const std::string& field, const std::string& what = "");
 
+// A field's value as text: a string as it is, anything else as its JSON ("3", "true", "[1,2]").
+std::string field_text(const nlohmann::json& value);
+
 }  // namespace r1kit

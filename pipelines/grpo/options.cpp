@@ -37,6 +37,7 @@ GrpoOptions parse_grpo_options(const Json& j, const StageSetting& setting) {
   read_checkpoint_options(f, o.checkpoints);
   f.get("seed", o.seed);
   f.get("log_completions", o.log_completions);
+  read_completion_stats_options(f, o.stats);
   f.get("device", o.device);
   f.finish();
   require_positive(f, "prompts_per_step", o.prompts_per_step);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "pipelines/completion_stats.h"
 #include "pipelines/grpo/advantages.h"
 #include "pipelines/grpo/loss.h"
 #include "pipelines/options.h"
@@ -47,7 +48,8 @@ struct GrpoOptions {
   LoraStageOptions lora;  // lora_r > 0: adapters on a frozen policy; beta > 0 then needs no reference copy
   // Housekeeping.
   uint64_t seed = 0;
-  int64_t log_completions = 2;  // completions per step written to samples.jsonl
+  int64_t log_completions = 2;   // completions per step written to samples.jsonl
+  CompletionStatsOptions stats;  // difficulty_field, reflection_patterns: per-step metrics
   std::string device = "auto";
 };
 

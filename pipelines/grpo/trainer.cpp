@@ -156,6 +156,7 @@ struct GrpoRun {
   ThreadPool pool{0};
   Shard shard;                           // this rank's prompts of each batch
   std::optional<JsonlAppender> samples;  // RUN/<stage>/samples.jsonl, rank 0
+  CompletionStats no_completions;        // a step's stats before its first completion
 };
 
 // A step's counters, summed (or maximised) over ranks in one collective each.
@@ -163,10 +164,12 @@ struct RolloutCounts {
   double rows = 0, correct = 0, length = 0, truncated = 0, generated_tokens = 0;
   rewards::RewardTally tally;  // per reward: value sums, timeouts, errors, skips
   double length_max = 0, seconds_rollout_max = 0;
+  CompletionStats stats;  // per difficulty, reflection
 
   // Adds this rank's scored groups (accuracy: the first reward, the task's checker, is full).
   void add(const ScoredGroups& g, const rewards::Scorer& scorer) {
     scorer.tally(g.scored, tally);
+    stats.add(g, scorer);
     for (const auto& scored : g.scored) correct += is_correct(scored, scorer);
     for (const auto& row : g.rollouts.rows) {
       rows += 1;
@@ -187,6 +190,7 @@ struct RolloutCounts {
     all.truncated = sums[at + 3], all.generated_tokens = sums[at + 4];
     all.tally = rewards::RewardTally::from_flat(sums, tally.sum.size());
     all.length_max = maxes[0], all.seconds_rollout_max = maxes[1];
+    all.stats = stats.over_ranks(dist, "completion stats");
     return all;
   }
 };
@@ -213,6 +217,7 @@ StepRollout rollout_step(GrpoRun& run, rollout::Engine& engine, TrainerState& st
   const int64_t B = o.prompts_per_step, G = o.num_generations;
   constexpr int64_t kAll = std::numeric_limits<int64_t>::max();
   StepRollout out;
+  out.counts.stats = run.no_completions;
   double seconds_rollout = 0;
   while (out.rounds == 0 || (o.dynamic_sampling && out.trained < B && out.rounds < o.dynamic_sampling_max_rounds)) {
     const std::vector<const Json*> rows = run.data.rows(state.data_position + shard.begin, shard.count);
@@ -375,6 +380,7 @@ std::map<std::string, double> step_metrics(GrpoRun& run, const StepRollout& r, c
   m["completion/mean_length"] = all.length / N;
   m["completion/max_length"] = all.length_max;
   m["completion/frac_truncated"] = all.truncated / N;
+  all.stats.add_metrics(m);
   m["frac_zero_std_groups"] = static_cast<double>(r.zero_std_drawn) / r.drawn;
   m["trained_groups"] = static_cast<double>(r.trained);
   if (run.o.dynamic_sampling) m["dynamic_sampling/rounds"] = static_cast<double>(r.rounds);
@@ -485,6 +491,7 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
   // adapters switched off (no second model in memory).
   if (o.loss.beta > 0 && !policy::has_lora(*run.policy)) run.reference = policy::copy_model(*run.policy);
   run.shard = prompt_shard(o.prompts_per_step, dist);
+  run.no_completions = CompletionStats(o.stats, run.data);  // reads the difficulty buckets once
   // From here the policy (and the reference) compute in bf16 under mixed precision: the
   // engine samples from that copy.
   Training training(*run.policy, o.optimizer, o.memory, o.checkpoints, o.max_steps, ctx, run.reference.get());
@@ -521,8 +528,8 @@ StageResult run_grpo(const GrpoOptions& o, const StageContext& ctx) {
     if (dist.is_main()) {
       log::info("{} {}", ctx.stage_name,
                 format_progress(step + 1, o.max_steps, m,
-                                {"reward/mean", "accuracy", "completion/mean_length", "kl", "frac_zero_std_groups",
-                                 kSecondsPerStepKey}));
+                                {"reward/mean", "accuracy", "completion/mean_length", "completion/reflection_share",
+                                 "kl", "frac_zero_std_groups", kSecondsPerStepKey}));
     }
     training.end_step(step, m, run.tokenizer, kReplicaCheckSteps);
   }

@@ -3,6 +3,7 @@
 // value, escapes completions ("<think>", "&"), shows the eval numbers and only the last
 // step's samples; format_eval_table aligns its columns; missing files are notes, a malformed
 // metrics line is an r1kit::Error naming FILE:LINE.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -217,6 +218,52 @@ TEST(Report, EvalTableAlignsColumns) {
   EXPECT_EQ(lines[2].substr(lines[2].size() - 5), " 1000") << table;
   // base has no active_params and no maj@k: dashes, not zeros.
   EXPECT_EQ(count(lines[1], " - "), 2u) << table;
+}
+
+// Runs that log completion_stats.h's numbers: a reflection column and a per-bucket table in
+// the text, and in the page a reflection chart and one length line per bucket (numeric order).
+TEST(Report, ReflectionAndDifficultyBucketsAppearWhenLogged) {
+  const Json summary = Json::parse(R"({"stages": {
+      "base": {"type": "sft", "eval": {"accuracy": 0.25, "mean_completion_tokens": 8, "n": 50,
+               "reflection_share": 0.125,
+               "by_difficulty": [{"value": "10", "completions": 10, "accuracy": 0.05, "mean_completion_tokens": 9}]}},
+      "zero": {"type": "grpo", "eval": {"accuracy": 0.75, "mean_completion_tokens": 20, "n": 50,
+               "reflection_share": 0.5,
+               "by_difficulty": [{"value": "1", "completions": 10, "accuracy": 1, "mean_completion_tokens": 6.25},
+                                 {"value": "10", "completions": 10, "accuracy": 0.5, "mean_completion_tokens": 31.5}]}}}})");
+  const std::string table = format_eval_table(summary, {"base", "zero"});
+  EXPECT_NE(table.find("reflect %"), std::string::npos) << table;
+  EXPECT_NE(table.find("12.5"), std::string::npos) << table;
+  EXPECT_NE(table.find("by bucket"), std::string::npos) << table;
+  // Columns in numeric order although the first stage lists only bucket 10; its missing one is "-".
+  EXPECT_LT(table.find("difficulty 1 "), table.find("difficulty 10")) << table;
+  EXPECT_NE(table.find("6.2 (100%)"), std::string::npos) << table;
+  EXPECT_NE(table.find("31.5 (50%)"), std::string::npos) << table;
+  const size_t base_row = table.rfind("\nbase ");
+  ASSERT_NE(base_row, std::string::npos) << table;
+  const std::string base_line = table.substr(base_row + 1, table.find('\n', base_row + 1) - base_row - 1);
+  EXPECT_NE(base_line.find(" - "), std::string::npos) << table;
+  EXPECT_NE(base_line.find("9.0 (5%)"), std::string::npos) << table;
+
+  TempDir dir;
+  write_text(dir / "recipe.json", R"({"stages": [{"name": "zero", "type": "grpo"}]})");
+  std::string metrics;
+  for (int step = 1; step <= 4; ++step) {
+    metrics += fmt::format(
+        "{{\"step\": {0}, \"reward/mean\": 0.5, \"accuracy\": 0.5, \"completion/mean_length\": 20, "
+        "\"completion/reflection_share\": 0.{0}, \"completion/mean_length/difficulty=10\": {1}, "
+        "\"completion/mean_length/difficulty=2\": 10}}\n",
+        step, 30 + step);
+  }
+  write_text(dir / "zero/metrics.jsonl", metrics);
+  write_report(dir.path);
+  const std::vector<std::string> charts = svgs(read_text(dir / "report.html"));
+  ASSERT_EQ(charts.size(), 5u);  // reward, accuracy, length, reflection, length by difficulty
+  EXPECT_NE(charts[3].find("share of completions that reflect"), std::string::npos);
+  EXPECT_EQ(polyline_points(charts[3], "raw"), 4);
+  EXPECT_NE(charts[4].find("completion length by difficulty"), std::string::npos);
+  EXPECT_EQ(count(charts[4], "<polyline class=\"line\""), 2u);
+  EXPECT_LT(charts[4].find(">difficulty=2<"), charts[4].find(">difficulty=10<"));  // numeric order
 }
 
 TEST(Report, EvalTableWithoutEvaluatedStagesSaysSo) {
