@@ -126,7 +126,21 @@ TEST(PipelineSmoke, StagesChainResumeSkipsFinishedStagesAndSummaryHasEveryField)
     const double accuracy = s["eval"]["accuracy"].get<double>();
     EXPECT_TRUE(accuracy >= 0 && accuracy <= 1) << name;
     EXPECT_GT(s["eval"]["mean_completion_tokens"].get<double>(), 0) << name;
-    EXPECT_EQ(s["eval"]["n"], 25) << name;
+    EXPECT_EQ(s["eval"]["n"], 100) << name;
+    // The demo's difficulty buckets and reflection share reach summary.json (completion_stats.h).
+    const double reflecting = s["eval"]["reflection_share"].get<double>();
+    EXPECT_TRUE(reflecting >= 0 && reflecting <= 1) << name;
+    ASSERT_EQ(s["eval"]["by_difficulty"].size(), 5u) << name;
+    int64_t completions = 0;
+    for (const Json& b : s["eval"]["by_difficulty"]) completions += b["completions"].get<int64_t>();
+    EXPECT_EQ(completions, 100 * 2) << name;  // eval_final.num_samples=2
+  }
+  // And every GRPO step logged them.
+  for (const Json& row : read_jsonl(out + "/zero/metrics.jsonl")) {
+    EXPECT_TRUE(row.contains("completion/reflection_share")) << row.dump();
+    bool some_bucket = false;
+    for (const auto& [key, value] : row.items()) some_bucket |= key.starts_with("completion/mean_length/difficulty=");
+    EXPECT_TRUE(some_bucket) << row.dump();
   }
   // The MoE teacher has fewer active than total parameters; the dense student does not.
   EXPECT_LT(summary["stages"]["base"]["active_params"].get<int64_t>(),
@@ -136,6 +150,8 @@ TEST(PipelineSmoke, StagesChainResumeSkipsFinishedStagesAndSummaryHasEveryField)
   const std::string html = slurp(fs::path(out) / "report.html");
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(log.find("student_distill"), std::string::npos) << "the eval table is printed at the end";
+  EXPECT_NE(log.find("by bucket"), std::string::npos) << "and the per-difficulty one";
+  EXPECT_NE(html.find("completion length by difficulty"), std::string::npos);
 }
 
 }  // namespace

@@ -9,10 +9,13 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "pipelines/recipe.h"
 #include "pipelines/stage.h"
 #include "src/files.h"
+#include "src/jsonl.h"
 #include "tests/grpo_fixture.h"
 #include "tests/test_util.h"
 
@@ -193,6 +196,25 @@ TEST(Recipe, EveryExampleRecipeValidates) {
   EXPECT_THROW(pipelines::validate_recipe(broken), Error);
   fs::current_path(cwd);
   EXPECT_GE(checked, 2);
+}
+
+// The demo's task data (examples/tasks/sums.py): the held-out questions are in neither the
+// pretraining text nor the RL prompts, and every eval difficulty bucket is filled.
+TEST(Recipe, DemoHeldOutQuestionsAreNeverTrainedOn) {
+  const std::string dir = std::string(R1KIT_SOURCE_DIR) + "/examples/tasks/sums/";
+  std::set<std::string> trained;
+  for (const Json& row : read_jsonl(dir + "rl.jsonl")) trained.insert(row["prompt"].get<std::string>());
+  std::string pretrain;
+  for (const Json& row : read_jsonl(dir + "pretrain.jsonl")) pretrain += row["text"].get<std::string>() + "\n";
+  std::map<int64_t, int> per_difficulty;
+  for (const Json& row : read_jsonl(dir + "eval.jsonl")) {
+    const std::string q = row["prompt"].get<std::string>();
+    EXPECT_EQ(trained.count(q), 0u) << q;
+    EXPECT_EQ(pretrain.find("Q: " + q + " sum="), std::string::npos) << q;
+    ++per_difficulty[row["difficulty"].get<int64_t>()];
+  }
+  EXPECT_EQ(per_difficulty, (std::map<int64_t, int>{{1, 20}, {2, 20}, {3, 20}, {4, 20}, {5, 20}}));
+  EXPECT_GT(trained.size(), 1000u);
 }
 
 }  // namespace
