@@ -52,6 +52,9 @@ void CompletionStats::add(const ScoredGroups& g, const rewards::Scorer& scorer) 
 }
 
 CompletionStats CompletionStats::over_ranks(DistributedContext& dist, const std::string& what) const {
+  // Off: nothing to sum, and no collective on GRPO's per-step path (the options are the same
+  // on every rank, so every rank skips it alike).
+  if (field_.empty() && patterns_.empty()) return *this;
   std::vector<double> flat = {rows_, reflecting_};
   for (const Bucket& b : buckets_) flat.insert(flat.end(), {b.rows, b.correct, b.tokens});
   flat = dist.sum_over_ranks(flat, what);
