@@ -14,6 +14,7 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -27,7 +28,8 @@
 namespace r1kit::bench {
 namespace {
 
-policy::ModelConfig bench_config(const std::string& type) {
+// window: prompt + new tokens, so that long-completion runs fit the model's positions.
+policy::ModelConfig bench_config(const std::string& type, int64_t window) {
   policy::ModelConfig c;
   c.model_type = type;
   c.vocab_size = 4096;
@@ -37,7 +39,7 @@ policy::ModelConfig bench_config(const std::string& type) {
   c.num_attention_heads = 8;
   c.num_key_value_heads = 2;
   c.head_dim = 32;
-  c.max_position_embeddings = 1024;
+  c.max_position_embeddings = std::max<int64_t>(1024, window);
   c.num_experts = 16;
   c.num_experts_per_tok = 4;
   c.moe_intermediate_size = 128;
@@ -84,7 +86,10 @@ Side run_transformers(const std::string& model_dir, const std::string& prompts_f
 }
 
 Json bench_model(const std::string& type, const BenchRolloutArgs& a, const DeviceChoice& dev, const std::string& dir) {
-  const policy::ModelConfig config = bench_config(type);
+  if (type != "qwen3_moe" && type != "deepseek_v3") {
+    throw Error("bench rollout: --models takes qwen3_moe and deepseek_v3, got '" + type + "'");
+  }
+  const policy::ModelConfig config = bench_config(type, a.prompt_tokens + a.new_tokens);
   const std::string model_dir = dir + "/" + type;
   policy::save_pretrained(*policy::create_model(config, /*seed=*/1), model_dir);
   auto model = policy::load_pretrained(model_dir, dev);
@@ -100,7 +105,9 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
   const std::string prompts_file = model_dir + "/bench_prompts.json";
   std::ofstream(prompts_file) << prompts_json.dump();
 
-  rollout::Engine engine(model, rollout::EngineOptions{/*max_batch_rows=*/a.prompts * a.group});
+  rollout::EngineOptions eo;
+  eo.max_batch_rows = a.prompts * a.group;
+  rollout::Engine engine(model, eo);
   rollout::SamplingOptions o;
   o.temperature = 1.0;
   o.ignore_eos = true;
@@ -109,19 +116,46 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
   o.max_new_tokens = a.new_tokens;
   const rollout::Rollouts r = engine.generate(prompts, a.group, o);
   const Side ours{static_cast<double>(r.generated_tokens) / r.seconds, r.seconds, r.generated_tokens};
+  const auto block_bytes = static_cast<double>(r.cache.block_size * r.cache.bytes_per_token);
 
   Json j = {{"model", type},
             {"rows", a.prompts * a.group},
+            {"prompt_tokens", a.prompt_tokens},
             {"new_tokens", a.new_tokens},
             {"r1kit_tokens_per_s", ours.tokens_per_s},
             {"r1kit_seconds", ours.seconds},
             {"kv_bytes_per_token", r.cache.bytes_per_token},
-            {"kv_cache_bytes", r.cache.total_bytes}};
+            {"kv_cache_bytes", r.cache.total_bytes},
+            {"kv_peak_bytes", static_cast<int64_t>(r.cache.peak_blocks * block_bytes)}};
   if (!a.json) {
-    fmt::print("{:<12} r1kit        {:9.1f} tok/s  ({} tokens in {:.2f} s; KV cache {} B/token, {:.1f} MiB)\n", type,
-               ours.tokens_per_s, ours.tokens, ours.seconds, r.cache.bytes_per_token,
-               static_cast<double>(r.cache.total_bytes) / (1 << 20));
+    fmt::print(
+        "{:<12} r1kit        {:9.1f} tok/s  ({} tokens in {:.2f} s; KV {} B/token, pool {:.1f} MiB, peak {:.1f} MiB)\n",
+        type, ours.tokens_per_s, ours.tokens, ours.seconds, r.cache.bytes_per_token,
+        static_cast<double>(r.cache.total_bytes) / (1 << 20), r.cache.peak_blocks * block_bytes / (1 << 20));
     std::fflush(stdout);
+  }
+  if (a.max_kv_tokens > 0) {
+    eo.max_kv_tokens = a.max_kv_tokens;
+    const rollout::Rollouts q = rollout::Engine(model, eo).generate(prompts, a.group, o);
+    const double tps = static_cast<double>(q.generated_tokens) / q.seconds;
+    j["pool"] = {
+        {"max_kv_tokens", a.max_kv_tokens},
+        {"share_of_rows_need", static_cast<double>(a.max_kv_tokens) /
+                                   static_cast<double>(a.prompts * a.group * (a.prompt_tokens + a.new_tokens))},
+        {"kv_cache_bytes", q.cache.total_bytes},
+        {"r1kit_tokens_per_s", tps},
+        {"r1kit_seconds", q.seconds},
+        {"over_unconstrained", tps / ours.tokens_per_s},
+        {"preemptions", q.cache.preemptions},
+        {"recomputed_tokens", q.cache.recomputed_tokens}};
+    if (!a.json) {
+      fmt::print(
+          "{:<12} r1kit pool   {:9.1f} tok/s  ({} tokens in {:.2f} s; pool {:.1f} MiB, {} preemptions, {} "
+          "positions recomputed)  {:.2f}x unconstrained\n",
+          type, tps, q.generated_tokens, q.seconds, static_cast<double>(q.cache.total_bytes) / (1 << 20),
+          q.cache.preemptions, q.cache.recomputed_tokens, tps / ours.tokens_per_s);
+      std::fflush(stdout);
+    }
   }
   if (!a.skip_peer) {
     const Side peer = run_transformers(model_dir, prompts_file, a, dev);
@@ -151,24 +185,32 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
 
 }  // namespace
 
-int bench_rollout(const BenchRolloutArgs& a) {
-  if (a.prompts < 1 || a.group < 1 || a.prompt_tokens < 1 || a.new_tokens < 1) {
-    throw Error("bench rollout: prompts, group, prompt tokens and new tokens must be >= 1");
+int bench_rollout(const BenchRolloutArgs& args) {
+  BenchRolloutArgs a = args;
+  if (a.rows > 0) {
+    if (a.group < 1 || a.rows % a.group != 0) throw Error("bench rollout: --rows must be a multiple of --group");
+    a.prompts = a.rows / a.group;
+  }
+  if (a.prompts < 1 || a.group < 1 || a.prompt_tokens < 1 || a.new_tokens < 1 || a.max_kv_tokens < 0) {
+    throw Error("bench rollout: prompts, group, prompt tokens and new tokens must be >= 1, max-kv-tokens >= 0");
   }
   const DeviceChoice dev = resolve_device(a.device);
   if (a.threads > 0) at::set_num_threads(static_cast<int>(a.threads));
-  const ScratchDir dir("bench_rollout");  // the two model directories and their prompts
+  const ScratchDir dir("bench_rollout");  // the model directories and their prompts
   if (!a.json) {
     fmt::print("bench rollout on {} ({} threads): {} prompts x G={} , {} prompt + {} new tokens, temperature 1\n",
                to_string(dev), at::get_num_threads(), a.prompts, a.group, a.prompt_tokens, a.new_tokens);
   }
-  const Json gqa = bench_model("qwen3_moe", a, dev, dir.path());
-  const Json mla = bench_model("deepseek_v3", a, dev, dir.path());
-  Json result = {{"bench", "rollout"}, {"device", to_string(dev)}, {"qwen3_moe", gqa}, {"deepseek_v3", mla}};
-  if (gqa.contains("ratio")) result["ratio"] = gqa["ratio"];
-  if (mla.contains("ratio")) result["ratio_mla"] = mla["ratio"];
-  result["kv_bytes_per_token_mla"] = mla["kv_bytes_per_token"];
-  result["kv_bytes_per_token_mha_same_heads"] = mla["kv_bytes_per_token_mha_same_heads"];
+  Json result = {{"bench", "rollout"}, {"device", to_string(dev)}};
+  for (const std::string& type : a.models) result[type] = bench_model(type, a, dev, dir.path());
+  if (result.contains("qwen3_moe") && result["qwen3_moe"].contains("ratio"))
+    result["ratio"] = result["qwen3_moe"]["ratio"];
+  if (result.contains("deepseek_v3")) {
+    const Json& mla = result["deepseek_v3"];
+    if (mla.contains("ratio")) result["ratio_mla"] = mla["ratio"];
+    result["kv_bytes_per_token_mla"] = mla["kv_bytes_per_token"];
+    result["kv_bytes_per_token_mha_same_heads"] = mla["kv_bytes_per_token_mha_same_heads"];
+  }
   fmt::print("{}\n", result.dump());
   return 0;
 }

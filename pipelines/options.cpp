@@ -140,6 +140,8 @@ void read_generation_options(JsonFields& f, GenerationOptions& o, const char* le
   f.get("stop_strings", s.stop_strings);
   f.get("generation_batch_rows", o.engine.max_batch_rows);
   f.get("max_model_len", o.engine.max_model_len);
+  f.get("max_kv_tokens", o.engine.max_kv_tokens);
+  f.get("kv_block_size", o.engine.kv_block_size);
   if (const Json* memory = f.raw("max_memory"); memory != nullptr && !memory->is_null()) {
     if (memory->is_number_integer()) {
       o.engine.max_memory_bytes = memory->get<int64_t>();
@@ -153,6 +155,8 @@ void read_generation_options(JsonFields& f, GenerationOptions& o, const char* le
   if (!e.key.empty()) f.fail(e.key == "max_new_tokens" ? length_key : e.key, e.what);
   require_positive(f, "generation_batch_rows", o.engine.max_batch_rows);
   require_non_negative(f, "max_model_len", o.engine.max_model_len);
+  require_non_negative(f, "max_kv_tokens", o.engine.max_kv_tokens);
+  require_positive(f, "kv_block_size", o.engine.kv_block_size);
   require_non_negative(f, "max_memory", o.engine.max_memory_bytes);
 }
 

@@ -109,7 +109,7 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
                 " layers, model has ", config_.num_hidden_layers);
     // Key index j is visible to a query at position p iff j <= p (see attention.h); built
     // once here as an additive mask that every layer adds to its scores.
-    const int64_t S = config_.is_mla() ? (*cache)[0].k.size(1) : (*cache)[0].k.size(2);
+    const int64_t S = cached_length((*cache)[0], config_.is_mla() ? 1 : 2);
     const at::Tensor key_index = at::arange(S, ctx.positions.options());
     const at::Tensor hidden = key_index.view({1, 1, 1, S}) > ctx.positions.view({N, 1, T, 1});  // [N, 1, T, Tk]
     ctx.mask = at::zeros({N, 1, T, S}, x.options()).masked_fill_(hidden, -std::numeric_limits<double>::infinity());

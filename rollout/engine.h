@@ -1,14 +1,19 @@
 // rollout::Engine: batched generation over any policy::CausalLM, with G samples per prompt.
 //
-// Each distinct prompt is prefilled once (prompts batched, right-padded) and its cache is
-// copied into the slots of its G rows. Decoding is continuously batched: a fixed set of
-// slots (KvCache rows) is decoded together, and when a row finishes its slot takes the next
-// pending row, so one long trace does not hold the batch. Active slots are kept contiguous
-// (the last one moves into a hole once nothing is pending) and attention reads only up to
-// the longest active position. A row's tokens and logprobs do not depend on what else is
-// in the batch (per-row random streams, see sampler.h). On CUDA the loop's only host syncs
-// are the per-step copy of the new tokens (finish detection) and admissions.
-// Not here: speculative decoding, prefix sharing between different prompts, paged memory.
+// Memory is a paged pool (kv_pool.h): each distinct prompt is prefilled once (prompts
+// batched, right-padded) into pool blocks that its G samples share; a sample copies only the
+// prompt's last partial block. Decoding is continuously batched: up to max_batch_rows slots
+// are decoded together, each row takes a block when its next position starts one and gives
+// its blocks back when it ends, and a finished row's slot takes the next pending row, so one
+// long trace does not hold the batch. When the pool runs dry the youngest rows are preempted
+// (their blocks freed) and later resumed by prefilling their prompt + tokens so far; rows are
+// admitted only while every active row keeps a block of headroom, so a resumed row does not
+// immediately push another one out. A row's tokens and logprobs do not depend on what else is
+// in the batch or on preemption (per-row random streams keyed by position, see sampler.h).
+// Active slots are kept contiguous and attention reads only up to the longest active position.
+// On CUDA the loop's only host syncs are the per-step copy of the new tokens (finish
+// detection) and admissions.
+// Not here: speculative decoding, prefix sharing between different prompts.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -28,8 +33,12 @@ class CausalLM;
 namespace r1kit::rollout {
 
 struct EngineOptions {
-  int64_t max_batch_rows = 64;        // slots decoded together (continuous batching bound)
-  int64_t max_cache_tokens = 0;       // KV-cache budget in tokens (slots * capacity); 0 = no cap
+  int64_t max_batch_rows = 64;  // slots decoded together (continuous batching bound)
+  // Size of the paged KV pool in tokens (rounded up to whole blocks; vLLM's num_gpu_blocks x
+  // block_size). 0: every slot's longest possible row (capped by the memory budget), so
+  // nothing is ever preempted. Smaller pools preempt and recompute; one row must fit.
+  int64_t max_kv_tokens = 0;
+  int64_t kv_block_size = 16;         // positions per pool block
   int64_t max_prefill_tokens = 8192;  // padded prompt tokens prefilled in one forward
   bool retain_cpu_memory = true;      // CPU (glibc): keep freed blocks in the heap (see engine.cpp)
   // The model's window for prompt + completion: max_position_embeddings, or less when set
@@ -41,8 +50,6 @@ struct EngineOptions {
   // available when generate() starts (device.h available_memory_bytes; no check when unknown).
   int64_t max_memory_bytes = 0;
 };
-
-EngineOptions parse_engine_options(const Json& j, const std::string& where);
 
 enum class FinishReason { kEos, kStopString, kLength };
 std::string to_string(FinishReason reason);  // "eos" | "stop" | "length"
@@ -61,8 +68,15 @@ struct CacheReport {
   int64_t values_per_token_per_layer = 0;  // MLA: kv_lora_rank + qk_rope_head_dim; GQA: 2*Hkv*Dh
   int64_t bytes_per_token = 0;             // across all layers at the cache dtype
   int64_t rows = 0;                        // slots
-  int64_t capacity = 0;                    // positions per slot
-  int64_t total_bytes = 0;                 // preallocated
+  int64_t capacity = 0;                    // positions one row may reach (prompt + completion)
+  int64_t block_size = 0;                  // positions per pool block
+  int64_t blocks = 0;                      // pool blocks
+  int64_t total_bytes = 0;                 // the pool, preallocated
+  int64_t peak_blocks = 0;                 // most blocks in use at once
+  int64_t shared_blocks = 0;       // block references a sample took on its prompt's blocks instead of new blocks
+  int64_t preemptions = 0;         // rows preempted when the pool ran dry
+  int64_t recomputed_tokens = 0;   // positions prefilled again to resume them
+  int64_t free_blocks_at_end = 0;  // == blocks: every block was handed back
 };
 
 struct Rollouts {

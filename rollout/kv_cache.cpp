@@ -51,22 +51,4 @@ std::vector<policy::LayerKv> KvCache::view(int64_t rows, int64_t length) const {
   return out;
 }
 
-void KvCache::copy_slot(int64_t dst_row, const KvCache& src, int64_t src_row, int64_t length) {
-  TORCH_CHECK(src.layers_.size() == layers_.size() && src.seq_dim_ == seq_dim_,
-              "kv cache: copy between caches of different models");
-  TORCH_CHECK(length <= capacity_ && length <= src.capacity_, "kv cache: copy of ", length,
-              " positions exceeds capacity ", capacity_);
-  if (length == 0) return;
-  for (size_t l = 0; l < layers_.size(); ++l) {
-    layers_[l]
-        .k[dst_row]
-        .narrow(seq_dim_ - 1, 0, length)
-        .copy_(src.layers_[l].k[src_row].narrow(seq_dim_ - 1, 0, length));
-    layers_[l]
-        .v[dst_row]
-        .narrow(seq_dim_ - 1, 0, length)
-        .copy_(src.layers_[l].v[src_row].narrow(seq_dim_ - 1, 0, length));
-  }
-}
-
 }  // namespace r1kit::rollout

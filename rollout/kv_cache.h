@@ -1,12 +1,12 @@
-// rollout::KvCache: the preallocated key/value memory of the generation engine, one slot
-// (row) per sequence being decoded, `capacity` positions per slot, for every layer.
+// rollout::KvCache: contiguous key/value memory, one row per sequence, `capacity` positions
+// per row, for every layer: what a prefill batch writes before the engine stores each
+// sequence into its paged pool (kv_pool.h). Also the layout policy tests decode against.
 //
-// What a slot holds per token per layer is the model's choice (policy/layers/attention.h):
+// What a row holds per token per layer is the model's choice (policy/layers/attention.h):
 // GQA keeps k and v for Hkv heads (2 * Hkv * Dh values); MLA (deepseek_v3) keeps only the
 // compressed latent and the shared RoPE key (kv_lora_rank + qk_rope_head_dim values,
 // DeepSeek-V2 sec. 2.1.2), and the model's absorbed decode path reads them directly.
-// It does not page or share memory between slots (no vLLM PagedAttention): a slot is a
-// contiguous [capacity] strip, and a sequence's keys sit at their own absolute positions.
+// A row is a contiguous [capacity] strip, and a sequence's keys sit at their own absolute positions.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -27,11 +27,9 @@ class KvCache {
   // Zero-filled [rows, ..., capacity, ...] buffers for every layer, on options' device/dtype.
   KvCache(const policy::ModelConfig& config, int64_t rows, int64_t capacity, at::TensorOptions options);
 
-  // The first `rows` slots and `length` positions of every layer, as views the model writes
+  // The first `rows` rows and `length` positions of every layer, as views the model writes
   // into (the model reads S = length from the first layer).
   std::vector<policy::LayerKv> view(int64_t rows, int64_t length) const;
-  // Copies positions [0, length) of slot `src_row` of `src` into slot `dst_row` of this one.
-  void copy_slot(int64_t dst_row, const KvCache& src, int64_t src_row, int64_t length);
 
   int64_t rows() const { return rows_; }
   int64_t capacity() const { return capacity_; }

@@ -55,16 +55,20 @@ inline std::string slurp(const std::filesystem::path& path) {
   return ss.str();
 }
 
-// What `r1kit ARGS` did: its exit status, its stderr (stdout is discarded), its wall time.
+// What `r1kit ARGS` did: its exit status, its stderr (stdout is discarded unless asked for),
+// its wall time.
 struct Outcome {
   int rc = 0;
   std::string err;
   double seconds = 0;
 };
 
-// Runs the build's `r1kit` with `args` (already shell-quoted), stderr into `err_file`.
-inline Outcome run_r1kit(const std::string& args, const std::string& err_file) {
-  const std::string cmd = "'" + std::string(R1KIT_BINARY_DIR) + "/r1kit' " + args + " >/dev/null 2>'" + err_file + "'";
+// Runs the build's `r1kit` with `args` (already shell-quoted), stderr into `err_file` and
+// stdout into `out_file`.
+inline Outcome run_r1kit(const std::string& args, const std::string& err_file,
+                         const std::string& out_file = "/dev/null") {
+  const std::string cmd =
+      "'" + std::string(R1KIT_BINARY_DIR) + "/r1kit' " + args + " >'" + out_file + "' 2>'" + err_file + "'";
   const auto t0 = std::chrono::steady_clock::now();
   const int status = std::system(cmd.c_str());
   Outcome o;

@@ -17,12 +17,26 @@
 
 namespace r1kit::policy {
 
-// One layer's cache, allocated and owned by rollout::KvCache. GQA: k, v [N, Hkv, Tk, Dh].
-// MLA: k = compressed latent after its norm [N, Tk, R], v = RoPE'd shared key [N, Tk, Dr].
+// One layer's cache, allocated and owned by rollout (KvCache: contiguous, KvPool: paged).
+// Contiguous (blocks undefined): GQA k, v [N, Hkv, Tk, Dh]; MLA k = compressed latent after
+// its norm [N, Tk, R], v = RoPE'd shared key [N, Tk, Dr].
+// Paged (blocks defined, [N, nb] int64): k and v are the whole pool of fixed-size blocks,
+// GQA [NB, Hkv, Bs, Dh], MLA [NB, Bs, R] and [NB, Bs, Dr]; row n's position p lives in block
+// blocks[n][p / Bs] at offset p % Bs, and the row sees Tk = nb * Bs positions (those past its
+// own are masked, so unused table entries may name any block).
 struct LayerKv {
   at::Tensor k;
   at::Tensor v;
+  at::Tensor blocks;
 };
+
+// Tk of a layer's cache: its positions (contiguous) or nb * Bs (paged). seq_dim: the cache
+// tensor's position dimension, 2 for GQA and 1 for MLA.
+int64_t cached_length(const LayerKv& kv, int64_t seq_dim);
+// A paged cache tensor's rows gathered into the contiguous layout: pool [NB, .., Bs, ..] with
+// positions at seq_dim, blocks [N, nb] -> [N, .., nb * Bs, ..]. The ATen paths (prefill with a
+// cache, bf16, CUDA) read this copy; the CPU decode kernel reads the blocks in place.
+at::Tensor gather_blocks(const at::Tensor& pool, const at::Tensor& blocks, int64_t seq_dim);
 
 struct AttentionContext {
   at::Tensor positions;  // [N, T] int64 absolute positions of the query tokens
@@ -39,13 +53,16 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 // ctx.mask. The g = H / Hk query heads of a group are stacked as g*T queries of one
 // attention against their shared keys (SDPA's fused CPU kernel when the key and value sizes
 // agree), so cached keys are never repeated per head (a per-step copy that dominated decode).
+// With `blocks` ([N, nb], see LayerKv) k and v are pools [NB, Hkv, Bs, D*] read through it.
 at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const AttentionContext& ctx,
-                          double scale);
+                          double scale, const at::Tensor& blocks = {});
 // True where the decode kernel (policy/cpu/decode_attention) replaces attend_grouped's
 // ATen path: one query token per row (T = 1), cpu::kernels_apply, a mask given.
 bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx);
-// Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions.
-void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim);
+// Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions;
+// with `blocks` ([N, nb]) the cache is a pool and each position goes to its row's block.
+void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim,
+                 const at::Tensor& blocks = {});
 
 class GqaAttention : public torch::nn::Module {
  public:

@@ -70,10 +70,8 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     const at::Tensor v = kv.narrow(-1, nope_dim_, v_dim_);
     out = attend(at::cat({q_nope, q_rope}, -1), k, v, ctx, scale_);
   } else {
-    write_cache(cache->k, latent, ctx.positions, /*dim=*/1);
-    write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1);
-    const at::Tensor c_kv = cache->k.to(q.scalar_type());    // [N, Tk, R]
-    const at::Tensor c_rope = cache->v.to(q.scalar_type());  // [N, Tk, Dr]
+    write_cache(cache->k, latent, ctx.positions, /*dim=*/1, cache->blocks);
+    write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1, cache->blocks);
     // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R]; with
     // a LoRA adapter on kv_b_proj, the adapted weight (the absorbed path uses the weight itself).
     const at::Tensor w_kvb = kv_b_proj_->effective_weight().view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});
@@ -82,15 +80,23 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     // Absorbed path: q_lat[n,h,t,:] = q_nope[n,h,t,:] W_UK[h]  -> [N, H, T, R]; then
     // scores = q_lat c^T + q_rope k_rope^T, and out = (softmax c) W_UV[h]^T.
     const at::Tensor q_lat = per_head_matmul(q_nope, w_uk);  // [N, H, T, R]
-    if (cpu_decode_kernel_applies(q_lat, ctx)) {
-      // The kernel scores the latent and the RoPE key as one key without concatenating them.
-      const at::Tensor o_lat = cpu::decode_attention(q_lat.contiguous(), c_kv.unsqueeze(1), c_kv.unsqueeze(1), ctx.mask,
-                                                     scale_, q_rope.contiguous(), c_rope.unsqueeze(1));  // [N, H, 1, R]
-      out = per_head_matmul(o_lat, w_uv.transpose(1, 2));  // [N, H, 1, Dv]
+    if (cpu_decode_kernel_applies(q_lat, ctx) && cache->k.scalar_type() == at::kFloat) {
+      // The kernel scores the latent and the RoPE key as one key without concatenating them,
+      // and reads a paged cache through its block table in place.
+      const at::Tensor c_kv = cache->k.unsqueeze(1);  // [N|NB, 1, Tk|Bs, R]
+      const at::Tensor o_lat = cpu::decode_attention(q_lat.contiguous(), c_kv, c_kv, ctx.mask, scale_,
+                                                     q_rope.contiguous(), cache->v.unsqueeze(1),
+                                                     cache->blocks);  // [N, H, 1, R]
+      out = per_head_matmul(o_lat, w_uv.transpose(1, 2));             // [N, H, 1, Dv]
       return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * v_dim_}));
     }
-    const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);              // [N, H, T, R+Dr]
-    const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);  // [N, 1, Tk, R+Dr]
+    const bool paged = cache->blocks.defined();
+    const at::Tensor c_kv =
+        (paged ? gather_blocks(cache->k, cache->blocks, 1) : cache->k).to(q.scalar_type());  // [N, Tk, R]
+    const at::Tensor c_rope =
+        (paged ? gather_blocks(cache->v, cache->blocks, 1) : cache->v).to(q.scalar_type());  // [N, Tk, Dr]
+    const at::Tensor q_cat = at::cat({q_lat, q_rope}, -1);                                   // [N, H, T, R+Dr]
+    const at::Tensor k_cat = at::cat({c_kv, c_rope}, -1).unsqueeze(1);                       // [N, 1, Tk, R+Dr]
     // One key "head" shared by all H query heads: grouped attention, no per-head copies.
     const at::Tensor o_lat = attend_grouped(q_cat, k_cat, c_kv.unsqueeze(1), ctx, scale_);  // [N, H, T, R]
     out = per_head_matmul(o_lat, w_uv.transpose(1, 2));                                     // [N, H, T, Dv]

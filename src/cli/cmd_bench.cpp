@@ -23,8 +23,12 @@ void add_bench_command(CLI::App& app) {
   roll->add_option("--device", r->device, "cpu | cuda | auto")->capture_default_str();
   roll->add_option("--prompts", r->prompts, "B prompts")->capture_default_str();
   roll->add_option("--group", r->group, "G samples per prompt")->capture_default_str();
-  roll->add_option("--prompt-tokens", r->prompt_tokens)->capture_default_str();
+  roll->add_option("--rows", r->rows, "B*G rows (sets B = rows / G)");
+  roll->add_option("--prompt-tokens,--prompt-len", r->prompt_tokens)->capture_default_str();
   roll->add_option("--new-tokens", r->new_tokens)->capture_default_str();
+  roll->add_option("--max-kv-tokens", r->max_kv_tokens,
+                   "also run r1kit with its KV pool at this many tokens (e.g. a quarter of what the rows need)");
+  roll->add_option("--models", r->models, "qwen3_moe and/or deepseek_v3")->capture_default_str();
   roll->add_option("--threads", r->threads, "CPU threads, both sides (0 = default)")->capture_default_str();
   roll->add_flag("--no-peer", r->skip_peer, "r1kit only");
   roll->add_flag("--json", r->json, "print only the JSON line");

@@ -1,5 +1,5 @@
 // `r1kit generate --model DIR --prompt TEXT [-n N] [--temperature T] [--top-p P] [--top-k K]
-// [--min-p P] [--max-new-tokens M] [--seed S] [--device D] [--json]`: sample completions of
+// [--min-p P] [--max-new-tokens M] [--seed S] [--device D] [--max-kv-tokens N] [--json]`: sample completions of
 // text prompts from a Hugging Face model directory (weights + tokenizer.json) with
 // rollout::Engine, printed as text or one JSON object per completion. Prompts are used as
 // given (no chat template). The sampling flags bind straight to rollout::SamplingOptions's
@@ -33,7 +33,7 @@ struct GenerateCommandArgs {
   rollout::SamplingOptions sampling;  // --temperature, --top-p, ..., --stop, --seed
   std::string device = "auto";        // auto | cpu | cuda[:i]
   std::string dtype = "auto";         // auto | float32 | bfloat16
-  rollout::EngineOptions engine;      // --max-batch-rows, --max-model-len, --max-memory
+  rollout::EngineOptions engine;      // --max-batch-rows, --max-model-len, --max-kv-tokens, --kv-block-size
   std::string max_memory;             // "16GiB", bytes; "" = 90% of available memory
   int64_t threads = 0;                // CPU threads (0 = LibTorch's default)
   bool json = false;                  // one JSON object per completion
@@ -68,9 +68,13 @@ int run_generate(const GenerateCommandArgs& a) {
 
   for (const rollout::Rollout& row : r.rows) {
     if (a.json) {
-      const Json j = {{"prompt_index", row.prompt_index},      {"sample_index", row.sample_index},
-                      {"prompt", a.prompts[row.prompt_index]}, {"text", row.text},
-                      {"token_ids", row.completion_ids},       {"logprobs", row.logprobs},
+      const Json j = {{"prompt_index", row.prompt_index},
+                      {"sample_index", row.sample_index},
+                      {"prompt", a.prompts[row.prompt_index]},
+                      {"text", row.text},
+                      {"prompt_token_ids", row.prompt_ids},
+                      {"token_ids", row.completion_ids},
+                      {"logprobs", row.logprobs},
                       {"finish_reason", to_string(row.finish)}};
       std::printf("%s\n", dump_text(j).c_str());
     } else {
@@ -79,9 +83,14 @@ int run_generate(const GenerateCommandArgs& a) {
                   a.prompts[row.prompt_index].c_str(), row.text.c_str());
     }
   }
-  log::info("generate: {} completions, {} tokens in {:.2f} s ({:.1f} tok/s) on {}; KV cache {} B/token, {:.1f} MiB",
-            r.rows.size(), r.generated_tokens, r.seconds, static_cast<double>(r.generated_tokens) / r.seconds,
-            to_string(device), r.cache.bytes_per_token, static_cast<double>(r.cache.total_bytes) / (1 << 20));
+  const double block_mib = static_cast<double>(r.cache.block_size * r.cache.bytes_per_token) / (1 << 20);
+  log::info(
+      "generate: {} completions, {} tokens in {:.2f} s ({:.1f} tok/s) on {}; KV cache {} B/token, pool {} blocks of {} "
+      "({:.1f} MiB, peak {:.1f} MiB), {} preemptions",
+      r.rows.size(), r.generated_tokens, r.seconds, static_cast<double>(r.generated_tokens) / r.seconds,
+      to_string(device), r.cache.bytes_per_token, r.cache.blocks, r.cache.block_size,
+      static_cast<double>(r.cache.total_bytes) / (1 << 20), static_cast<double>(r.cache.peak_blocks) * block_mib,
+      r.cache.preemptions);
   return 0;
 }
 
@@ -108,6 +117,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--max-model-len", a->engine.max_model_len,
                   "window for prompt + completion (0 = the model's max_position_embeddings)")
       ->capture_default_str();
+  cmd->add_option(
+         "--max-kv-tokens", a->engine.max_kv_tokens,
+         "KV pool size in tokens; rows are preempted and recomputed when it runs dry (0 = every row's longest)")
+      ->capture_default_str();
+  cmd->add_option("--kv-block-size", a->engine.kv_block_size, "positions per KV pool block")->capture_default_str();
   cmd->add_option("--max-memory", a->max_memory,
                   "KV cache + logits budget, e.g. 16GiB (default: 90% of available memory)");
   cmd->add_option("--threads", a->threads, "CPU threads (0 = LibTorch default)")->capture_default_str();

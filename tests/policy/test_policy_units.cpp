@@ -10,6 +10,7 @@
 
 #include "policy/balancing.h"
 #include "policy/causal_lm.h"
+#include "policy/cpu/dispatch.h"
 #include "policy/layers/moe.h"
 #include "policy/logprobs.h"
 #include "policy/lora.h"
@@ -238,6 +239,57 @@ TEST(PolicyCache, MlaAbsorbedDecodeEqualsFullForward) { check_cache_matches_full
 TEST(PolicyCache, GqaDecodeEqualsFullForward) { check_cache_matches_full_forward("qwen3_moe"); }
 TEST(PolicyCache, MlaAbsorbedDecodeWithLoraEqualsFullForward) { check_cache_matches_full_forward("deepseek_v3", true); }
 TEST(PolicyCache, GqaDecodeWithLoraEqualsFullForward) { check_cache_matches_full_forward("qwen3_moe", true); }
+
+// The same through a paged cache (LayerKv::blocks): every row's positions in scattered
+// blocks of 3 of a shared pool, prefilled through the table (the ATen path gathers) and
+// decoded one token at a time, with the CPU decode kernel reading the blocks in place and
+// with the kernels off (ATen over gathered blocks).
+void check_paged_cache_matches_full_forward(const std::string& type, bool kernels) {
+  SCOPED_TRACE(type + (kernels ? " kernels" : " aten"));
+  const bool previous = cpu::set_kernels_enabled(kernels);
+  auto model = create_model(tiny(type), 5);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const int64_t N = 2, T = 11, P = 4, Bs = 3, nb = 4, NB = 10;
+  const ModelConfig& c = model->config();
+  const at::Tensor tokens = at::randint(0, c.vocab_size, {N, T}, at::kLong);
+  const at::Tensor full = model->forward(tokens);  // [N, T, V]
+  // Row 0 holds blocks 7, 2, 9, 4; row 1 holds 0, 8, 5, 1 (3 and 6 belong to nobody).
+  const at::Tensor table = at::tensor(std::vector<int64_t>{7, 2, 9, 4, 0, 8, 5, 1}, at::kLong).view({N, nb});
+  std::vector<LayerKv> cache(c.num_hidden_layers);
+  for (auto& l : cache) {
+    if (c.is_mla()) {
+      l.k = at::zeros({NB, Bs, c.kv_lora_rank});
+      l.v = at::zeros({NB, Bs, c.qk_rope_head_dim});
+    } else {
+      l.k = at::zeros({NB, c.num_key_value_heads, Bs, c.head_dim});
+      l.v = at::zeros({NB, c.num_key_value_heads, Bs, c.head_dim});
+    }
+    l.blocks = table;
+  }
+  const int64_t calls = cpu::kernel_calls();
+  const at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0).expand({N, T});
+  const at::Tensor pre = model->logits(model->forward_hidden(tokens.narrow(1, 0, P), pos.narrow(1, 0, P), &cache));
+  EXPECT_LT((pre - full.narrow(1, 0, P)).abs().max().item<double>(), 1e-5);
+  for (int64_t t = P; t < T; ++t) {
+    const at::Tensor step = model->logits(model->forward_hidden(tokens.narrow(1, t, 1), pos.narrow(1, t, 1), &cache));
+    EXPECT_LT((step - full.narrow(1, t, 1)).abs().max().item<double>(), 1e-5) << "position " << t;
+  }
+  EXPECT_EQ(cpu::kernel_calls() > calls, kernels && cpu::cpu_has_avx2_fma());
+  for (const auto& l : cache) {
+    EXPECT_TRUE(l.k[3].eq(0).all().item<bool>() && l.k[6].eq(0).all().item<bool>()) << "a free block was written";
+  }
+  cpu::set_kernels_enabled(previous);
+}
+
+TEST(PolicyCache, PagedMlaDecodeEqualsFullForward) {
+  check_paged_cache_matches_full_forward("deepseek_v3", true);
+  check_paged_cache_matches_full_forward("deepseek_v3", false);
+}
+TEST(PolicyCache, PagedGqaDecodeEqualsFullForward) {
+  check_paged_cache_matches_full_forward("qwen3_moe", true);
+  check_paged_cache_matches_full_forward("qwen3_moe", false);
+}
 
 TEST(PolicyBatch, RightPaddingDoesNotChangeARow) {
   auto model = create_model(tiny("qwen2"), 6);

@@ -1,8 +1,8 @@
 // rollout::KvCache: what a token costs (GQA and MHA keep k and v per key head, MLA the latent
 // and the shared RoPE key only), zero-filled slots, views that alias the cache so that a key
 // written through one forward's views at (row, position) is read back there by the next,
-// and copy_slot, by which the engine hands a prompt's prefill to its G slots and moves a row
-// into a freed slot: positions [0, length) of every layer, nothing else.
+// and rollout::KvPool, the engine's paged cache: a prefill stored into blocks reads back through
+// the block table, blocks are reference-counted (a prompt's blocks shared by its samples).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 
 #include "policy/layers/attention.h"
 #include "rollout/kv_cache.h"
+#include "rollout/kv_pool.h"
 #include "src/error.h"
 
 namespace r1kit::rollout {
@@ -145,49 +146,77 @@ TEST(KvCache, WritesThroughAViewLandWhereTheNextViewReads) {
   }
 }
 
-// copy_slot(dst, src, src_row, length): positions [0, length) of every layer's k and v; the
-// rest of the destination slot keeps what it had (the mask hides positions past a row's
-// length, so a freed slot is reused without clearing), and other slots are untouched.
-TEST(KvCache, CopySlotMovesThePrefixOfEveryLayer) {
+// KvPool::store puts positions [0, length) of a prefill row into the given blocks, in any
+// order of block ids, and policy::gather_blocks reads them back through a block table as the
+// contiguous layout: every layer's k and v, nothing past length, other blocks untouched.
+TEST(KvPool, StoredPositionsReadBackThroughTheBlockTable) {
   for (const bool is_mla : {false, true}) {
     const ModelConfig c = is_mla ? mla() : gqa();
     const int64_t dim = is_mla ? 1 : 2;
-    KvCache prefill(c, 2, 6, fp32());  // a prefill batch's cache, capacity = its longest prompt
-    KvCache slots(c, 3, 10, fp32());   // the decode slots
-    auto pv = prefill.view(2, 6);
-    auto sv = slots.view(3, 10);
+    KvCache prefill(c, 2, 21, fp32());
+    auto pv = prefill.view(2, 21);
     for (size_t l = 0; l < pv.size(); ++l) {
       pv[l].k.copy_(ramp(pv[l].k.sizes(), 1.0 + 100000.0 * l));
       pv[l].v.copy_(ramp(pv[l].v.sizes(), 50000.0 + 100000.0 * l));
-      sv[l].k.fill_(-1.0);  // what a finished sequence left behind
-      sv[l].v.fill_(-1.0);
     }
-    // Prompt row 1 (length 4) into slot 2; then slot 2 moves into slot 0 (compaction) with
-    // its 4 positions plus one decoded token written at position 4.
-    slots.copy_slot(/*dst_row=*/2, prefill, /*src_row=*/1, /*length=*/4);
-    for (size_t l = 0; l < sv.size(); ++l) {
-      EXPECT_TRUE(sv[l].k[2].narrow(dim - 1, 0, 4).equal(pv[l].k[1].narrow(dim - 1, 0, 4))) << "layer " << l;
-      EXPECT_TRUE(sv[l].v[2].narrow(dim - 1, 0, 4).equal(pv[l].v[1].narrow(dim - 1, 0, 4))) << "layer " << l;
-      EXPECT_TRUE(sv[l].k[2].narrow(dim - 1, 4, 6).eq(-1).all().item<bool>()) << "copied past length";
-      EXPECT_TRUE(sv[l].k[0].eq(-1).all().item<bool>() && sv[l].k[1].eq(-1).all().item<bool>()) << "other slots";
-      sv[l].k[2].select(dim - 1, 4).fill_(7.0);
+    KvPool pool(c, /*blocks=*/9, /*block_size=*/4, fp32());
+    EXPECT_EQ(pool.blocks_for(21), 6);
+    // Scrambled ids: take 3, give back the middle one, then take 6 for the row.
+    const int64_t a = pool.allocate(), b = pool.allocate(), x = pool.allocate();
+    pool.release(b);
+    std::vector<int64_t> blocks;
+    for (int i = 0; i < 6; ++i) blocks.push_back(pool.allocate());
+    EXPECT_EQ(blocks[0], b) << "a freed block is handed out again first";
+    pool.store(blocks, prefill, /*src_row=*/1, /*length=*/21);
+    const at::Tensor table = at::tensor(blocks, at::kLong).view({1, 6});
+    const auto views = pool.view(table);
+    ASSERT_EQ(views.size(), 3u);
+    for (size_t l = 0; l < views.size(); ++l) {
+      EXPECT_EQ(policy::cached_length(views[l], dim), 24);
+      const at::Tensor k = policy::gather_blocks(views[l].k, table, dim);  // [1, .., 24, ..]
+      const at::Tensor v = policy::gather_blocks(views[l].v, table, dim);
+      EXPECT_TRUE(k.narrow(dim, 0, 21).equal(pv[l].k.narrow(0, 1, 1))) << "layer " << l;
+      EXPECT_TRUE(v.narrow(dim, 0, 21).equal(pv[l].v.narrow(0, 1, 1))) << "layer " << l;
+      EXPECT_TRUE(k.narrow(dim, 21, 3).eq(0).all().item<bool>()) << "stored past length";
+      for (int64_t other : {a, x}) {
+        EXPECT_TRUE(views[l].k[other].eq(0).all().item<bool>()) << "block " << other << " was written";
+      }
     }
-    slots.copy_slot(0, slots, 2, 5);
-    for (size_t l = 0; l < sv.size(); ++l) {
-      EXPECT_TRUE(sv[l].k[0].narrow(dim - 1, 0, 5).equal(sv[l].k[2].narrow(dim - 1, 0, 5))) << "layer " << l;
-      EXPECT_TRUE(sv[l].v[0].narrow(dim - 1, 0, 5).equal(sv[l].v[2].narrow(dim - 1, 0, 5))) << "layer " << l;
-      EXPECT_TRUE(sv[l].k[0].select(dim - 1, 4).eq(7.0).all().item<bool>());
-      EXPECT_TRUE(sv[l].k[0].narrow(dim - 1, 5, 5).eq(-1).all().item<bool>());
-    }
-    const at::Tensor before = sv[0].k.clone();
-    slots.copy_slot(1, prefill, 0, 0);  // length 0: nothing
-    EXPECT_TRUE(sv[0].k.equal(before));
-    EXPECT_THROW(slots.copy_slot(1, prefill, 0, 7), c10::Error);  // past the source's capacity 6
+    EXPECT_THROW(pool.store({blocks[0]}, prefill, 0, 21), c10::Error);  // 1 block for 21 positions
   }
-  // Between caches of different models (GQA vs MLA layouts): refused.
-  KvCache a(gqa(), 2, 6, fp32());
-  const KvCache b(mla(), 2, 6, fp32());
-  EXPECT_THROW(a.copy_slot(0, b, 0, 3), c10::Error);
+}
+
+// References: a block is free again only when its last holder lets go; allocate says -1
+// when the pool is dry; the peak counts blocks in use at once; copy_block duplicates every
+// layer's block (a sample's copy of its prompt's partial last block).
+TEST(KvPool, BlocksAreReferenceCountedAndCopied) {
+  KvPool pool(mla(), 3, 2, fp32());
+  EXPECT_EQ(pool.total_bytes(), 3 * 2 * 16 * 3 * 4);  // blocks x Bs x (R + Dr) x L x fp32
+  const int64_t a = pool.allocate(), b = pool.allocate(), c = pool.allocate();
+  EXPECT_EQ(pool.allocate(), -1);
+  EXPECT_EQ(pool.free_blocks(), 0);
+  pool.retain(a);  // a second sample shares it
+  pool.release(a);
+  EXPECT_EQ(pool.free_blocks(), 0) << "a block with a holder left was freed";
+  pool.release(a);
+  pool.release(std::vector<int64_t>{b, c});
+  EXPECT_EQ(pool.free_blocks(), 3);
+  EXPECT_EQ(pool.peak_used_blocks(), 3);
+  EXPECT_THROW(pool.release(a), c10::Error);
+  EXPECT_THROW(pool.retain(b), c10::Error);
+
+  const int64_t src = pool.allocate(), dst = pool.allocate();
+  const auto views = pool.view(at::tensor(std::vector<int64_t>{src, dst}, at::kLong).view({1, 2}));
+  for (const auto& l : views) {
+    l.k[src].copy_(ramp(l.k[src].sizes(), 3.0));
+    l.v[src].copy_(ramp(l.v[src].sizes(), 9.0));
+  }
+  pool.copy_block(dst, src);
+  for (const auto& l : views) {
+    EXPECT_TRUE(l.k[dst].equal(l.k[src]));
+    EXPECT_TRUE(l.v[dst].equal(l.v[src]));
+  }
+  EXPECT_THROW(KvPool(gqa(), 0, 4, fp32()), Error);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // rollout::Engine on tiny random models (CPU fp32): logprobs equal a full forward over the
 // finished sequences; a row alone equals the same row among 63 others; continuous batching
-// (few slots) equals one big batch; stop strings cut exactly; the MLA cache holds
+// (few slots) equals one big batch; a quarter-size paged pool preempts and gives the same rows;
+// samples share their prompt's blocks; stop strings cut exactly; the MLA cache holds
 // kv_lora_rank + qk_rope_head_dim values per token per layer; a CUDA bf16 smoke case.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -171,17 +172,22 @@ TEST(RolloutEngine, MaxModelLenAndTheMemoryBudget) {
 
   const Rollouts all = Engine(model).generate(prompts, 2, o);  // 8 rows in 8 slots
   ASSERT_EQ(all.cache.rows, 8);
-  // Per slot: its cache positions, and the [V] fp32 logits with the sampler's copies (4).
-  const int64_t per_row = all.cache.capacity * all.cache.bytes_per_token + 4 * c.vocab_size * 4;
+  // Per slot: the pool blocks of its longest row, and the [V] fp32 logits with the sampler's
+  // copies (4); once: the blocks of one waiting prompt.
+  const int64_t block_bytes = all.cache.block_size * all.cache.bytes_per_token;
+  const int64_t per_row =
+      (all.cache.capacity + all.cache.block_size - 1) / all.cache.block_size * block_bytes + 4 * c.vocab_size * 4;
+  const int64_t prompt = (6 + all.cache.block_size - 1) / all.cache.block_size * block_bytes;
+  EXPECT_EQ(all.cache.total_bytes, 8 * (per_row - 4 * c.vocab_size * 4) + prompt);
   EngineOptions tight;
-  tight.max_memory_bytes = 3 * per_row + 1;
+  tight.max_memory_bytes = prompt + 3 * per_row + 1;
   const Rollouts three = Engine(model, tight).generate(prompts, 2, o);
   EXPECT_EQ(three.cache.rows, 3);
   ASSERT_EQ(three.rows.size(), all.rows.size());
   for (size_t i = 0; i < all.rows.size(); ++i) {
     expect_same_row(three.rows[i], all.rows[i], 1e-5, "row " + std::to_string(i));
   }
-  tight.max_memory_bytes = per_row - 1;
+  tight.max_memory_bytes = prompt + per_row - 1;
   try {
     Engine(model, tight).generate(prompts, 2, o);
     FAIL() << "a request over the memory budget was accepted";
@@ -239,21 +245,78 @@ TEST(RolloutEngine, ContinuousBatchingEqualsOneBigBatch) {
   }
 }
 
-TEST(RolloutEngine, CacheTokenBudgetBoundsSlots) {
-  auto model = tiny_model("qwen3_moe");
-  EngineOptions e;
-  e.max_cache_tokens = 60;
+// The paged pool at a quarter of what the rows need (issue 15): the rows outgrow it, the
+// youngest are preempted and later resumed by recomputing their prefix, and every row still
+// has the tokens and logprobs of the unconstrained run (draws are keyed by position), with
+// top-p and a repetition penalty on; every block is handed back at the end.
+TEST(RolloutEngine, AQuarterSizePoolPreemptsAndGivesTheSameRows) {
+  for (const std::string type : {"qwen3_moe", "deepseek_v3"}) {
+    auto model = tiny_model(type);
+    SamplingOptions o;
+    o.max_new_tokens = 40;
+    o.top_p = 0.9;
+    o.repetition_penalty = 1.2;
+    o.stop_token_ids = {3};  // a few rows end early, most run to the length
+    o.seed = 4;
+    const auto prompts = random_prompts(6, 8, 5, 20);
+    EngineOptions paged;
+    paged.kv_block_size = 4;
+    const Rollouts free_run = Engine(model, paged).generate(prompts, 4, o);
+    EXPECT_EQ(free_run.cache.preemptions, 0);
+    int64_t needed = 0;  // blocks the 24 rows hold at their longest
+    for (const Rollout& r : free_run.rows) {
+      needed += (static_cast<int64_t>(r.prompt_ids.size() + r.completion_ids.size()) + 3) / 4;
+    }
+    paged.max_kv_tokens = needed;  // a quarter: needed / 4 blocks of 4 tokens
+    const Rollouts quarter = Engine(model, paged).generate(prompts, 4, o);
+    EXPECT_EQ(quarter.cache.blocks, (needed + 3) / 4);
+    EXPECT_GT(quarter.cache.preemptions, 0) << type;
+    EXPECT_GT(quarter.cache.recomputed_tokens, 0);
+    EXPECT_EQ(quarter.cache.free_blocks_at_end, quarter.cache.blocks) << "blocks were not all handed back";
+    EXPECT_EQ(free_run.cache.free_blocks_at_end, free_run.cache.blocks);
+    ASSERT_EQ(quarter.rows.size(), free_run.rows.size());
+    for (size_t i = 0; i < free_run.rows.size(); ++i) {
+      expect_same_row(quarter.rows[i], free_run.rows[i], 1e-5, type + " row " + std::to_string(i));
+    }
+  }
+  // A pool that cannot hold one row is refused before anything runs.
+  EngineOptions tiny_pool;
+  tiny_pool.max_kv_tokens = 19;
   SamplingOptions o;
   o.max_new_tokens = 10;
+  try {
+    Engine(tiny_model("qwen3_moe"), tiny_pool).generate(random_prompts(2, 5, 10, 10), 2, o);
+    FAIL() << "a pool smaller than one row was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("max_kv_tokens 19 cannot hold one sequence of 20 tokens"), std::string::npos)
+        << e.what();
+  }
+}
+
+// G samples hold one copy of their prompt's full blocks (bytes measured as the pool's peak):
+// a 70-token prompt (4 full blocks of 16 + 6 positions) with G = 8 and 4 new tokens peaks at
+// its 5 blocks + 7 copies of the partial one (the last sample takes the prompt's), where 8
+// private copies would take 8 x 5.
+TEST(RolloutEngine, SamplesShareTheirPromptBlocks) {
+  auto model = tiny_model("deepseek_v3");
+  SamplingOptions o;
+  o.max_new_tokens = 4;
   o.ignore_eos = true;
-  const auto prompts = random_prompts(4, 5, 10, 10);  // capacity 10 + 10 = 20 -> 3 slots
-  const Rollouts r = Engine(model, e).generate(prompts, 2, o);
-  EXPECT_EQ(r.cache.rows, 3);
-  EXPECT_EQ(r.cache.capacity, 20);
-  const Rollouts all = Engine(model).generate(prompts, 2, o);
-  for (size_t i = 0; i < 8; ++i) expect_same_row(r.rows[i], all.rows[i], 1e-5, "row " + std::to_string(i));
-  e.max_cache_tokens = 19;
-  EXPECT_THROW(Engine(model, e).generate(prompts, 2, o), Error);
+  std::vector<int32_t> prompt;
+  for (int32_t t = 0; t < 70; ++t) prompt.push_back(2 + t % 40);
+  const Rollouts r = Engine(model).generate({prompt}, 8, o);
+  EXPECT_EQ(r.cache.block_size, 16);
+  EXPECT_EQ(r.cache.peak_blocks, 5 + 7);
+  EXPECT_EQ(r.cache.shared_blocks, 8 * 4);
+  const int64_t block_bytes = r.cache.block_size * r.cache.bytes_per_token;
+  EXPECT_LT(r.cache.peak_blocks * block_bytes, 8 * 5 * block_bytes / 3);
+  // One slot: each sample decodes alone while the prompt's blocks wait for the next one;
+  // every sample reads the same prompt as it did among the others.
+  EngineOptions one;
+  one.max_batch_rows = 1;
+  const Rollouts alone = Engine(model, one).generate({prompt}, 8, o);
+  EXPECT_EQ(alone.cache.shared_blocks, 8 * 4);
+  for (int64_t g = 0; g < 8; ++g) expect_same_row(alone.rows[g], r.rows[g], 1e-5, "sample " + std::to_string(g));
 }
 
 TEST(RolloutEngine, MlaCacheHoldsLatentAndRopeKeyOnly) {
@@ -275,7 +338,9 @@ TEST(RolloutEngine, MlaCacheHoldsLatentAndRopeKeyOnly) {
   const Rollouts r = Engine(tiny_model("deepseek_v3")).generate(random_prompts(2, 6, 6, 6), 2, o);
   EXPECT_EQ(r.cache.values_per_token_per_layer, 16);
   EXPECT_EQ(r.cache.bytes_per_token, 16 * 2 * 4);
-  EXPECT_EQ(r.cache.total_bytes, 4 * (6 + 4) * 16 * 2 * 4);
+  // The pool: a 16-position block per row (6 + 4 positions) and one for a waiting prompt.
+  EXPECT_EQ(r.cache.blocks, 4 + 1);
+  EXPECT_EQ(r.cache.total_bytes, 5 * 16 * 16 * 2 * 4);
 }
 
 // Each id decodes to one letter, ids divisible by 3 to two ("c!"), so a stop string can
