@@ -15,11 +15,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <random>
 
 #include "bench/peer_runner.h"
+#include "policy/causal_lm.h"
 #include "policy/pretrained.h"
 #include "rollout/engine.h"
 #include "rollout/kv_cache.h"
@@ -45,7 +47,21 @@ policy::ModelConfig bench_config(const std::string& type, int64_t window) {
   c.moe_intermediate_size = 128;
   c.eos_token_ids = {1};
   c.bos_token_id = 0;
-  if (type == "qwen3_moe") {
+  if (type == "qwen3_moe_106m") {
+    // The real-size CPU shape (issue 15): 106M parameters, 18M active per token. At 32 rows
+    // every expert is read each step, so a decode step streams ~425 MB of fp32 weights.
+    c.model_type = "qwen3_moe";
+    c.hidden_size = 512;
+    c.num_hidden_layers = 8;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 2;
+    c.head_dim = 64;
+    c.num_experts = 16;
+    c.num_experts_per_tok = 2;
+    c.moe_intermediate_size = 512;
+    c.intermediate_size = 1024;
+  }
+  if (c.model_type == "qwen3_moe") {
     c.qk_norm = true;
     c.norm_topk_prob = true;
   } else {  // deepseek_v3: MLA with the V3 proportions scaled down
@@ -68,6 +84,32 @@ policy::ModelConfig bench_config(const std::string& type, int64_t window) {
   return c;
 }
 
+// Read bandwidth of this device at the bench's thread count: the best of three sums over a
+// 512 MiB buffer (larger than any cache), in bytes/s.
+double read_bandwidth(const DeviceChoice& dev) {
+  const at::Tensor buffer = at::ones({int64_t{128} << 20}, at::TensorOptions().dtype(at::kFloat).device(dev.device));
+  double best = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double total = buffer.sum().item<double>();  // the .item() waits for the device
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (total > 0) best = std::max(best, static_cast<double>(buffer.nbytes()) / s);
+  }
+  return best;
+}
+
+// Decode's bandwidth bound: each step reads every weight once (at these row counts every
+// routed expert has tokens) and each row's cache up to its position (on average P + T/2),
+// and makes `rows` tokens; tokens/s = rows * bandwidth / those bytes.
+double bandwidth_bound_tokens_per_s(const policy::CausalLM& model, int64_t rows, int64_t prompt_tokens,
+                                    int64_t new_tokens, int64_t kv_bytes_per_token, double bandwidth) {
+  double weight_bytes = 0;
+  for (const at::Tensor& p : model.parameters()) weight_bytes += static_cast<double>(p.nbytes());
+  const double kv_bytes = static_cast<double>(rows) * (static_cast<double>(prompt_tokens) + new_tokens / 2.0) *
+                          static_cast<double>(kv_bytes_per_token);
+  return static_cast<double>(rows) * bandwidth / (weight_bytes + kv_bytes);
+}
+
 struct Side {
   double tokens_per_s = 0;
   double seconds = 0;
@@ -85,9 +127,10 @@ Side run_transformers(const std::string& model_dir, const std::string& prompts_f
   return {j.at("tokens_per_s").get<double>(), j.at("seconds").get<double>(), j.at("generated_tokens").get<int64_t>()};
 }
 
-Json bench_model(const std::string& type, const BenchRolloutArgs& a, const DeviceChoice& dev, const std::string& dir) {
-  if (type != "qwen3_moe" && type != "deepseek_v3") {
-    throw Error("bench rollout: --models takes qwen3_moe and deepseek_v3, got '" + type + "'");
+Json bench_model(const std::string& type, const BenchRolloutArgs& a, const DeviceChoice& dev, const std::string& dir,
+                 double bandwidth) {
+  if (type != "qwen3_moe" && type != "deepseek_v3" && type != "qwen3_moe_106m") {
+    throw Error("bench rollout: --models takes qwen3_moe, deepseek_v3 and qwen3_moe_106m, got '" + type + "'");
   }
   const policy::ModelConfig config = bench_config(type, a.prompt_tokens + a.new_tokens);
   const std::string model_dir = dir + "/" + type;
@@ -127,6 +170,13 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
             {"kv_bytes_per_token", r.cache.bytes_per_token},
             {"kv_cache_bytes", r.cache.total_bytes},
             {"kv_peak_bytes", static_cast<int64_t>(r.cache.peak_blocks * block_bytes)}};
+  int64_t params = 0;
+  for (const at::Tensor& p : model->parameters()) params += p.numel();
+  const double bound = bandwidth_bound_tokens_per_s(*model, a.prompts * a.group, a.prompt_tokens, a.new_tokens,
+                                                    r.cache.bytes_per_token, bandwidth);
+  j["parameters"] = params;
+  j["bandwidth_bound_tokens_per_s"] = bound;
+  j["bandwidth_share"] = ours.tokens_per_s / bound;
   if (!a.json) {
     fmt::print(
         "{:<12} r1kit        {:9.1f} tok/s  ({} tokens in {:.2f} s; KV {} B/token, pool {:.1f} MiB, peak {:.1f} MiB)\n",
@@ -147,13 +197,15 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
         {"r1kit_seconds", q.seconds},
         {"over_unconstrained", tps / ours.tokens_per_s},
         {"preemptions", q.cache.preemptions},
+        {"decode_steps", q.decode_steps},
+        {"decode_steps_unconstrained", r.decode_steps},
         {"recomputed_tokens", q.cache.recomputed_tokens}};
     if (!a.json) {
       fmt::print(
           "{:<12} r1kit pool   {:9.1f} tok/s  ({} tokens in {:.2f} s; pool {:.1f} MiB, {} preemptions, {} "
-          "positions recomputed)  {:.2f}x unconstrained\n",
+          "positions recomputed, {} decode steps vs {})  {:.2f}x unconstrained\n",
           type, tps, q.generated_tokens, q.seconds, static_cast<double>(q.cache.total_bytes) / (1 << 20),
-          q.cache.preemptions, q.cache.recomputed_tokens, tps / ours.tokens_per_s);
+          q.cache.preemptions, q.cache.recomputed_tokens, q.decode_steps, r.decode_steps, tps / ours.tokens_per_s);
       std::fflush(stdout);
     }
   }
@@ -201,8 +253,10 @@ int bench_rollout(const BenchRolloutArgs& args) {
     fmt::print("bench rollout on {} ({} threads): {} prompts x G={} , {} prompt + {} new tokens, temperature 1\n",
                to_string(dev), at::get_num_threads(), a.prompts, a.group, a.prompt_tokens, a.new_tokens);
   }
-  Json result = {{"bench", "rollout"}, {"device", to_string(dev)}};
-  for (const std::string& type : a.models) result[type] = bench_model(type, a, dev, dir.path());
+  const double bandwidth = read_bandwidth(dev);
+  if (!a.json) fmt::print("read bandwidth {:.1f} GB/s (sum over 512 MiB)\n", bandwidth / 1e9);
+  Json result = {{"bench", "rollout"}, {"device", to_string(dev)}, {"read_bandwidth_bytes_per_s", bandwidth}};
+  for (const std::string& type : a.models) result[type] = bench_model(type, a, dev, dir.path(), bandwidth);
   if (result.contains("qwen3_moe") && result["qwen3_moe"].contains("ratio"))
     result["ratio"] = result["qwen3_moe"]["ratio"];
   if (result.contains("deepseek_v3")) {

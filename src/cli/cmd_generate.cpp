@@ -110,6 +110,7 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--repetition-penalty", s.repetition_penalty, "HF CTRL penalty (1 = off)")->capture_default_str();
   cmd->add_option("--max-new-tokens", s.max_new_tokens)->capture_default_str();
   cmd->add_option("--stop", s.stop_strings, "stop string (repeatable)");
+  cmd->add_flag("--ignore-eos", s.ignore_eos, "do not stop at the model's EOS ids (benchmarks; vLLM's ignore_eos)");
   cmd->add_option("--seed,-s", s.seed)->capture_default_str();
   cmd->add_option("--device,-d", a->device, "auto | cpu | cuda[:i]")->capture_default_str();
   cmd->add_option("--dtype", a->dtype, "auto | float32 | bfloat16")->capture_default_str();

@@ -18,12 +18,12 @@ namespace {
 std::vector<Json> generate(const std::string& model, const std::string& extra, const std::string& name,
                            std::string* err) {
   const std::string out = model + "/" + name + ".jsonl";
-  const testing::Outcome o = testing::run_r1kit(
-      "generate --model '" + model +
-          "' --prompt '12+5' -n 64 --json --max-new-tokens 48 --top-p 0.9 --repetition-penalty 1.2 --seed 3 "
-          "--kv-block-size 4 --threads 1 " +
-          extra,
-      model + "/" + name + ".err", out);
+  const testing::Outcome o = testing::run_r1kit("generate --model '" + model +
+                                                    "' --prompt '12+5' -n 64 --json --max-new-tokens 300 --ignore-eos "
+                                                    "--top-p 0.9 --repetition-penalty 1.2 --seed 3 "
+                                                    "--kv-block-size 4 --threads 1 " +
+                                                    extra,
+                                                model + "/" + name + ".err", out);
   EXPECT_EQ(o.rc, 0) << o.err;
   *err = o.err;
   return read_jsonl(out);
