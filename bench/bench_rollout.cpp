@@ -179,9 +179,12 @@ Json bench_model(const std::string& type, const BenchRolloutArgs& a, const Devic
   j["bandwidth_share"] = ours.tokens_per_s / bound;
   if (!a.json) {
     fmt::print(
-        "{:<12} r1kit        {:9.1f} tok/s  ({} tokens in {:.2f} s; KV {} B/token, pool {:.1f} MiB, peak {:.1f} MiB)\n",
-        type, ours.tokens_per_s, ours.tokens, ours.seconds, r.cache.bytes_per_token,
-        static_cast<double>(r.cache.total_bytes) / (1 << 20), r.cache.peak_blocks * block_bytes / (1 << 20));
+        "{:<12} r1kit        {:9.1f} tok/s  ({} tokens in {:.2f} s; {:.1f}M parameters; KV {} B/token, pool {:.1f} "
+        "MiB, "
+        "peak {:.1f} MiB; {:.0f}% of the bandwidth bound {:.0f} tok/s)\n",
+        type, ours.tokens_per_s, ours.tokens, ours.seconds, static_cast<double>(params) / 1e6, r.cache.bytes_per_token,
+        static_cast<double>(r.cache.total_bytes) / (1 << 20), r.cache.peak_blocks * block_bytes / (1 << 20),
+        100.0 * ours.tokens_per_s / bound, bound);
     std::fflush(stdout);
   }
   if (a.max_kv_tokens > 0) {

@@ -95,7 +95,7 @@ void CausalLM::tie_weights() {
 }
 
 at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& positions_in,
-                                    std::vector<LayerKv>* cache) {
+                                    std::vector<LayerKv>* cache, bool prefill) {
   TORCH_CHECK(tokens.dim() == 2, "CausalLM: tokens must be [N, T], got ", tokens.sizes());
   const int64_t N = tokens.size(0), T = tokens.size(1);
   AttentionContext ctx;
@@ -107,6 +107,8 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   if (cache != nullptr) {
     TORCH_CHECK(static_cast<int64_t>(cache->size()) == config_.num_hidden_layers, "CausalLM: cache has ", cache->size(),
                 " layers, model has ", config_.num_hidden_layers);
+  }
+  if (cache != nullptr && !prefill) {
     // Key index j is visible to a query at position p iff j <= p (see attention.h); built
     // once here as an additive mask that every layer adds to its scores.
     const int64_t S = cached_length((*cache)[0], config_.is_mla() ? 1 : 2);

@@ -42,8 +42,12 @@ class CausalLM : public torch::nn::Module {
 
   // tokens [N, T] int64 -> hidden states after the final norm [N, T, D].
   // positions [N, T] (default: 0..T-1 per row). cache: one LayerKv per layer, or null.
+  // prefill: the cache holds nothing before these tokens and positions are 0..T-1 (a prompt's
+  // prefill): the tokens attend causally among themselves exactly as without a cache (MLA's
+  // expanded path, SDPA's causal kernel) and the cache is only written. Without it a cached
+  // forward attends through the cache under the position mask (decode, or appending).
   at::Tensor forward_hidden(const at::Tensor& tokens, const at::Tensor& positions = {},
-                            std::vector<LayerKv>* cache = nullptr);
+                            std::vector<LayerKv>* cache = nullptr, bool prefill = false);
   at::Tensor logits(const at::Tensor& hidden) const;  // [.., D] -> [.., V]
   at::Tensor forward(const at::Tensor& tokens) { return logits(forward_hidden(tokens)); }
 

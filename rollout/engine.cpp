@@ -208,7 +208,7 @@ struct Engine::Impl {
       auto cache = std::make_shared<KvCache>(model->config(), K, p_max, float_opts());
       std::vector<policy::LayerKv> views = cache->view(K, p_max);
       const at::Tensor hidden =
-          model->forward_hidden(tokens.to(positions.device()), positions, &views);  // [K, Pmax, D]
+          model->forward_hidden(tokens.to(positions.device()), positions, &views, /*prefill=*/true);  // [K, Pmax, D]
       const int64_t D = hidden.size(2);
       const at::Tensor h_last =
           hidden.gather(1, last.to(hidden.device()).view({K, 1, 1}).expand({K, 1, D})).squeeze(1);  // [K, D]

@@ -141,6 +141,8 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   if (cache != nullptr) {
     write_cache(cache->k, k, ctx.positions, /*dim=*/2, cache->blocks);
     write_cache(cache->v, v, ctx.positions, /*dim=*/2, cache->blocks);
+  }
+  if (cache != nullptr && ctx.mask.defined()) {
     const bool paged = cache->blocks.defined();  // attend_grouped casts what it gathers
     const at::Tensor out = attend_grouped(q, paged ? cache->k : cache->k.to(q.scalar_type()),
                                           paged ? cache->v : cache->v.to(q.scalar_type()), ctx, scale, cache->blocks);

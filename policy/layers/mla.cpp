@@ -62,7 +62,12 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
                           .squeeze(1);  // [N, T, Dr]
 
   at::Tensor out;  // [N, H, T, Dv]
-  if (cache == nullptr) {
+  if (cache != nullptr) {
+    write_cache(cache->k, latent, ctx.positions, /*dim=*/1, cache->blocks);
+    write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1, cache->blocks);
+  }
+  if (cache == nullptr || !ctx.mask.defined()) {
+    // Without a cache, or a prefill (CausalLM::forward_hidden: causal over these tokens only).
     // Expanded path: per-head keys [k_nope ; k_rope] and values, as HF computes them.
     const at::Tensor kv = kv_b_proj_->forward(latent).view({N, T, heads_, nope_dim_ + v_dim_}).transpose(1, 2);
     const at::Tensor k =
@@ -70,8 +75,6 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
     const at::Tensor v = kv.narrow(-1, nope_dim_, v_dim_);
     out = attend(at::cat({q_nope, q_rope}, -1), k, v, ctx, scale_);
   } else {
-    write_cache(cache->k, latent, ctx.positions, /*dim=*/1, cache->blocks);
-    write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1, cache->blocks);
     // kv_b_proj weight [H*(Dn+Dv), R] viewed per head: W_UK [H, Dn, R], W_UV [H, Dv, R]; with
     // a LoRA adapter on kv_b_proj, the adapted weight (the absorbed path uses the weight itself).
     const at::Tensor w_kvb = kv_b_proj_->effective_weight().view({heads_, nope_dim_ + v_dim_, kv_lora_rank_});

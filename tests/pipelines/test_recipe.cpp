@@ -130,6 +130,8 @@ TEST(Recipe, GrpoRangeErrorsNameTheKey) {
   expect_rejected({{"temperature", 0}}, "temperature must be > 0 in grpo", 1);
   expect_rejected({{"learning_rate", -1}}, "learning_rate must be > 0, got -1", 1);
   expect_rejected({{"num_generations", 1}}, "num_generations must be >= 2", 1);
+  expect_rejected({{"max_kv_tokens", -5}}, "max_kv_tokens must be >= 0, got -5", 1);
+  expect_rejected({{"kv_block_size", 0}}, "kv_block_size must be positive, got 0");
 }
 
 TEST(Recipe, ModelConfigOfAFreshModelIsCheckedUpFront) {

@@ -227,11 +227,21 @@ void check_cache_matches_full_forward(const std::string& type, bool lora = false
     }
   }
   const at::Tensor pos = at::arange(T, at::kLong).unsqueeze(0).expand({N, T});
-  at::Tensor pre = model->logits(model->forward_hidden(tokens.narrow(1, 0, P), pos.narrow(1, 0, P), &cache));
-  EXPECT_LT((pre - full.narrow(1, 0, P)).abs().max().item<double>(), 1e-5);
-  for (int64_t t = P; t < T; ++t) {
-    const at::Tensor step = model->logits(model->forward_hidden(tokens.narrow(1, t, 1), pos.narrow(1, t, 1), &cache));
-    EXPECT_LT((step - full.narrow(1, t, 1)).abs().max().item<double>(), 1e-5) << "position " << t;
+  // The prompt through the cache (masked attention over it), and as a prefill (causal over the
+  // prompt, the cache only written): the same logits, and decoding after either is exact.
+  for (const bool prefill : {false, true}) {
+    SCOPED_TRACE(prefill ? "prefill" : "masked");
+    for (auto& l : cache) {
+      l.k.zero_();
+      l.v.zero_();
+    }
+    const at::Tensor pre =
+        model->logits(model->forward_hidden(tokens.narrow(1, 0, P), pos.narrow(1, 0, P), &cache, prefill));
+    EXPECT_LT((pre - full.narrow(1, 0, P)).abs().max().item<double>(), 1e-5);
+    for (int64_t t = P; t < T; ++t) {
+      const at::Tensor step = model->logits(model->forward_hidden(tokens.narrow(1, t, 1), pos.narrow(1, t, 1), &cache));
+      EXPECT_LT((step - full.narrow(1, t, 1)).abs().max().item<double>(), 1e-5) << "position " << t;
+    }
   }
 }
 
