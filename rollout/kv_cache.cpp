@@ -16,6 +16,24 @@ int64_t kv_bytes_per_token(const policy::ModelConfig& c, c10::ScalarType dtype) 
   return kv_values_per_token_per_layer(c) * c.num_hidden_layers * static_cast<int64_t>(c10::elementSize(dtype));
 }
 
+std::vector<policy::LayerKv> zero_layers(const policy::ModelConfig& c, int64_t lead, int64_t positions,
+                                         at::TensorOptions options) {
+  std::vector<policy::LayerKv> layers;
+  layers.reserve(c.num_hidden_layers);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    policy::LayerKv kv;
+    if (c.is_mla()) {
+      kv.k = at::zeros({lead, positions, c.kv_lora_rank}, options);      // latent [N, Tk, R]
+      kv.v = at::zeros({lead, positions, c.qk_rope_head_dim}, options);  // RoPE key [N, Tk, Dr]
+    } else {
+      kv.k = at::zeros({lead, c.num_key_value_heads, positions, c.head_dim}, options);  // [N, Hkv, Tk, Dh]
+      kv.v = at::zeros({lead, c.num_key_value_heads, positions, c.head_dim}, options);
+    }
+    layers.push_back(std::move(kv));
+  }
+  return layers;
+}
+
 KvCache::KvCache(const policy::ModelConfig& c, int64_t rows, int64_t capacity, at::TensorOptions options)
     : seq_dim_(c.is_mla() ? 1 : 2),
       rows_(rows),
@@ -25,18 +43,7 @@ KvCache::KvCache(const policy::ModelConfig& c, int64_t rows, int64_t capacity, a
     throw Error("rollout kv cache: rows (" + std::to_string(rows) + ") and capacity (" + std::to_string(capacity) +
                 ") must be positive");
   }
-  layers_.reserve(c.num_hidden_layers);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    policy::LayerKv kv;
-    if (c.is_mla()) {
-      kv.k = at::zeros({rows, capacity, c.kv_lora_rank}, options);      // latent [N, Tk, R]
-      kv.v = at::zeros({rows, capacity, c.qk_rope_head_dim}, options);  // RoPE key [N, Tk, Dr]
-    } else {
-      kv.k = at::zeros({rows, c.num_key_value_heads, capacity, c.head_dim}, options);  // [N, Hkv, Tk, Dh]
-      kv.v = at::zeros({rows, c.num_key_value_heads, capacity, c.head_dim}, options);
-    }
-    layers_.push_back(std::move(kv));
-  }
+  layers_ = zero_layers(c, rows, capacity, options);
 }
 
 std::vector<policy::LayerKv> KvCache::view(int64_t rows, int64_t length) const {

@@ -22,6 +22,12 @@ int64_t kv_values_per_token_per_layer(const policy::ModelConfig& config);
 // Bytes one token costs across all L layers at `dtype`.
 int64_t kv_bytes_per_token(const policy::ModelConfig& config, c10::ScalarType dtype);
 
+// Zero-filled k and v for every layer with `lead` leading entries of `positions` positions:
+// GQA [lead, Hkv, positions, Dh] each, MLA [lead, positions, R] and [lead, positions, Dr]. A
+// contiguous cache's rows, or a pool's blocks (kv_pool.h).
+std::vector<policy::LayerKv> zero_layers(const policy::ModelConfig& config, int64_t lead, int64_t positions,
+                                         at::TensorOptions options);
+
 class KvCache {
  public:
   // Zero-filled [rows, ..., capacity, ...] buffers for every layer, on options' device/dtype.

@@ -16,18 +16,7 @@ KvPool::KvPool(const policy::ModelConfig& c, int64_t blocks, int64_t block_size,
     throw Error("rollout kv pool: blocks (" + std::to_string(blocks) + ") and block size (" +
                 std::to_string(block_size) + ") must be positive");
   }
-  layers_.reserve(c.num_hidden_layers);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    policy::LayerKv kv;
-    if (c.is_mla()) {
-      kv.k = at::zeros({blocks, block_size, c.kv_lora_rank}, options);      // latent [NB, Bs, R]
-      kv.v = at::zeros({blocks, block_size, c.qk_rope_head_dim}, options);  // RoPE key [NB, Bs, Dr]
-    } else {
-      kv.k = at::zeros({blocks, c.num_key_value_heads, block_size, c.head_dim}, options);  // [NB, Hkv, Bs, Dh]
-      kv.v = at::zeros({blocks, c.num_key_value_heads, block_size, c.head_dim}, options);
-    }
-    layers_.push_back(std::move(kv));
-  }
+  layers_ = zero_layers(c, blocks, block_size, options);  // positions of a block where a row's would be
   refs_.assign(blocks, 0);
   free_.reserve(blocks);
   for (int64_t b = blocks - 1; b >= 0; --b) free_.push_back(b);  // block 0 is handed out first
