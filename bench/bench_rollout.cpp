@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -30,10 +31,16 @@
 namespace r1kit::bench {
 namespace {
 
-// window: prompt + new tokens, so that long-completion runs fit the model's positions.
-policy::ModelConfig bench_config(const std::string& type, int64_t window) {
+// The models --models names: qwen3_moe and deepseek_v3 (small, so the default run takes a
+// minute on 2 cores), qwen3_moe_106m (the real-size CPU shape) and the GPU anchors
+// qwen3_moe_0.9b / deepseek_v3_0.9b (the configs issue 15 measured transformers on). window:
+// prompt + new tokens, so that long-completion runs fit the model's positions.
+const std::vector<std::string> kBenchModels = {"qwen3_moe", "deepseek_v3", "qwen3_moe_106m", "qwen3_moe_0.9b",
+                                               "deepseek_v3_0.9b"};
+
+policy::ModelConfig bench_config(const std::string& name, int64_t window) {
   policy::ModelConfig c;
-  c.model_type = type;
+  c.model_type = name.rfind("deepseek_v3", 0) == 0 ? "deepseek_v3" : "qwen3_moe";
   c.vocab_size = 4096;
   c.hidden_size = 256;
   c.intermediate_size = 512;
@@ -47,20 +54,6 @@ policy::ModelConfig bench_config(const std::string& type, int64_t window) {
   c.moe_intermediate_size = 128;
   c.eos_token_ids = {1};
   c.bos_token_id = 0;
-  if (type == "qwen3_moe_106m") {
-    // The real-size CPU shape (issue 15): 106M parameters, 18M active per token. At 32 rows
-    // every expert is read each step, so a decode step streams ~425 MB of fp32 weights.
-    c.model_type = "qwen3_moe";
-    c.hidden_size = 512;
-    c.num_hidden_layers = 8;
-    c.num_attention_heads = 8;
-    c.num_key_value_heads = 2;
-    c.head_dim = 64;
-    c.num_experts = 16;
-    c.num_experts_per_tok = 2;
-    c.moe_intermediate_size = 512;
-    c.intermediate_size = 1024;
-  }
   if (c.model_type == "qwen3_moe") {
     c.qk_norm = true;
     c.norm_topk_prob = true;
@@ -81,6 +74,41 @@ policy::ModelConfig bench_config(const std::string& type, int64_t window) {
     c.first_k_dense_replace = 1;
     c.rope.theta = 10000.0;
   }
+  if (name == "qwen3_moe_106m") {
+    // 106M parameters, 18M active per token. At 32 rows every expert is read each step, so a
+    // decode step streams ~425 MB of fp32 weights.
+    c.hidden_size = 512;
+    c.num_hidden_layers = 8;
+    c.num_attention_heads = 8;
+    c.num_key_value_heads = 2;
+    c.head_dim = 64;
+    c.num_experts = 16;
+    c.num_experts_per_tok = 2;
+    c.moe_intermediate_size = 512;
+    c.intermediate_size = 1024;
+  } else if (name.size() > 5 && name.ends_with("_0.9b")) {
+    // ~0.9B parameters: vocab 32000, hidden 1024, 16 layers, 16 heads, 32 experts top-4 of 512.
+    c.vocab_size = 32000;
+    c.hidden_size = 1024;
+    c.num_hidden_layers = 16;
+    c.num_attention_heads = 16;
+    c.num_experts = 32;
+    c.num_experts_per_tok = 4;
+    c.moe_intermediate_size = 512;
+    c.intermediate_size = 2560;  // deepseek_v3's first (dense) layer: (4 routed + 1 shared) x 512
+    if (c.model_type == "qwen3_moe") {
+      c.num_key_value_heads = 4;
+      c.head_dim = 64;
+    } else {  // kv_lora_rank 256, q_lora_rank 512, rope 32, nope 64, v 64, 1 shared expert
+      c.num_key_value_heads = 16;
+      c.kv_lora_rank = 256;
+      c.q_lora_rank = 512;
+      c.qk_rope_head_dim = 32;
+      c.qk_nope_head_dim = 64;
+      c.v_head_dim = 64;
+      c.head_dim = 32;
+    }
+  }
   return c;
 }
 
@@ -98,13 +126,22 @@ double read_bandwidth(const DeviceChoice& dev) {
   return best;
 }
 
-// Decode's bandwidth bound: each step reads every weight once (at these row counts every
-// routed expert has tokens) and each row's cache up to its position (on average P + T/2),
-// and makes `rows` tokens; tokens/s = rows * bandwidth / those bytes.
+// Decode's bandwidth bound: each step reads every dense weight once, of the routed experts
+// (the [E, ..] parameters) the share that has tokens, expected under uniform routing
+// 1 - (1 - k/E)^rows (all of them at a few dozen rows), and each row's cache up to its
+// position (on average P + T/2); it makes `rows` tokens, so tokens/s = rows * bandwidth / bytes.
 double bandwidth_bound_tokens_per_s(const policy::CausalLM& model, int64_t rows, int64_t prompt_tokens,
                                     int64_t new_tokens, int64_t kv_bytes_per_token, double bandwidth) {
+  const policy::ModelConfig& c = model.config();
+  const double touched =
+      c.num_experts > 0
+          ? 1.0 - std::pow(1.0 - static_cast<double>(c.num_experts_per_tok) / c.num_experts, static_cast<double>(rows))
+          : 1.0;
   double weight_bytes = 0;
-  for (const at::Tensor& p : model.parameters()) weight_bytes += static_cast<double>(p.nbytes());
+  for (const at::Tensor& p : model.parameters()) {
+    const bool routed = p.dim() == 3 && p.size(0) == c.num_experts;
+    weight_bytes += static_cast<double>(p.nbytes()) * (routed ? touched : 1.0);
+  }
   const double kv_bytes = static_cast<double>(rows) * (static_cast<double>(prompt_tokens) + new_tokens / 2.0) *
                           static_cast<double>(kv_bytes_per_token);
   return static_cast<double>(rows) * bandwidth / (weight_bytes + kv_bytes);
@@ -129,8 +166,11 @@ Side run_transformers(const std::string& model_dir, const std::string& prompts_f
 
 Json bench_model(const std::string& type, const BenchRolloutArgs& a, const DeviceChoice& dev, const std::string& dir,
                  double bandwidth) {
-  if (type != "qwen3_moe" && type != "deepseek_v3" && type != "qwen3_moe_106m") {
-    throw Error("bench rollout: --models takes qwen3_moe, deepseek_v3 and qwen3_moe_106m, got '" + type + "'");
+  if (std::find(kBenchModels.begin(), kBenchModels.end(), type) == kBenchModels.end()) {
+    throw Error(
+        "bench rollout: --models takes qwen3_moe, deepseek_v3, qwen3_moe_106m, qwen3_moe_0.9b and "
+        "deepseek_v3_0.9b, got '" +
+        type + "'");
   }
   const policy::ModelConfig config = bench_config(type, a.prompt_tokens + a.new_tokens);
   const std::string model_dir = dir + "/" + type;

@@ -3,7 +3,8 @@
 // model directory (written by r1kit's save_pretrained, read by both) and the same work:
 // B prompts x G samples, equal prompt lengths, EOS ignored so both sides make exactly
 // B*G*new_tokens tokens, multinomial sampling at temperature 1, no top-k/top-p.
-// Runs a qwen3_moe (GQA) and a deepseek_v3 (MLA) model, and reports KV-cache bytes per token
+// Runs a qwen3_moe (GQA) and a deepseek_v3 (MLA) model (--models: also the 106M CPU shape and
+// the 0.9B GPU anchors), with r1kit's share of the memory-bandwidth bound, and reports KV-cache bytes per token
 // of MLA vs an MHA model with the same heads and head sizes, the KV pool's size and peak use,
 // and with --max-kv-tokens r1kit again under that pool (preemptions, tokens/s vs unconstrained).
 // Last line: one JSON object whose "ratio" is r1kit tok/s over transformers tok/s (qwen3_moe).

@@ -28,7 +28,8 @@ void add_bench_command(CLI::App& app) {
   roll->add_option("--new-tokens", r->new_tokens)->capture_default_str();
   roll->add_option("--max-kv-tokens", r->max_kv_tokens,
                    "also run r1kit with its KV pool at this many tokens (e.g. a quarter of what the rows need)");
-  roll->add_option("--models", r->models, "qwen3_moe and/or deepseek_v3")->capture_default_str();
+  roll->add_option("--models", r->models, "qwen3_moe, deepseek_v3, qwen3_moe_106m, qwen3_moe_0.9b, deepseek_v3_0.9b")
+      ->capture_default_str();
   roll->add_option("--threads", r->threads, "CPU threads, both sides (0 = default)")->capture_default_str();
   roll->add_flag("--no-peer", r->skip_peer, "r1kit only");
   roll->add_flag("--json", r->json, "print only the JSON line");
