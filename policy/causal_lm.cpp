@@ -107,6 +107,9 @@ at::Tensor CausalLM::forward_hidden(const at::Tensor& tokens, const at::Tensor& 
   if (cache != nullptr) {
     TORCH_CHECK(static_cast<int64_t>(cache->size()) == config_.num_hidden_layers, "CausalLM: cache has ", cache->size(),
                 " layers, model has ", config_.num_hidden_layers);
+    // Every layer writes its keys at the same places: worked out once here.
+    const LayerKv& first = (*cache)[0];
+    ctx.cache_at = cache_targets(ctx.positions, first.blocks, first.k.size(config_.is_mla() ? 1 : 2));
   }
   if (cache != nullptr && !prefill) {
     // Key index j is visible to a query at position p iff j <= p (see attention.h); built

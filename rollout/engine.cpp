@@ -551,7 +551,7 @@ struct Engine::Impl {
   void step(Run& run, int64_t n) {
     const int64_t S = *std::max_element(run.slot_pos.begin(), run.slot_pos.begin() + n) + 1;
     const at::Tensor table =
-        run.tables.narrow(0, 0, n).narrow(1, 0, run.pool->blocks_for(S)).to(run.keys.device());  // [n, nb]
+        run.tables.narrow(0, 0, n).narrow(1, 0, run.pool->blocks_for(S)).contiguous().to(run.keys.device());  // [n, nb]
     std::vector<policy::LayerKv> views = run.pool->view(table);
     at::Tensor last_token = run.last_token.narrow(0, 0, n), positions = run.positions.narrow(0, 0, n);
     const at::Tensor hidden = model->forward_hidden(last_token, positions, &views);  // [n, 1, D]

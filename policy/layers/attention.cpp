@@ -48,8 +48,8 @@ at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k_in, const at:
   if (cpu_decode_kernel_applies(q, ctx) && k_in.scalar_type() == at::kFloat) {
     return cpu::decode_attention(q.contiguous(), k_in, v_in, ctx.mask, scale, {}, {}, blocks);
   }
-  const at::Tensor k = blocks.defined() ? gather_blocks(k_in, blocks, 2).to(q.scalar_type()) : k_in;
-  const at::Tensor v = blocks.defined() ? gather_blocks(v_in, blocks, 2).to(q.scalar_type()) : v_in;
+  const at::Tensor k = (blocks.defined() ? gather_blocks(k_in, blocks, 2) : k_in).to(q.scalar_type());
+  const at::Tensor v = (blocks.defined() ? gather_blocks(v_in, blocks, 2) : v_in).to(q.scalar_type());
   const int64_t N = q.size(0), H = q.size(1), T = q.size(2), Hk = k.size(1), g = H / Hk;
   TORCH_CHECK(H % Hk == 0 && ctx.mask.defined(), "attend_grouped: ", H, " query heads over ", Hk, " key heads");
   // Head h = hk * g + j reads key head hk (HF repeat_kv); its rows go to j * T + t. At decode
@@ -69,27 +69,31 @@ at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k_in, const at:
   return at::matmul(p, v).reshape({N, H, T, v.size(3)});  // [N, H, T, Dv]
 }
 
+CacheTargets cache_targets(const at::Tensor& positions, const at::Tensor& blocks, int64_t block_size) {
+  const at::Tensor pos = positions.to(at::kLong);  // [N, T]
+  if (!blocks.defined()) {
+    return {at::arange(pos.size(0), pos.options()).unsqueeze(1).expand_as(pos).contiguous(), pos.contiguous()};
+  }
+  const at::Tensor p = pos.to(blocks.device());
+  return {blocks.gather(1, p.div(block_size, "floor")).contiguous(), p.remainder(block_size).contiguous()};
+}
+
 void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim,
                  const at::Tensor& blocks) {
-  // cache[r, .., s, ..] = fresh[n, .., t, ..] with (r, s) = (n, positions[n, t]), or paged
-  // (blocks[n][p / Bs], p % Bs): with `dim` moved next to the first dimension this is one
-  // index_put_ on (r, s) pairs (~2.5x faster than a scatter with an index expanded to fresh's shape).
-  const int64_t N = positions.size(0);
+  write_cache(cache, fresh, cache_targets(positions, blocks, cache.size(dim)), dim);
+}
+
+void write_cache(at::Tensor& cache, const at::Tensor& fresh, const CacheTargets& to, int64_t dim) {
+  // cache[r, .., s, ..] = fresh[n, .., t, ..] with (r, s) = to[n, t]: with `dim` moved next to
+  // the first dimension this is one index_put_ on (r, s) pairs (~2.5x faster than a scatter
+  // with an index expanded to fresh's shape).
+  const int64_t N = to.rows.size(0);
   const at::Tensor dst = cache.movedim(dim, 1), src = fresh.movedim(dim, 1);  // [R, S, ...], [N, T, ...]
-  at::Tensor rows, slots;                                                     // [N, T] each
-  if (blocks.defined()) {
-    const int64_t Bs = dst.size(1);
-    const at::Tensor pos = positions.to(blocks.device());
-    rows = blocks.gather(1, pos.div(Bs, "floor"));
-    slots = pos.remainder(Bs);
-  } else {
-    rows = at::arange(N, positions.options()).unsqueeze(1).expand_as(positions);
-    slots = positions;
-  }
-  if (dst.is_cpu() && src.is_cpu() && dst.scalar_type() == src.scalar_type() && dst.dim() <= 4 && dst.stride(-1) == 1 &&
-      src.stride(-1) == 1 && dst.sizes().slice(2) == src.sizes().slice(2)) {
+  if (dst.is_cpu() && src.is_cpu() && to.rows.is_cpu() && dst.scalar_type() == src.scalar_type() && dst.dim() <= 4 &&
+      dst.stride(-1) == 1 && src.stride(-1) == 1 && dst.sizes().slice(2) == src.sizes().slice(2)) {
     // CPU: one memcpy per (row, token, head) instead of index_put_'s generic indexing.
-    const at::Tensor r = rows.to(at::kLong).contiguous(), p = slots.to(at::kLong).contiguous();  // [N, T]
+    const at::Tensor& r = to.rows;  // [N, T], contiguous int64 (cache_targets)
+    const at::Tensor& p = to.slots;
     const int64_t T = p.size(1), R = dst.size(0), S = dst.size(1), heads = dst.dim() == 4 ? dst.size(2) : 1;
     const int64_t el = static_cast<int64_t>(dst.element_size()), bytes = dst.size(-1) * el;
     const int64_t ds_h = dst.dim() == 4 ? dst.stride(2) : 0, ss_h = src.dim() == 4 ? src.stride(2) : 0;
@@ -99,18 +103,19 @@ void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& p
     const int64_t* pp = p.data_ptr<int64_t>();
     for (int64_t n = 0; n < N; ++n) {
       for (int64_t t = 0; t < T; ++t) {
-        const int64_t row = rp[n * T + t], at = pp[n * T + t];
-        TORCH_CHECK(row >= 0 && row < R && at >= 0 && at < S, "write_cache: position ", at, " of row ", row,
+        const int64_t row = rp[n * T + t], pos = pp[n * T + t];
+        TORCH_CHECK(row >= 0 && row < R && pos >= 0 && pos < S, "write_cache: position ", pos, " of row ", row,
                     " outside the cache's ", R, " x ", S);
         for (int64_t h = 0; h < heads; ++h) {
-          std::memcpy(dp + (row * dst.stride(0) + at * dst.stride(1) + h * ds_h) * el,
+          std::memcpy(dp + (row * dst.stride(0) + pos * dst.stride(1) + h * ds_h) * el,
                       sp + (n * src.stride(0) + t * src.stride(1) + h * ss_h) * el, static_cast<size_t>(bytes));
         }
       }
     }
     return;
   }
-  cache.movedim(dim, 1).index_put_({rows.to(cache.device()), slots.to(cache.device())}, src.to(cache.scalar_type()));
+  cache.movedim(dim, 1).index_put_({to.rows.to(cache.device()), to.slots.to(cache.device())},
+                                   src.to(cache.scalar_type()));
 }
 
 GqaAttention::GqaAttention(const ModelConfig& c)
@@ -139,13 +144,11 @@ at::Tensor GqaAttention::forward(const at::Tensor& x, const AttentionContext& ct
   v = v.transpose(1, 2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   if (cache != nullptr) {
-    write_cache(cache->k, k, ctx.positions, /*dim=*/2, cache->blocks);
-    write_cache(cache->v, v, ctx.positions, /*dim=*/2, cache->blocks);
+    write_cache(cache->k, k, ctx.cache_at, /*dim=*/2);
+    write_cache(cache->v, v, ctx.cache_at, /*dim=*/2);
   }
   if (cache != nullptr && ctx.mask.defined()) {
-    const bool paged = cache->blocks.defined();  // attend_grouped casts what it gathers
-    const at::Tensor out = attend_grouped(q, paged ? cache->k : cache->k.to(q.scalar_type()),
-                                          paged ? cache->v : cache->v.to(q.scalar_type()), ctx, scale, cache->blocks);
+    const at::Tensor out = attend_grouped(q, cache->k, cache->v, ctx, scale, cache->blocks);
     return o_proj_->forward(out.transpose(1, 2).reshape({N, T, heads_ * head_dim_}));
   }
   if (kv_heads_ != heads_) {  // HF repeat_kv: query head h reads kv head h / (H / Hkv)

@@ -38,10 +38,19 @@ int64_t cached_length(const LayerKv& kv, int64_t seq_dim);
 // cache, bf16, CUDA) read this copy; the CPU decode kernel reads the blocks in place.
 at::Tensor gather_blocks(const at::Tensor& pool, const at::Tensor& blocks, int64_t seq_dim);
 
+// Where each query token's key and value go in a cache: row n at its position, or, paged with
+// blocks of Bs positions, block blocks[n][p / Bs] at offset p % Bs. [N, T] int64 each.
+struct CacheTargets {
+  at::Tensor rows;
+  at::Tensor slots;
+};
+CacheTargets cache_targets(const at::Tensor& positions, const at::Tensor& blocks, int64_t block_size);
+
 struct AttentionContext {
-  at::Tensor positions;  // [N, T] int64 absolute positions of the query tokens
-  at::Tensor cos, sin;   // [N, T, Dr] RoPE tables at those positions
-  at::Tensor mask;       // [N, 1, T, Tk] additive: 0 = attend, -inf = hidden; undefined = causal over T
+  at::Tensor positions;   // [N, T] int64 absolute positions of the query tokens
+  at::Tensor cos, sin;    // [N, T, Dr] RoPE tables at those positions
+  at::Tensor mask;        // [N, 1, T, Tk] additive: 0 = attend, -inf = hidden; undefined = causal over T
+  CacheTargets cache_at;  // with a cache: where the tokens' keys go, the same in every layer
 };
 
 // softmax(q k^T * scale) v with the context's mask; q [N, H, T, Dh], k [N, H, Tk, Dh],
@@ -59,8 +68,10 @@ at::Tensor attend_grouped(const at::Tensor& q, const at::Tensor& k, const at::Te
 // True where the decode kernel (policy/cpu/decode_attention) replaces attend_grouped's
 // ATen path: one query token per row (T = 1), cpu::kernels_apply, a mask given.
 bool cpu_decode_kernel_applies(const at::Tensor& q, const AttentionContext& ctx);
-// Writes new [N, *, T, *]-shaped keys into a cache along `dim` at the context's positions;
-// with `blocks` ([N, nb]) the cache is a pool and each position goes to its row's block.
+// Writes new [N, *, T, *]-shaped keys into a cache along `dim` at `at` (cache_targets).
+void write_cache(at::Tensor& cache, const at::Tensor& fresh, const CacheTargets& at, int64_t dim);
+// The same at `positions`; with `blocks` ([N, nb]) the cache is a pool and each position goes
+// to its row's block.
 void write_cache(at::Tensor& cache, const at::Tensor& fresh, const at::Tensor& positions, int64_t dim,
                  const at::Tensor& blocks = {});
 

@@ -63,8 +63,8 @@ at::Tensor MlaAttention::forward(const at::Tensor& x, const AttentionContext& ct
 
   at::Tensor out;  // [N, H, T, Dv]
   if (cache != nullptr) {
-    write_cache(cache->k, latent, ctx.positions, /*dim=*/1, cache->blocks);
-    write_cache(cache->v, k_rope, ctx.positions, /*dim=*/1, cache->blocks);
+    write_cache(cache->k, latent, ctx.cache_at, /*dim=*/1);
+    write_cache(cache->v, k_rope, ctx.cache_at, /*dim=*/1);
   }
   if (cache == nullptr || !ctx.mask.defined()) {
     // Without a cache, or a prefill (CausalLM::forward_hidden: causal over these tokens only).
